@@ -1,0 +1,101 @@
+//! `procrun check`: validate without starting anything, and show the plan.
+
+use std::fmt::Write as _;
+
+use crate::cli::CheckArgs;
+use crate::diagnostic::Diagnostic;
+use crate::error::Error;
+use crate::plan::{Plan, PortSource};
+use crate::procfile::Procfile;
+use crate::settings::Settings;
+
+/// The outcome of a successful check: warnings for stderr and the summary
+/// for stdout.
+#[derive(Debug)]
+pub struct Report {
+    /// Non-fatal findings.
+    pub warnings: Vec<Diagnostic>,
+    /// The plan as a table.
+    pub summary: String,
+}
+
+/// Validates the Procfile, env files and formation.
+pub fn check(settings: &Settings, args: &CheckArgs) -> Result<Report, Error> {
+    let (procfile, plan) = settings.plan(&args.formation, &[])?;
+    let mut warnings = procfile.warnings.clone();
+    warnings.extend(plan.env.warnings.iter().cloned());
+    warnings.extend(plan.warnings.iter().cloned());
+    Ok(Report {
+        warnings,
+        summary: summary(&procfile, &plan),
+    })
+}
+
+/// The table `check` prints.
+pub fn summary(procfile: &Procfile, plan: &Plan) -> String {
+    let mut out = String::new();
+    let types = plan.types.len();
+    let _ = writeln!(
+        out,
+        "{} is valid: {types} process type{}, {} instance{} to start",
+        procfile.path.display(),
+        if types == 1 { "" } else { "s" },
+        plan.instances.len(),
+        if plan.instances.len() == 1 { "" } else { "s" },
+    );
+    let name_w = plan
+        .types
+        .iter()
+        .map(|t| t.name.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let ports: Vec<String> = plan
+        .types
+        .iter()
+        .map(|t| match t.count {
+            0 => "-".to_owned(),
+            1 => t.port.to_string(),
+            n => format!("{}-{}", t.port, t.port + n - 1),
+        })
+        .collect();
+    let port_w = ports.iter().map(String::len).max().unwrap_or(0).max(4);
+    let _ = writeln!(
+        out,
+        "  {:name_w$}  COUNT  {:port_w$}  COMMAND",
+        "TYPE", "PORT"
+    );
+    for (t, port) in plan.types.iter().zip(&ports) {
+        let _ = writeln!(
+            out,
+            "  {:name_w$}  {:>5}  {:port_w$}  {}",
+            t.name, t.count, port, t.command
+        );
+    }
+    let source = match &plan.port_source {
+        PortSource::Flag => "from --port".to_owned(),
+        PortSource::EnvFile(f) => format!("from PORT in {f}"),
+        PortSource::Environment => "from $PORT".to_owned(),
+        PortSource::Default => "default".to_owned(),
+    };
+    let _ = writeln!(out, "base port: {} ({source})", plan.base_port);
+    let _ = writeln!(out, "app root:  {}", plan.root.display());
+    if plan.env.files.is_empty() {
+        let _ = writeln!(out, "env files: none");
+    } else {
+        let files: Vec<String> = plan
+            .env
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect();
+        let n = plan.env.vars.len();
+        let _ = writeln!(
+            out,
+            "env files: {} ({n} variable{})",
+            files.join(", "),
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    out
+}

@@ -1,0 +1,168 @@
+//! The command line: clap types only. Resolution into [`crate::settings`]
+//! happens elsewhere.
+//!
+//! Every option can also be set from the environment as `PROCRUN_<LONG_NAME>`
+//! (e.g. `PROCRUN_PROCFILE=Procfile.dev`); a flag on the command line wins.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// A fast, careful Procfile runner: runs a twelve-factor app's processes
+/// locally and exports them to production process managers.
+#[derive(Debug, Parser)]
+#[command(name = "procrun", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Options shared by every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options that every command accepts, before or after its name.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The Procfile [default: Procfile in the app root, or in the current directory]
+    #[arg(
+        short = 'f',
+        long,
+        env = "PROCRUN_PROCFILE",
+        value_name = "FILE",
+        global = true
+    )]
+    pub procfile: Option<PathBuf>,
+
+    /// Env files to load, comma-separated or repeated; later files win [default: .env in the app root, if present]
+    #[arg(
+        short = 'e',
+        long = "env",
+        env = "PROCRUN_ENV",
+        value_name = "FILES",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub env: Vec<PathBuf>,
+
+    /// The app root, where processes run [default: the Procfile's directory]
+    #[arg(
+        short = 'd',
+        long,
+        env = "PROCRUN_ROOT",
+        value_name = "DIR",
+        global = true
+    )]
+    pub root: Option<PathBuf>,
+
+    /// When to colour output
+    #[arg(long, env = "PROCRUN_COLOR", value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    pub color: ColorChoice,
+
+    /// More of procrun's own diagnostics on stderr (-v, -vv, -vvv); RUST_LOG also works
+    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when writing to a terminal and NO_COLOR is unset.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// procrun's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the Procfile and env files and show what would run
+    Check(CheckArgs),
+}
+
+/// Which instances run, and their ports.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FormationArgs {
+    /// Instances per process type, e.g. all=1,web=2,worker=0 [default: all=1]
+    #[arg(short = 'm', long, env = "PROCRUN_FORMATION", value_name = "FORMATION")]
+    pub formation: Option<String>,
+
+    /// Base port: the first process type gets PORT, the next PORT+100, ... [default: PORT from the env files, else $PORT, else 5000]
+    #[arg(short = 'p', long, env = "PROCRUN_PORT", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+}
+
+/// `procrun check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Formation and ports.
+    #[command(flatten)]
+    pub formation: FormationArgs,
+}
+
+/// `procrun start`.
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Only start these process types
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+
+    /// Formation and ports.
+    #[command(flatten)]
+    pub formation: FormationArgs,
+
+    /// Seconds to wait after SIGTERM before sending SIGKILL
+    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
+    pub timeout: Duration,
+
+    /// Do not print timestamps
+    #[arg(long, env = "PROCRUN_NO_TIMESTAMP")]
+    pub no_timestamp: bool,
+}
+
+/// `procrun run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The command and its arguments, or the name of a Procfile entry
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// Parses a number of seconds such as `5`, `0.5` or `10s`.
+pub fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let number = text.trim().trim_end_matches('s');
+    number
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| format!("`{text}` is not a number of seconds from 0 to 86400"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("5"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_seconds("0.25s"), Ok(Duration::from_millis(250)));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("soon").is_err());
+    }
+}

@@ -1,0 +1,344 @@
+//! Located diagnostics and their rendering.
+//!
+//! Every parser in procrun reports problems as [`Diagnostic`] values that
+//! carry the file, line and column they refer to. They are rendered once, by
+//! the caller, in the style of rustc and `just`:
+//!
+//! ```text
+//! error: expected `:` after the process name
+//!  --> Procfile:3:4
+//!   |
+//! 3 | web python3 app.py
+//!   |    ^
+//! ```
+
+use std::fmt::{self, Write as _};
+
+/// How serious a diagnostic is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Severity {
+    /// The input cannot be used; nothing is started.
+    Error,
+    /// The input works but may surprise (or behave differently in other runners).
+    Warning,
+}
+
+/// A place in a source text: a file (or a pseudo-file such as `--formation`),
+/// a 1-based line and column, the text of that line and how many characters
+/// to underline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Location {
+    /// What the user calls the source: a path as given, or a flag name.
+    pub source: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// 1-based column, in characters.
+    pub col: usize,
+    /// The full text of the line, without its line terminator.
+    pub text: String,
+    /// Number of characters to underline (at least one caret is drawn).
+    pub width: usize,
+}
+
+impl Location {
+    /// A location inside `text` (one line of `source`), pointing at the
+    /// characters `start..start + width` of that line, both counted in chars.
+    pub fn new(source: &str, line: usize, text: &str, start: usize, width: usize) -> Self {
+        Location {
+            source: source.to_owned(),
+            line,
+            col: start + 1,
+            text: text.to_owned(),
+            width,
+        }
+    }
+
+    /// A location addressed by byte offsets into `text`.
+    pub fn from_bytes(
+        source: &str,
+        line: usize,
+        text: &str,
+        byte_start: usize,
+        byte_end: usize,
+    ) -> Self {
+        let start = char_count(text, byte_start);
+        let end = char_count(text, byte_end.max(byte_start));
+        Location::new(source, line, text, start, end - start)
+    }
+
+    /// A location without a line (a whole file, e.g. a missing one).
+    pub fn file(source: &str) -> Self {
+        Location {
+            source: source.to_owned(),
+            line: 0,
+            col: 0,
+            text: String::new(),
+            width: 0,
+        }
+    }
+
+    fn has_line(&self) -> bool {
+        self.line > 0
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.has_line() {
+            write!(f, "{}:{}:{}", self.source, self.line, self.col)
+        } else {
+            f.write_str(&self.source)
+        }
+    }
+}
+
+/// Number of chars in `text[..byte]`, tolerant of offsets past the end or
+/// inside a char.
+fn char_count(text: &str, byte: usize) -> usize {
+    let byte = byte.min(text.len());
+    text.char_indices().take_while(|(i, _)| *i < byte).count()
+}
+
+/// A secondary message, optionally pointing at another place (e.g. the first
+/// definition of a duplicated name).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    /// The note's text.
+    pub message: String,
+    /// Where it points, if anywhere.
+    pub location: Option<Location>,
+}
+
+/// One problem found in procrun's input.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// Error or warning.
+    pub severity: Severity,
+    /// One sentence saying what is wrong.
+    pub message: String,
+    /// Where it is wrong.
+    pub location: Option<Location>,
+    /// Further places and facts.
+    pub notes: Vec<Note>,
+    /// How to fix it, when there is something useful to say.
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    /// A new error.
+    pub fn error(message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Error,
+            message: message.into(),
+            location: None,
+            notes: Vec::new(),
+            help: None,
+        }
+    }
+
+    /// A new warning.
+    pub fn warning(message: impl Into<String>) -> Self {
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message)
+        }
+    }
+
+    /// Attaches the primary location.
+    #[must_use]
+    pub fn at(mut self, location: Location) -> Self {
+        self.location = Some(location);
+        self
+    }
+
+    /// Adds a note, optionally pointing elsewhere.
+    #[must_use]
+    pub fn note(mut self, message: impl Into<String>, location: Option<Location>) -> Self {
+        self.notes.push(Note {
+            message: message.into(),
+            location,
+        });
+        self
+    }
+
+    /// Adds a help line.
+    #[must_use]
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    /// Whether this is an error (as opposed to a warning).
+    pub fn is_error(&self) -> bool {
+        self.severity == Severity::Error
+    }
+
+    /// Renders the diagnostic as text, with ANSI styles when `color` is set.
+    pub fn render(&self, color: bool) -> String {
+        let paint = Painter { color };
+        let mut out = String::new();
+        let (label, style) = match self.severity {
+            Severity::Error => ("error", RED),
+            Severity::Warning => ("warning", YELLOW),
+        };
+        let _ = writeln!(
+            out,
+            "{}{}",
+            paint.style(label, style),
+            paint.style(&format!(": {}", self.message), BOLD)
+        );
+        let mut locations: Vec<&Location> = self.location.iter().collect();
+        locations.extend(self.notes.iter().filter_map(|n| n.location.as_ref()));
+        let gutter = locations
+            .iter()
+            .filter(|l| l.has_line())
+            .map(|l| l.line.to_string().len())
+            .max()
+            .unwrap_or(0);
+        if let Some(location) = &self.location {
+            render_snippet(&mut out, location, gutter, style, &paint);
+        }
+        for note in &self.notes {
+            if let Some(location) = &note.location {
+                let _ = writeln!(
+                    out,
+                    "{:gutter$} {} {}: {}",
+                    "",
+                    paint.style("=", BLUE),
+                    paint.style("note", BOLD),
+                    note.message
+                );
+                render_snippet(&mut out, location, gutter, BLUE, &paint);
+            } else {
+                let _ = writeln!(
+                    out,
+                    "{:gutter$} {} {}: {}",
+                    "",
+                    paint.style("=", BLUE),
+                    paint.style("note", BOLD),
+                    note.message
+                );
+            }
+        }
+        if let Some(help) = &self.help {
+            let _ = writeln!(
+                out,
+                "{:gutter$} {} {}: {}",
+                "",
+                paint.style("=", BLUE),
+                paint.style("help", BOLD),
+                help
+            );
+        }
+        out
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render(false))
+    }
+}
+
+const RED: &str = "\x1b[1;31m";
+const YELLOW: &str = "\x1b[1;33m";
+const BLUE: &str = "\x1b[1;34m";
+const BOLD: &str = "\x1b[1m";
+
+struct Painter {
+    color: bool,
+}
+
+impl Painter {
+    fn style(&self, text: &str, style: &str) -> String {
+        if self.color {
+            format!("{style}{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+}
+
+fn render_snippet(out: &mut String, location: &Location, gutter: usize, style: &str, p: &Painter) {
+    let _ = writeln!(
+        out,
+        "{:pad$}{} {}",
+        "",
+        p.style("-->", BLUE),
+        location,
+        pad = gutter.max(1)
+    );
+    if !location.has_line() {
+        return;
+    }
+    // Tabs are shown as single spaces so that the caret lines up.
+    let text: String = location
+        .text
+        .chars()
+        .map(|c| if c == '\t' { ' ' } else { c })
+        .collect();
+    let bar = p.style("|", BLUE);
+    let _ = writeln!(out, "{:gutter$} {bar}", "");
+    let _ = writeln!(
+        out,
+        "{} {bar} {}",
+        p.style(&format!("{:>gutter$}", location.line), BLUE),
+        text
+    );
+    let carets = "^".repeat(location.width.max(1));
+    let _ = writeln!(
+        out,
+        "{:gutter$} {bar} {:pad$}{}",
+        "",
+        "",
+        p.style(&carets, style),
+        pad = location.col.saturating_sub(1)
+    );
+}
+
+/// Renders a list of diagnostics, separated by blank lines, followed by a
+/// summary line when there are errors.
+pub fn render_all(diagnostics: &[Diagnostic], color: bool) -> String {
+    let mut out = String::new();
+    for d in diagnostics {
+        out.push_str(&d.render(color));
+        out.push('\n');
+    }
+    let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+    if errors > 1 {
+        let _ = writeln!(out, "error: aborting due to {errors} errors");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_a_located_error_with_caret() {
+        let d = Diagnostic::error("expected `:` after the process name").at(Location::new(
+            "Procfile",
+            3,
+            "web python3 app.py",
+            3,
+            1,
+        ));
+        assert_eq!(
+            d.to_string(),
+            "error: expected `:` after the process name\n --> Procfile:3:4\n  |\n3 | web python3 app.py\n  |    ^\n"
+        );
+    }
+
+    #[test]
+    fn byte_offsets_become_char_columns() {
+        let l = Location::from_bytes("f", 1, "é: x", 2, 3);
+        assert_eq!((l.col, l.width), (2, 1));
+    }
+
+    #[test]
+    fn file_only_location_has_no_snippet() {
+        let d = Diagnostic::error("cannot read").at(Location::file("Procfile"));
+        assert_eq!(d.to_string(), "error: cannot read\n --> Procfile\n");
+    }
+}

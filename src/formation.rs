@@ -1,0 +1,160 @@
+//! The formation: how many instances of each process type to run
+//! (`-m all=1,web=2,worker=0`).
+
+use indexmap::IndexMap;
+
+use crate::diagnostic::{Diagnostic, Location};
+
+/// The pseudo-file name used in formation diagnostics.
+pub const SOURCE: &str = "--formation";
+
+/// Most instances procrun accepts for one process type.
+pub const MAX_INSTANCES: u32 = 10_000;
+
+/// A parsed formation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Formation {
+    /// `all=N`: the count for every type not named explicitly.
+    pub all: Option<u32>,
+    /// Explicit counts, in the order given; each with its char span in the
+    /// flag's text (for diagnostics about unknown names).
+    pub counts: IndexMap<String, (u32, (usize, usize))>,
+    /// The flag's text, kept for diagnostics.
+    pub text: String,
+}
+
+impl Formation {
+    /// How many instances of `name` to run, given no NAME selection: the
+    /// explicit count, else `all=N`, else `default`.
+    pub fn count(&self, name: &str, default: u32) -> u32 {
+        self.counts
+            .get(name)
+            .map(|(n, _)| *n)
+            .or(self.all)
+            .unwrap_or(default)
+    }
+
+    /// A location in the flag's text covering chars `span`.
+    pub fn location(&self, span: (usize, usize)) -> Location {
+        Location::new(SOURCE, 1, &self.text, span.0, span.1 - span.0)
+    }
+}
+
+/// Parses `all=1,web=2, worker = 0`. Blanks around items and `=` are
+/// tolerated; an empty string is the default formation.
+pub fn parse(text: &str) -> Result<Formation, Vec<Diagnostic>> {
+    let mut formation = Formation {
+        text: text.to_owned(),
+        ..Formation::default()
+    };
+    let mut errors = Vec::new();
+    let mut offset = 0; // byte offset of the current item in `text`
+    let chars_before = |byte: usize| text[..byte].chars().count();
+    for item in text.split(',') {
+        let item_start = offset;
+        offset += item.len() + 1;
+        if item.trim().is_empty() {
+            if text.trim().is_empty() {
+                continue;
+            }
+            errors.push(
+                Diagnostic::error("empty item in formation")
+                    .at(Location::new(SOURCE, 1, text, chars_before(item_start), 1))
+                    .help("write `name=count` items separated by commas, e.g. `web=2,worker=1`"),
+            );
+            continue;
+        }
+        let lead = item.len() - item.trim_start().len();
+        let start = item_start + lead;
+        let end = item_start + item.trim_end().len();
+        let span = (chars_before(start), chars_before(end));
+        let at = |span: (usize, usize)| Location::new(SOURCE, 1, text, span.0, span.1 - span.0);
+        let Some((name, count)) = item.split_once('=') else {
+            errors.push(
+                Diagnostic::error(format!("expected `name=count`, found `{}`", item.trim()))
+                    .at(at(span))
+                    .help(format!("write `{}=1`", item.trim())),
+            );
+            continue;
+        };
+        let name = name.trim();
+        let count_text = count.trim();
+        let name_span = (span.0, span.0 + name.chars().count());
+        if name.is_empty() || !name.chars().all(crate::procfile::is_name_char) {
+            errors.push(
+                Diagnostic::error(format!("invalid process name `{name}` in formation"))
+                    .at(at(name_span))
+                    .help("process names contain only letters, digits, `_` and `-`"),
+            );
+            continue;
+        }
+        let count = match count_text.parse::<u32>() {
+            Ok(n) if n <= MAX_INSTANCES => n,
+            _ => {
+                let count_start = chars_before(item_start + item.find('=').unwrap_or(0) + 1)
+                    + (count.len() - count.trim_start().len());
+                errors.push(
+                    Diagnostic::error(format!(
+                        "invalid count `{count_text}` for `{name}`: expected a whole number from 0 to {MAX_INSTANCES}"
+                    ))
+                    .at(at((count_start, count_start + count_text.chars().count().max(1)))),
+                );
+                continue;
+            }
+        };
+        if name == "all" {
+            formation.all = Some(count);
+        } else if formation.counts.contains_key(name) {
+            errors.push(
+                Diagnostic::error(format!("`{name}` appears twice in the formation"))
+                    .at(at(name_span)),
+            );
+        } else {
+            formation.counts.insert(name.to_owned(), (count, name_span));
+        }
+    }
+    if errors.is_empty() {
+        Ok(formation)
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_counts_and_all() {
+        let f = parse(" all = 2 , web=3,worker=0").expect("parses");
+        assert_eq!(f.all, Some(2));
+        assert_eq!(f.count("web", 1), 3);
+        assert_eq!(f.count("worker", 1), 0);
+        assert_eq!(f.count("clock", 0), 2);
+    }
+
+    #[test]
+    fn empty_is_default() {
+        let f = parse("").expect("parses");
+        assert_eq!(f.count("web", 1), 1);
+        assert_eq!(f.count("web", 0), 0);
+    }
+
+    #[test]
+    fn errors_point_into_the_flag() {
+        let cases = [
+            ("web", "expected `name=count`", 1),
+            ("web=2,,x=1", "empty item", 7),
+            ("web=two", "invalid count `two`", 5),
+            ("web=-1", "invalid count `-1`", 5),
+            ("web=99999", "invalid count", 5),
+            ("w b=1", "invalid process name", 1),
+            ("web=1,web=2", "appears twice", 7),
+        ];
+        for (text, msg, col) in cases {
+            let e = parse(text).expect_err(text);
+            assert!(e[0].message.contains(msg), "{text}: {}", e[0].message);
+            assert_eq!(e[0].location.as_ref().map(|l| l.col), Some(col), "{text}");
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! procrun: a Procfile runner and process supervisor.
+//!
+//! Data flows one way: the pure layers ([`procfile`], [`env`], [`formation`],
+//! [`plan`]) turn text into a [`plan::Plan`]; the commands act on it. The
+//! binary is a thin layer over [`main`].
+
+pub mod check;
+pub mod cli;
+pub mod diagnostic;
+pub mod env;
+pub mod error;
+pub mod formation;
+pub mod plan;
+pub mod procfile;
+pub mod settings;
+
+use std::io::Write as _;
+
+use clap::Parser as _;
+
+use crate::cli::{Cli, Command};
+use crate::error::Error;
+use crate::settings::Settings;
+
+/// Runs procrun with the process's arguments and returns its exit code.
+pub fn main() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    error::EXIT_OK
+                }
+                _ => error::EXIT_USAGE,
+            };
+        }
+    };
+    init_tracing(cli.global.verbose);
+    let settings = match Settings::resolve(&cli.global) {
+        Ok(s) => s,
+        Err(e) => return report(&e, settings_color(&cli)),
+    };
+    let color = settings.color_stderr();
+    match execute(&settings, cli.command) {
+        Ok(code) => code,
+        Err(e) => report(&e, color),
+    }
+}
+
+fn settings_color(cli: &Cli) -> bool {
+    use std::io::IsTerminal as _;
+    settings::use_color(cli.global.color, std::io::stderr().is_terminal())
+}
+
+/// Runs one command.
+fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
+    match command {
+        Command::Check(args) => {
+            let report = check::check(settings, &args)?;
+            eprint!(
+                "{}",
+                diagnostic::render_all(&report.warnings, settings.color_stderr())
+            );
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(report.summary.as_bytes());
+            Ok(error::EXIT_OK)
+        }
+    }
+}
+
+/// Prints an error once, on stderr, and returns its exit code.
+fn report(e: &Error, color: bool) -> i32 {
+    match e {
+        Error::Diagnostics(list) => eprint!("{}", diagnostic::render_all(list, color)),
+        other => eprintln!("error: {other}"),
+    }
+    e.exit_code()
+}
+
+/// procrun's own diagnostics go to stderr; `-v` raises the level and
+/// `RUST_LOG` overrides it.
+fn init_tracing(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("procrun={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

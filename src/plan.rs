@@ -1,0 +1,439 @@
+//! The plan: what would run, decided once from the Procfile, the env files,
+//! the formation and the base port. `start` spawns it, `check` prints it and
+//! `export` renders it.
+
+use std::path::PathBuf;
+
+use crate::diagnostic::{Diagnostic, Location};
+use crate::env::EnvSet;
+use crate::formation::Formation;
+use crate::procfile::Procfile;
+
+/// The default base port (foreman's).
+pub const DEFAULT_PORT: u16 = 5000;
+
+/// Ports between two consecutive process types.
+pub const PORT_STEP: u32 = 100;
+
+/// One process type of the Procfile, with its place in the formation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessType {
+    /// The name, e.g. `web`.
+    pub name: String,
+    /// The command, verbatim from the Procfile.
+    pub command: String,
+    /// Position in the whole Procfile (0-based): decides port and colour.
+    pub index: usize,
+    /// How many instances run.
+    pub count: u32,
+    /// The PORT of instance 1.
+    pub port: u32,
+}
+
+/// One instance to run, e.g. `web.2`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessSpec {
+    /// `web.2`.
+    pub name: String,
+    /// `web`.
+    pub type_name: String,
+    /// Position of the type in the Procfile (0-based).
+    pub type_index: usize,
+    /// 1-based instance number.
+    pub number: u32,
+    /// The command, verbatim; run through `/bin/sh -c`.
+    pub command: String,
+    /// Its `PORT`.
+    pub port: u16,
+    /// The working directory (the app root).
+    pub cwd: PathBuf,
+    /// Variables to set on top of the inherited environment: the env files'
+    /// values, then `PORT` and `PS`.
+    pub env: Vec<(String, String)>,
+}
+
+/// Where the base port came from (shown by `check`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortSource {
+    /// `-p/--port`.
+    Flag,
+    /// `PORT` in an env file.
+    EnvFile(String),
+    /// `PORT` in procrun's environment.
+    Environment,
+    /// Nothing set it.
+    Default,
+}
+
+/// Everything that would run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// The app root: every process runs there.
+    pub root: PathBuf,
+    /// Every Procfile entry in order, with its count (possibly 0).
+    pub types: Vec<ProcessType>,
+    /// The instances that run, in Procfile order then instance number.
+    pub instances: Vec<ProcessSpec>,
+    /// The base port.
+    pub base_port: u16,
+    /// Where it came from.
+    pub port_source: PortSource,
+    /// The env files' variables (without PORT/PS).
+    pub env: EnvSet,
+    /// Findings worth a warning in `check`.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Plan {
+    /// Length of the longest instance name (for aligned prefixes).
+    pub fn name_width(&self) -> usize {
+        self.instances
+            .iter()
+            .map(|i| i.name.len())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// What the user asked for.
+#[derive(Clone, Debug, Default)]
+pub struct PlanRequest {
+    /// `-m/--formation`.
+    pub formation: Formation,
+    /// `start NAME…`: only these types (empty: all).
+    pub selected: Vec<String>,
+    /// `-p/--port`.
+    pub port: Option<u16>,
+    /// The app root.
+    pub root: PathBuf,
+}
+
+/// Builds the plan. `inherited` looks up procrun's own environment (for
+/// `$PORT`). Every problem is reported.
+pub fn build(
+    procfile: &Procfile,
+    env: &EnvSet,
+    request: &PlanRequest,
+    inherited: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let known = procfile.names().collect::<Vec<_>>().join(", ");
+    let pf_source = procfile.path.display().to_string();
+
+    for (name, (_, span)) in &request.formation.counts {
+        if procfile.get(name).is_none() {
+            errors.push(
+                Diagnostic::error(format!("unknown process type `{name}` in the formation"))
+                    .at(request.formation.location(*span))
+                    .help(format!("`{pf_source}` defines: {known}")),
+            );
+        }
+    }
+    for name in &request.selected {
+        if procfile.get(name).is_none() {
+            errors.push(
+                Diagnostic::error(format!("unknown process type `{name}`"))
+                    .help(format!("`{pf_source}` defines: {known}")),
+            );
+        }
+    }
+
+    let (base_port, port_source) = match base_port(env, request.port, inherited) {
+        Ok(found) => found,
+        Err(d) => {
+            errors.push(d);
+            (DEFAULT_PORT, PortSource::Default)
+        }
+    };
+    if let Some(var) = env.vars.get("PORT") {
+        warnings.push(
+            Diagnostic::warning(format!(
+                "`{}` sets PORT={}: procrun uses it as the base port and gives each instance its own PORT",
+                var.source, var.value
+            ))
+            .at(Location::file(&format!("{}:{}", var.source, var.line))),
+        );
+    }
+    if let Some(var) = env.vars.get("PS") {
+        warnings.push(
+            Diagnostic::warning(format!(
+                "`{}` sets PS, which procrun overrides with each instance's name (web.1, …)",
+                var.source
+            ))
+            .at(Location::file(&format!("{}:{}", var.source, var.line))),
+        );
+    }
+
+    let mut types = Vec::new();
+    let mut instances = Vec::new();
+    for (index, entry) in procfile.entries.iter().enumerate() {
+        let count = if request.selected.is_empty() {
+            // No -m at all means `all=1`; with -m, unnamed types get 0.
+            let unnamed =
+                u32::from(request.formation.all.is_none() && request.formation.counts.is_empty());
+            request.formation.count(&entry.name, unnamed)
+        } else if request.selected.contains(&entry.name) {
+            request.formation.count(&entry.name, 1)
+        } else {
+            0
+        };
+        let port = u32::from(base_port) + PORT_STEP * index as u32;
+        if count > PORT_STEP {
+            warnings.push(Diagnostic::warning(format!(
+                "{count} instances of `{}`: their ports overlap the next process type's (each type gets {PORT_STEP} ports)",
+                entry.name
+            )));
+        }
+        for number in 1..=count {
+            let name = format!("{}.{number}", entry.name);
+            let instance_port = port + number - 1;
+            let Ok(instance_port) = u16::try_from(instance_port) else {
+                errors.push(
+                    Diagnostic::error(format!(
+                        "`{name}` would get PORT={instance_port}, above the highest port 65535"
+                    ))
+                    .help("choose a lower base port with -p/--port, or run fewer instances"),
+                );
+                break;
+            };
+            let mut vars: Vec<(String, String)> = env
+                .pairs()
+                .filter(|(k, _)| *k != "PORT" && *k != "PS")
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
+            vars.push(("PORT".to_owned(), instance_port.to_string()));
+            vars.push(("PS".to_owned(), name.clone()));
+            instances.push(ProcessSpec {
+                name,
+                type_name: entry.name.clone(),
+                type_index: index,
+                number,
+                command: entry.command.clone(),
+                port: instance_port,
+                cwd: request.root.clone(),
+                env: vars,
+            });
+        }
+        types.push(ProcessType {
+            name: entry.name.clone(),
+            command: entry.command.clone(),
+            index,
+            count,
+            port,
+        });
+    }
+
+    if errors.is_empty() && instances.is_empty() {
+        errors.push(
+            Diagnostic::error("the formation starts no process").help(format!(
+                "give at least one type a count above 0, e.g. -m all=1 (types: {known})"
+            )),
+        );
+    }
+    if errors.is_empty() {
+        Ok(Plan {
+            root: request.root.clone(),
+            types,
+            instances,
+            base_port,
+            port_source,
+            env: env.clone(),
+            warnings,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// `-p` > `PORT` in the env files > `$PORT` > 5000.
+fn base_port(
+    env: &EnvSet,
+    flag: Option<u16>,
+    inherited: &dyn Fn(&str) -> Option<String>,
+) -> Result<(u16, PortSource), Diagnostic> {
+    if let Some(port) = flag {
+        return Ok((port, PortSource::Flag));
+    }
+    if let Some(var) = env.vars.get("PORT") {
+        return parse_port(&var.value)
+            .map(|p| (p, PortSource::EnvFile(var.source.clone())))
+            .ok_or_else(|| {
+                Diagnostic::error(format!(
+                    "PORT={:?} in `{}` is not a port number (1-65535)",
+                    var.value, var.source
+                ))
+                .at(Location::file(&format!("{}:{}", var.source, var.line)))
+            });
+    }
+    if let Some(value) = inherited("PORT") {
+        return parse_port(&value)
+            .map(|p| (p, PortSource::Environment))
+            .ok_or_else(|| {
+                Diagnostic::error(format!(
+                    "PORT={value:?} in the environment is not a port number (1-65535)"
+                ))
+                .help("unset PORT or pass -p/--port")
+            });
+    }
+    Ok((DEFAULT_PORT, PortSource::Default))
+}
+
+/// A port number from 1 to 65535.
+pub fn parse_port(text: &str) -> Option<u16> {
+    text.trim().parse::<u16>().ok().filter(|p| *p > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn procfile(text: &str) -> Procfile {
+        crate::procfile::parse(Path::new("Procfile"), text).expect("parses")
+    }
+
+    fn plan(
+        text: &str,
+        formation: &str,
+        selected: &[&str],
+        port: Option<u16>,
+    ) -> Result<Plan, Vec<Diagnostic>> {
+        let request = PlanRequest {
+            formation: crate::formation::parse(formation).expect("formation"),
+            selected: selected.iter().map(|s| s.to_string()).collect(),
+            port,
+            root: PathBuf::from("/app"),
+        };
+        build(&procfile(text), &EnvSet::default(), &request, &|_| None)
+    }
+
+    fn summary(p: &Plan) -> Vec<(String, u16)> {
+        p.instances
+            .iter()
+            .map(|i| (i.name.clone(), i.port))
+            .collect()
+    }
+
+    fn s(list: &[(&str, u16)]) -> Vec<(String, u16)> {
+        list.iter().map(|(a, b)| (a.to_string(), *b)).collect()
+    }
+
+    const PF: &str = "web: a\nworker: b\nclock: c\n";
+
+    #[test]
+    fn formation_and_ports() {
+        let cases: &[(&str, &[&str], Option<u16>, &[(&str, u16)])] = &[
+            (
+                "",
+                &[],
+                None,
+                &[("web.1", 5000), ("worker.1", 5100), ("clock.1", 5200)],
+            ),
+            ("web=2", &[], None, &[("web.1", 5000), ("web.2", 5001)]),
+            (
+                "all=2,clock=0",
+                &[],
+                Some(3000),
+                &[
+                    ("web.1", 3000),
+                    ("web.2", 3001),
+                    ("worker.1", 3100),
+                    ("worker.2", 3101),
+                ],
+            ),
+            ("", &["clock"], None, &[("clock.1", 5200)]),
+            (
+                "clock=3",
+                &["clock", "web"],
+                None,
+                &[
+                    ("web.1", 5000),
+                    ("clock.1", 5200),
+                    ("clock.2", 5201),
+                    ("clock.3", 5202),
+                ],
+            ),
+            ("all=0,worker=1", &[], None, &[("worker.1", 5100)]),
+        ];
+        for (formation, selected, port, want) in cases {
+            let p = plan(PF, formation, selected, *port).expect("plans");
+            assert_eq!(summary(&p), s(want), "-m {formation:?} {selected:?}");
+        }
+    }
+
+    #[test]
+    fn instances_get_port_and_ps() {
+        let p = plan(PF, "web=2", &[], None).expect("plans");
+        let web2 = &p.instances[1];
+        assert!(web2.env.contains(&("PORT".into(), "5001".into())));
+        assert!(web2.env.contains(&("PS".into(), "web.2".into())));
+        assert_eq!(web2.cwd, PathBuf::from("/app"));
+    }
+
+    #[test]
+    fn base_port_precedence() {
+        let mut env = EnvSet::default();
+        env.vars.insert(
+            "PORT".into(),
+            crate::env::EnvVar {
+                value: "6000".into(),
+                source: ".env".into(),
+                line: 1,
+            },
+        );
+        let inherited = |k: &str| (k == "PORT").then(|| "7000".to_owned());
+        let request = |port| PlanRequest {
+            port,
+            root: "/".into(),
+            ..PlanRequest::default()
+        };
+        let pf = procfile(PF);
+        assert_eq!(
+            build(&pf, &env, &request(Some(4000)), &inherited)
+                .expect("ok")
+                .base_port,
+            4000
+        );
+        assert_eq!(
+            build(&pf, &env, &request(None), &inherited)
+                .expect("ok")
+                .base_port,
+            6000
+        );
+        assert_eq!(
+            build(&pf, &EnvSet::default(), &request(None), &inherited)
+                .expect("ok")
+                .base_port,
+            7000
+        );
+        assert_eq!(
+            build(&pf, &EnvSet::default(), &request(None), &|_| None)
+                .expect("ok")
+                .base_port,
+            5000
+        );
+        let bad = |k: &str| (k == "PORT").then(|| "http".to_owned());
+        assert!(build(&pf, &EnvSet::default(), &request(None), &bad).is_err());
+    }
+
+    #[test]
+    fn errors() {
+        let e = plan(PF, "wbe=1", &[], None).expect_err("unknown");
+        assert!(e[0].message.contains("unknown process type `wbe`"));
+        assert_eq!(
+            e[0].help.as_deref(),
+            Some("`Procfile` defines: web, worker, clock")
+        );
+        assert!(plan(PF, "", &["nope"], None).is_err());
+        let e = plan(PF, "all=0", &[], None).expect_err("nothing");
+        assert!(e[0].message.contains("starts no process"));
+        let e = plan(PF, "", &[], Some(65500)).expect_err("port overflow");
+        assert!(
+            e[0].message.contains("above the highest port 65535"),
+            "{}",
+            e[0].message
+        );
+        assert!(plan(PF, "web=0", &["web"], None).is_err());
+    }
+}

@@ -1,0 +1,371 @@
+//! The Procfile: one `name: command` per line.
+//!
+//! Grammar (compatible with foreman and honcho, stricter in what it reports):
+//! - a process name is `[A-Za-z0-9_-]+`, followed by optional blanks, a `:`,
+//!   optional blanks and the command;
+//! - the command is the rest of the line, trimmed, kept verbatim (the shell
+//!   expands `$VARS` later);
+//! - blank lines and lines whose first non-blank character is `#` are skipped;
+//! - CRLF line ends, a UTF-8 byte-order mark and a missing final newline are
+//!   accepted.
+//!
+//! Every problem is collected, so one run of `procrun check` shows them all.
+
+use std::path::{Path, PathBuf};
+
+use crate::diagnostic::{Diagnostic, Location};
+
+/// One process type declared in a Procfile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The process type, e.g. `web`.
+    pub name: String,
+    /// The command, verbatim.
+    pub command: String,
+    /// 1-based line of the declaration.
+    pub line: usize,
+}
+
+/// A parsed Procfile, entries in file order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Procfile {
+    /// The path as the user gave it (used in messages).
+    pub path: PathBuf,
+    /// The entries, in file order: the order decides ports and colours.
+    pub entries: Vec<Entry>,
+    /// Constructs that work here but not in every other runner.
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Procfile {
+    /// The entry named `name`, if any.
+    pub fn get(&self, name: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.name == name)
+    }
+
+    /// The names of all entries, in order.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|e| e.name.as_str())
+    }
+}
+
+/// Whether `c` may appear in a process name.
+pub fn is_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || c == '_' || c == '-'
+}
+
+/// Reads and parses the Procfile at `path`.
+pub fn load(path: &Path) -> Result<Procfile, Vec<Diagnostic>> {
+    let source = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| vec![read_error(&source, &e)])?;
+    let text = decode_utf8(&source, &bytes).map_err(|d| vec![d])?;
+    parse(path, text)
+}
+
+fn read_error(source: &str, e: &std::io::Error) -> Diagnostic {
+    let d = Diagnostic::error(format!(
+        "cannot read Procfile `{source}`: {}",
+        crate::error::io_reason(e)
+    ))
+    .at(Location::file(source));
+    if e.kind() == std::io::ErrorKind::NotFound {
+        d.help("create a Procfile with one `name: command` line per process type, or point to one with -f/--procfile")
+    } else {
+        d
+    }
+}
+
+/// Decodes `bytes` as UTF-8 (dropping a byte-order mark), or reports the
+/// line and column of the first invalid byte.
+pub fn decode_utf8<'a>(source: &str, bytes: &'a [u8]) -> Result<&'a str, Diagnostic> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = e.valid_up_to();
+        let line_start = bytes[..valid]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let line_no = bytes[..valid].iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_end = bytes[line_start..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| line_start + i);
+        let text = String::from_utf8_lossy(&bytes[line_start..line_end]);
+        let text = text.trim_end_matches('\r');
+        let col = std::str::from_utf8(&bytes[line_start..valid])
+            .map(|s| s.chars().count())
+            .unwrap_or(0);
+        Diagnostic::error(format!("`{source}` is not valid UTF-8"))
+            .at(Location::new(source, line_no, text, col, 1))
+            .help("save the file as UTF-8")
+    })
+}
+
+/// Parses Procfile text. `path` is only used in messages.
+pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
+    let source = path.display().to_string();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut line_texts: Vec<&str> = Vec::new();
+
+    for (index, raw) in text.split('\n').enumerate() {
+        let line_no = index + 1;
+        let line = raw.strip_suffix('\r').unwrap_or(raw);
+        line_texts.push(line);
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        match parse_line(&source, line_no, line) {
+            Ok((entry, no_blank_after_colon)) => {
+                if let Some(first) = entries.iter().find(|e| e.name == entry.name) {
+                    let first_text = line_texts[first.line - 1];
+                    errors.push(
+                        Diagnostic::error(format!("duplicate process name `{}`", entry.name))
+                            .at(name_location(&source, line_no, line))
+                            .note(
+                                format!("`{}` is first defined here", entry.name),
+                                Some(name_location(&source, first.line, first_text)),
+                            )
+                            .help("give each process type a unique name"),
+                    );
+                    continue;
+                }
+                if let Some(colon) = no_blank_after_colon {
+                    warnings.push(
+                        Diagnostic::warning(format!(
+                            "no blank after the `:` of `{}`: overmind and hivemind ignore this line",
+                            entry.name
+                        ))
+                        .at(Location::from_bytes(&source, line_no, line, colon, colon + 1))
+                        .help(format!("write `{}: {}`", entry.name, entry.command)),
+                    );
+                }
+                entries.push(entry);
+            }
+            Err(d) => errors.push(d),
+        }
+    }
+
+    if entries.is_empty() && errors.is_empty() {
+        errors.push(
+            Diagnostic::error(format!("`{source}` defines no processes"))
+                .at(Location::file(&source))
+                .help("add a line such as `web: python3 -m http.server $PORT`"),
+        );
+    }
+    if errors.is_empty() {
+        Ok(Procfile {
+            path: path.to_owned(),
+            entries,
+            warnings,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+fn name_location(source: &str, line_no: usize, line: &str) -> Location {
+    let start = line.len() - line.trim_start().len();
+    let end = line[start..]
+        .find(|c: char| !is_name_char(c))
+        .map_or(line.len(), |i| start + i);
+    Location::from_bytes(source, line_no, line, start, end)
+}
+
+/// Parses one non-blank, non-comment line. On success also returns the byte
+/// offset of the colon when no blank follows it (a portability warning).
+fn parse_line(
+    source: &str,
+    line_no: usize,
+    line: &str,
+) -> Result<(Entry, Option<usize>), Diagnostic> {
+    let start = line.len() - line.trim_start().len();
+    let name_end = line[start..]
+        .find(|c: char| !is_name_char(c))
+        .map_or(line.len(), |i| start + i);
+    let name = &line[start..name_end];
+    let after_name = &line[name_end..];
+    let blanks = after_name.len() - after_name.trim_start_matches([' ', '\t']).len();
+    let colon = name_end + blanks;
+
+    if !line[colon..].starts_with(':') {
+        let at = |from: usize| {
+            let to = line[from..]
+                .chars()
+                .next()
+                .map_or(from, |c| from + c.len_utf8());
+            Location::from_bytes(source, line_no, line, from, to)
+        };
+        return Err(if name.is_empty() {
+            Diagnostic::error("expected a process name (letters, digits, `_` or `-`)")
+                .at(at(start))
+                .help("each line must look like `name: command`")
+        } else if colon >= line.len() {
+            Diagnostic::error(format!("expected `:` after the process name `{name}`"))
+                .at(Location::from_bytes(source, line_no, line, start, name_end))
+                .help(format!("write `{name}: <command>`"))
+        } else if blanks == 0 {
+            Diagnostic::error(format!(
+                "invalid character in process name: process names contain only letters, digits, `_` and `-`"
+            ))
+            .at(at(colon))
+            .help("each line must look like `name: command`")
+        } else {
+            Diagnostic::error(format!("expected `:` after the process name `{name}`"))
+                .at(at(colon))
+                .help(format!("write `{name}: <command>`"))
+        });
+    }
+    if name.is_empty() {
+        return Err(Diagnostic::error("missing process name before `:`")
+            .at(Location::from_bytes(
+                source,
+                line_no,
+                line,
+                colon,
+                colon + 1,
+            ))
+            .help("each line must look like `name: command`"));
+    }
+    let rest = &line[colon + 1..];
+    let command = rest.trim();
+    if command.is_empty() {
+        return Err(
+            Diagnostic::error(format!("process `{name}` has an empty command"))
+                .at(Location::from_bytes(
+                    source,
+                    line_no,
+                    line,
+                    start,
+                    colon + 1,
+                ))
+                .help(format!(
+                    "write the command after the colon: `{name}: <command>`"
+                )),
+        );
+    }
+    let no_blank = (!rest.starts_with([' ', '\t'])).then_some(colon);
+    Ok((
+        Entry {
+            name: name.to_owned(),
+            command: command.to_owned(),
+            line: line_no,
+        },
+        no_blank,
+    ))
+}
+
+/// Renders entries back to Procfile text (one `name: command` per line).
+pub fn render(entries: &[Entry]) -> String {
+    entries
+        .iter()
+        .map(|e| format!("{}: {}\n", e.name, e.command))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(text: &str) -> Vec<(String, String)> {
+        parse(Path::new("Procfile"), text)
+            .unwrap_or_else(|e| panic!("{e:?}"))
+            .entries
+            .into_iter()
+            .map(|e| (e.name, e.command))
+            .collect()
+    }
+
+    fn err(text: &str) -> String {
+        crate::diagnostic::render_all(
+            &parse(Path::new("Procfile"), text).expect_err("should fail"),
+            false,
+        )
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn accepted_forms() {
+        let cases: &[(&str, &[(&str, &str)])] = &[
+            ("web: cmd", &[("web", "cmd")]),
+            ("web:cmd", &[("web", "cmd")]),
+            ("web : cmd", &[("web", "cmd")]),
+            ("web\t:\tcmd  ", &[("web", "cmd")]),
+            ("  web: cmd", &[("web", "cmd")]),
+            ("a-b_9: x", &[("a-b_9", "x")]),
+            (
+                "web: sh -c 'echo a:b $PORT \"q\"'",
+                &[("web", "sh -c 'echo a:b $PORT \"q\"'")],
+            ),
+            ("web: a\r\nworker: b\r\n", &[("web", "a"), ("worker", "b")]),
+            ("\u{feff}web: a", &[("web", "a")]),
+            (
+                "# comment\n\n   \n  # indented\nweb: a # not a comment\n",
+                &[("web", "a # not a comment")],
+            ),
+            ("z: 1\na: 2\nm: 3", &[("z", "1"), ("a", "2"), ("m", "3")]),
+        ];
+        for (text, want) in cases {
+            assert_eq!(ok(text), pairs(want), "input: {text:?}");
+        }
+    }
+
+    #[test]
+    fn warns_about_missing_blank_after_colon() {
+        let p = parse(Path::new("Procfile"), "web:cmd\nworker: x").expect("parses");
+        assert_eq!(p.warnings.len(), 1);
+        assert!(p.warnings[0].message.contains("overmind"));
+    }
+
+    #[test]
+    fn collects_every_error() {
+        let out = err("web python\n: x\nweb: a\nweb: b\nw.b: c\nempty:   \n");
+        assert!(out.contains("Procfile:1:5"), "{out}");
+        assert!(out.contains("expected `:` after the process name `web`"));
+        assert!(out.contains("missing process name"));
+        assert!(out.contains("Procfile:2:1"));
+        assert!(out.contains("duplicate process name `web`"));
+        assert!(out.contains("Procfile:4:1"));
+        assert!(out.contains("Procfile:3:1"));
+        assert!(out.contains("invalid character in process name"));
+        assert!(out.contains("Procfile:5:2"));
+        assert!(out.contains("process `empty` has an empty command"));
+        assert!(out.contains("aborting due to 5 errors"));
+    }
+
+    #[test]
+    fn empty_procfile_is_an_error() {
+        for text in ["", "\n\n", "# only a comment\n"] {
+            assert!(err(text).contains("defines no processes"), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_reports_line_and_column() {
+        let d = decode_utf8("Procfile", b"web: a\nworker: b\xff\n").expect_err("invalid");
+        let loc = d.location.expect("located");
+        assert_eq!((loc.line, loc.col), (2, 10));
+    }
+
+    #[test]
+    fn render_then_parse_round_trips() {
+        let entries = parse(Path::new("P"), "a: x y\nb:z")
+            .expect("parses")
+            .entries;
+        let again = parse(Path::new("P"), &render(&entries))
+            .expect("parses")
+            .entries;
+        let strip = |v: Vec<Entry>| -> Vec<(String, String)> {
+            v.into_iter().map(|e| (e.name, e.command)).collect()
+        };
+        assert_eq!(strip(entries), strip(again));
+    }
+}
