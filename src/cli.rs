@@ -82,6 +82,8 @@ pub enum ColorChoice {
 pub enum Command {
     /// Validate the Procfile and env files and show what would run
     Check(CheckArgs),
+    /// Run the formation in the foreground, output prefixed, until one process ends or Ctrl-C
+    Start(StartArgs),
 }
 
 /// Which instances run, and their ports.

@@ -10,9 +10,12 @@ pub mod diagnostic;
 pub mod env;
 pub mod error;
 pub mod formation;
+pub mod output;
 pub mod plan;
 pub mod procfile;
 pub mod settings;
+pub mod start;
+pub mod supervisor;
 
 use std::io::Write as _;
 
@@ -66,6 +69,7 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             let _ = out.write_all(report.summary.as_bytes());
             Ok(error::EXIT_OK)
         }
+        Command::Start(args) => start::start(settings, &args),
     }
 }
 

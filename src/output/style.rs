@@ -1,0 +1,147 @@
+//! How a line looks: the prefix (`HH:MM:SS web.1  | `), its colour and the
+//! clock that stamps it.
+
+/// The name procrun's own messages appear under.
+pub const SYSTEM: &str = "system";
+
+/// Foreground colours cycled through by process type, in Procfile order:
+/// the six basic colours, then their bright versions.
+const PALETTE: [&str; 12] = [
+    "\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[31m", "\x1b[34m", "\x1b[96m", "\x1b[93m",
+    "\x1b[92m", "\x1b[95m", "\x1b[91m", "\x1b[94m",
+];
+
+/// `system`'s colour: bold in the terminal's own colour, readable on light
+/// and dark themes alike.
+const SYSTEM_COLOR: &str = "\x1b[1m";
+
+const RESET: &str = "\x1b[0m";
+
+/// The colour of process type number `type_index` (0-based Procfile order).
+pub fn color_of(type_index: usize) -> &'static str {
+    PALETTE[type_index % PALETTE.len()]
+}
+
+/// The prefix of one name, split around the timestamp: a line is
+/// `before` + time + `after` + text.
+#[derive(Clone, Debug)]
+pub struct Prefix {
+    /// Written before the timestamp (the colour, if any).
+    pub before: Vec<u8>,
+    /// Written after the timestamp: ` web.1  | ` (with the colour reset).
+    pub after: Vec<u8>,
+}
+
+impl Prefix {
+    /// The prefix of `name` padded to `width`, coloured with `color` when
+    /// given; `timestamps` decides whether a space separates it from the time.
+    pub fn new(name: &str, width: usize, color: Option<&str>, timestamps: bool) -> Self {
+        let lead = if timestamps { " " } else { "" };
+        let (before, reset) = match color {
+            Some(c) => (c, RESET),
+            None => ("", ""),
+        };
+        Prefix {
+            before: before.as_bytes().to_vec(),
+            after: format!("{lead}{name:<width$} |{reset} ").into_bytes(),
+        }
+    }
+
+    /// The prefix of an instance.
+    pub fn instance(
+        name: &str,
+        type_index: usize,
+        width: usize,
+        color: bool,
+        timestamps: bool,
+    ) -> Self {
+        Prefix::new(name, width, color.then(|| color_of(type_index)), timestamps)
+    }
+
+    /// The prefix of procrun's own messages.
+    pub fn system(width: usize, color: bool, timestamps: bool) -> Self {
+        Prefix::new(SYSTEM, width, color.then_some(SYSTEM_COLOR), timestamps)
+    }
+}
+
+/// The width names are padded to: the longest instance name, and `system`.
+pub fn name_width<'a>(names: impl IntoIterator<Item = &'a str>) -> usize {
+    names
+        .into_iter()
+        .map(str::len)
+        .chain([SYSTEM.len()])
+        .max()
+        .unwrap_or(SYSTEM.len())
+}
+
+/// Local wall-clock time as `HH:MM:SS`, formatted once per second.
+#[derive(Debug, Default)]
+pub struct Clock {
+    second: i64,
+    text: [u8; 8],
+}
+
+impl Clock {
+    /// The current time's text.
+    pub fn now(&mut self) -> &[u8] {
+        let secs = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        if secs != self.second || self.text[0] == 0 {
+            self.second = secs;
+            let (h, m, s) = local_hms(secs);
+            let text = format!("{h:02}:{m:02}:{s:02}");
+            self.text.copy_from_slice(&text.as_bytes()[..8]);
+        }
+        &self.text
+    }
+}
+
+/// Hours, minutes and seconds of the local time at `secs` since the epoch.
+fn local_hms(secs: i64) -> (i32, i32, i32) {
+    let t = secs as libc::time_t;
+    // SAFETY: an all-zero `tm` is a valid value of this plain C struct.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the call; localtime_r is the
+    // thread-safe variant and only writes into `tm`.
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if ok {
+        (tm.tm_hour, tm.tm_min, tm.tm_sec)
+    } else {
+        let day = secs.rem_euclid(86_400) as i32;
+        (day / 3600, day / 60 % 60, day % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_pads_and_colours() {
+        let p = Prefix::instance("web.1", 0, 8, false, true);
+        assert_eq!(p.before, b"");
+        assert_eq!(p.after, b" web.1    | ");
+        let p = Prefix::instance("web.1", 0, 6, true, false);
+        assert_eq!(p.before, b"\x1b[36m");
+        assert_eq!(p.after, b"web.1  |\x1b[0m ");
+        assert_eq!(color_of(12), color_of(0));
+        assert_ne!(color_of(1), color_of(0));
+    }
+
+    #[test]
+    fn width_counts_system() {
+        assert_eq!(name_width(["web.1"]), 6);
+        assert_eq!(name_width(["worker.10", "web.1"]), 9);
+    }
+
+    #[test]
+    fn clock_text_is_hh_mm_ss() {
+        let mut c = Clock::default();
+        let t = c.now().to_vec();
+        assert_eq!(t.len(), 8);
+        assert_eq!(t[2], b':');
+        assert_eq!(t[5], b':');
+    }
+}

@@ -1,0 +1,95 @@
+//! `procrun start`: run the formation in the foreground, its output
+//! multiplexed onto stdout, until one instance ends or procrun is told to
+//! stop (issue 3).
+
+use std::io::IsTerminal as _;
+
+use tokio::sync::mpsc;
+
+use crate::cli::StartArgs;
+use crate::diagnostic;
+use crate::error::Error;
+use crate::output::printer::{Format, Printer};
+use crate::output::style::{Prefix, name_width};
+use crate::settings::Settings;
+use crate::supervisor::dispatcher::{self, Options};
+use crate::supervisor::reap;
+use crate::supervisor::spawn::SpawnContext;
+use crate::supervisor::unit::Event;
+
+/// Runs `procrun start`; returns the exit code.
+pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
+    let (procfile, plan) = settings.plan(&args.formation, &args.names)?;
+    let mut warnings = procfile.warnings.clone();
+    warnings.extend(plan.env.warnings.iter().cloned());
+    warnings.extend(plan.warnings.iter().cloned());
+    eprint!(
+        "{}",
+        diagnostic::render_all(&warnings, settings.color_stderr())
+    );
+
+    let nofile = raise_nofile_limit();
+    reap::become_subreaper();
+
+    let tty = std::io::stdout().is_terminal();
+    let color = settings.color_stdout();
+    let timestamps = !args.no_timestamp;
+    let width = name_width(plan.instances.iter().map(|i| i.name.as_str()));
+    let format = Format {
+        instances: plan
+            .instances
+            .iter()
+            .map(|i| Prefix::instance(&i.name, i.type_index, width, color, timestamps))
+            .collect(),
+        system: Prefix::system(width, color, timestamps),
+        timestamps,
+    };
+
+    let (events_tx, events_rx) = mpsc::unbounded_channel();
+    let closed_tx = events_tx.clone();
+    let (output, printer) = Printer::start(format, tty, move || {
+        let _ = closed_tx.send(Event::OutputClosed);
+    })
+    .map_err(|e| Error::io("starting the output thread", e))?;
+
+    // A current-thread runtime on the main thread: every child is forked
+    // from this thread, which lives until procrun exits, so the children's
+    // parent-death signal only fires when procrun itself dies (pitfall 9).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("starting the runtime", e))?;
+    let options = Options {
+        timeout: args.timeout,
+        spawn: SpawnContext::current(nofile),
+        keep: None,
+    };
+    let result = runtime.block_on(dispatcher::supervise(
+        &plan, options, output, events_tx, events_rx,
+    ));
+    // Dropping the runtime drops every remaining sender of output, so the
+    // printer can finish.
+    drop(runtime);
+    printer.join();
+    result
+}
+
+/// Raises the soft limit on open files to the hard limit (each instance
+/// needs two pipes; 1000 instances need more than the usual 1024). Returns
+/// the original limits, which children get back.
+fn raise_nofile_limit() -> Option<(libc::rlim_t, libc::rlim_t)> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard {
+        // macOS reports an unlimited hard limit it will not grant.
+        let target = if cfg!(target_os = "macos") {
+            hard.min(10_240)
+        } else {
+            hard
+        };
+        if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, target.max(soft), hard) {
+            tracing::debug!("raising the open-files limit: {e}");
+        }
+    }
+    Some((soft, hard))
+}
