@@ -1,10 +1,12 @@
 //! Spawning one instance: `/bin/sh -c COMMAND` in its own process group,
-//! stdin from `/dev/null`, stdout and stderr on one pipe, the plan's
+//! stdin from `/dev/null`, stdout and stderr on two pipes, the plan's
 //! environment on top of procrun's own.
 //!
-//! One pipe for both streams keeps their relative order exactly as the
-//! process wrote it (an error message stays next to the output it explains)
-//! and halves the descriptors procrun needs per instance.
+//! Two pipes, not one shared by both streams: a program that block-buffers
+//! stdout (most do on a pipe) writes it in chunks that end mid-line, and a
+//! stderr line written in between would land inside a stdout line. With a
+//! pipe each, every line of each stream arrives whole; only the relative
+//! order of stdout and stderr lines is then up to when each was flushed.
 
 use std::process::Stdio;
 
@@ -44,13 +46,11 @@ pub fn spawn(spec: &ProcessSpec, ctx: SpawnContext) -> std::io::Result<Child> {
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        // Replaced by a copy of stdout in `in_child`.
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
     // SAFETY: the closure runs in the child between fork and exec and only
-    // makes async-signal-safe system calls (dup2, prctl, getppid,
-    // setrlimit); it
+    // makes async-signal-safe system calls (prctl, getppid, setrlimit); it
     // allocates nothing and takes no lock.
     unsafe {
         cmd.pre_exec(move || in_child(ctx));
@@ -60,11 +60,6 @@ pub fn spawn(spec: &ProcessSpec, ctx: SpawnContext) -> std::io::Result<Child> {
 
 /// Runs in the child before exec.
 fn in_child(ctx: SpawnContext) -> std::io::Result<()> {
-    // stdio is already set up when this runs: make stderr the stdout pipe.
-    // SAFETY: dup2 on two descriptors this process owns.
-    if unsafe { libc::dup2(1, 2) } == -1 {
-        return Err(std::io::Error::last_os_error());
-    }
     #[cfg(target_os = "linux")]
     {
         // If procrun dies, even by SIGKILL, the kernel kills this child.

@@ -1,0 +1,255 @@
+//! `procrun start`: what reaches stdout (issue 3, "Output").
+
+#[path = "support/processes.rs"]
+mod processes;
+mod support;
+
+use std::collections::HashMap;
+
+use processes::{Running, unique_port};
+use support::Project;
+
+/// Runs `start ARGS…` until it exits by itself; returns (code, stdout lines).
+fn run_to_end(p: &Project, args: &[&str]) -> (Option<i32>, Vec<String>) {
+    let port = unique_port();
+    let mut all = vec!["start", "-p", &port];
+    all.extend_from_slice(args);
+    let mut r = Running::start(p, &all, &[]);
+    let code = r.wait_exit();
+    (code, r.seen.clone())
+}
+
+/// Lines of `name` with the prefix removed.
+fn texts<'a>(lines: &'a [String], name: &str) -> Vec<&'a str> {
+    let head = format!("{name} ");
+    lines
+        .iter()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&head)?;
+            let bar = rest.find("| ")?;
+            rest[..bar].trim().is_empty().then(|| &rest[bar + 2..])
+        })
+        .collect()
+}
+
+#[test]
+fn prefix_has_time_and_aligned_names() {
+    let p = Project::with_procfile("web: echo hello\nbackground_job: sleep 30\n");
+    let (code, lines) = run_to_end(&p, &[]);
+    assert_eq!(code, Some(0));
+    // "background_job.1" is the longest name: 16 characters.
+    let hello = lines
+        .iter()
+        .find(|l| l.ends_with("| hello"))
+        .expect("hello line");
+    let (time, rest) = hello.split_at(9);
+    assert!(
+        time.as_bytes()[..8]
+            .iter()
+            .enumerate()
+            .all(|(i, b)| if i == 2 || i == 5 {
+                *b == b':'
+            } else {
+                b.is_ascii_digit()
+            }),
+        "{hello:?}"
+    );
+    assert_eq!(rest, "web.1            | hello");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l[9..].starts_with("system           | web.1 exited with code 0")),
+        "{lines:#?}"
+    );
+    for l in &lines {
+        assert_eq!(l.find('|'), Some(9 + 17), "misaligned: {l:?}");
+    }
+}
+
+#[test]
+fn no_timestamp_drops_the_time() {
+    let p = Project::with_procfile("web: echo hello\n");
+    let (_, lines) = run_to_end(&p, &["--no-timestamp"]);
+    assert!(lines.contains(&"web.1  | hello".to_owned()), "{lines:#?}");
+    assert!(
+        lines[0].starts_with("system | web.1 started with pid "),
+        "{lines:#?}"
+    );
+}
+
+#[test]
+fn stderr_is_merged() {
+    // A pause between the writes makes the order observable: the streams
+    // are two pipes, read independently.
+    let p = Project::with_procfile("web: echo out; sleep 0.2; echo err >&2; sleep 0.2; echo out2\n");
+    let (_, lines) = run_to_end(&p, &["--no-timestamp"]);
+    assert_eq!(texts(&lines, "web.1"), ["out", "err", "out2"]);
+}
+
+#[test]
+fn unterminated_last_line_is_printed_before_the_exit() {
+    let p = Project::with_procfile("web: printf 'first\\nno newline'\n");
+    let (_, lines) = run_to_end(&p, &["--no-timestamp"]);
+    let last = lines
+        .iter()
+        .position(|l| l == "web.1  | no newline")
+        .unwrap_or_else(|| panic!("{lines:#?}"));
+    let exit = lines
+        .iter()
+        .position(|l| l.contains("web.1 exited with code 0"))
+        .expect("exit line");
+    assert!(last < exit, "{lines:#?}");
+}
+
+#[test]
+fn a_one_mebibyte_line_stays_whole_and_longer_ones_are_marked() {
+    let p = Project::with_procfile(
+        "web: head -c 1048576 /dev/zero | tr '\\0' x; echo; head -c 1048580 /dev/zero | tr '\\0' y; echo; echo after\n",
+    );
+    let (_, lines) = run_to_end(&p, &["--no-timestamp"]);
+    let got = texts(&lines, "web.1");
+    assert_eq!(
+        got.len(),
+        4,
+        "lines: {:?}",
+        got.iter().map(|l| l.len()).collect::<Vec<_>>()
+    );
+    assert_eq!(got[0].len(), 1 << 20);
+    assert!(got[0].bytes().all(|b| b == b'x'));
+    let mark = " [procrun: line longer than 1 MiB, continued on the next line]";
+    assert_eq!(got[1], format!("{}{mark}", "y".repeat(1 << 20)));
+    assert_eq!(got[2], "yyyy");
+    assert_eq!(got[3], "after");
+}
+
+#[test]
+fn invalid_utf8_is_passed_through_lossily() {
+    let p = Project::with_procfile("web: printf 'bad \\377 byte\\n\\303\\251t\\303\\251\\n'\n");
+    let (_, lines) = run_to_end(&p, &["--no-timestamp"]);
+    assert_eq!(texts(&lines, "web.1"), ["bad \u{fffd} byte", "été"]);
+}
+
+#[test]
+fn output_is_live() {
+    let p = Project::with_procfile("web: echo first; exec sleep 30\n");
+    let port = unique_port();
+    let mut r = Running::start(&p, &["start", "-p", &port], &[]);
+    // Seen while the process is still running (it sleeps 30 s).
+    r.wait_for("web.1  | first");
+    r.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(r.wait_exit(), Some(130));
+}
+
+#[test]
+fn port_and_ps_per_instance() {
+    let p = Project::with_procfile(
+        "web: echo \"ps=$PS port=$PORT\"; exec sleep 30\nworker: echo \"ps=$PS port=$PORT\"; exec sleep 30\n",
+    );
+    let mut r = Running::start(
+        &p,
+        &[
+            "start",
+            "-p",
+            "21000",
+            "-m",
+            "web=2,worker=1",
+            "--no-timestamp",
+        ],
+        &[],
+    );
+    for want in [
+        "web.1    | ps=web.1 port=21000",
+        "web.2    | ps=web.2 port=21001",
+        "worker.1 | ps=worker.1 port=21100",
+    ] {
+        r.wait_for(want);
+    }
+    r.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143));
+    assert!(
+        r.transcript().contains("worker.1 started with pid "),
+        "{}",
+        r.transcript()
+    );
+}
+
+#[test]
+fn a_port_in_use_gives_a_warning_not_a_failure() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port().to_string();
+    let p = Project::with_procfile("web: echo ran\n");
+    let mut r = Running::start(&p, &["start", "-p", &port, "--no-timestamp"], &[]);
+    assert_eq!(r.wait_exit(), Some(0));
+    let t = r.transcript();
+    assert!(
+        t.contains(&format!("warning: PORT {port} of web.1 is already in use")),
+        "{t}"
+    );
+    assert!(t.contains("web.1  | ran"), "{t}");
+}
+
+/// 20 instances write 3000 self-checking lines each, half of them on
+/// stderr, as fast as they can: every line must arrive exactly once,
+/// whole, in order per instance.
+#[test]
+fn every_line_exactly_once_with_20_writers() {
+    const N: u32 = 3000;
+    let script = format!(
+        "awk -v ps=\"$PS\" 'BEGIN {{ for (i = 1; i <= {N}; i++) {{ line = sprintf(\"%s %d %s\", ps, i, sprintf(\"%0*d\", 40 + i % 50, i)); if (i % 2) print line; else print line > \"/dev/stderr\" }} }}'; exec sleep 60"
+    );
+    let p = Project::with_procfile(&format!("w: {script}\n"));
+    let port = unique_port();
+    let mut r = Running::start(
+        &p,
+        &["start", "-p", &port, "-m", "w=20", "--no-timestamp"],
+        &[],
+    );
+    // Wait for each instance's last line, then stop.
+    for i in 1..=20 {
+        let name = format!("w.{i}");
+        r.wait_until(
+            |l| l.starts_with(&format!("{name:<6} | {name} {N} ")),
+            &format!("last line of {name}"),
+        );
+    }
+    r.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(r.wait_exit(), Some(130));
+
+    let mut next: HashMap<String, u32> = HashMap::new();
+    for line in r.seen.iter().filter(|l| !l.starts_with("system")) {
+        let (prefix, text) = line.split_once(" | ").expect("prefixed");
+        let mut words = text.split(' ');
+        let (ps, seq, payload) = (
+            words.next().expect("ps"),
+            words
+                .next()
+                .expect("seq")
+                .parse::<u32>()
+                .expect("seq number"),
+            words.next().expect("payload"),
+        );
+        assert!(words.next().is_none(), "interleaved: {line:?}");
+        assert_eq!(prefix.trim(), ps, "line under the wrong name: {line:?}");
+        assert_eq!(
+            payload.len() as u32,
+            (40 + seq % 50).max(1),
+            "split: {line:?}"
+        );
+        assert_eq!(payload.trim_start_matches('0'), seq.to_string(), "{line:?}");
+        // Order holds per stream (odd numbers on stdout, even ones on
+        // stderr); awk buffers stdout but not stderr, so a line of one may
+        // be written in the middle of a line of the other: separate pipes
+        // must keep both whole.
+        let stream = if seq % 2 == 1 { "out" } else { "err" };
+        let expected = next
+            .entry(format!("{ps} {stream}"))
+            .or_insert(if seq % 2 == 1 { 1 } else { 2 });
+        assert_eq!(seq, *expected, "lost, duplicated or reordered: {line:?}");
+        *expected += 2;
+    }
+    assert_eq!(next.len(), 40);
+    assert!(
+        next.values().all(|n| *n == N + 1 || *n == N + 2),
+        "{next:?}"
+    );
+}
