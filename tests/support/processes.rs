@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
@@ -37,8 +38,13 @@ impl Running {
     /// Starts `procrun ARGS…` in the project directory with a clean
     /// environment (see `support::procrun`), plus `extra_env`.
     pub fn start(project: &Project, args: &[&str], extra_env: &[(&str, &str)]) -> Running {
+        Running::start_in(project.path(), args, extra_env)
+    }
+
+    /// Like [`Running::start`], in directory `dir`.
+    pub fn start_in(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Running {
         let mut cmd = std::process::Command::new(procrun_path());
-        cmd.args(args).current_dir(project.path());
+        cmd.args(args).current_dir(dir);
         for (key, _) in std::env::vars_os() {
             let k = key.to_string_lossy();
             if k.starts_with("PROCRUN_") || k == "NO_COLOR" || k == "PORT" || k == "RUST_LOG" {

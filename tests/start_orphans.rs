@@ -1,0 +1,128 @@
+//! `procrun start` leaves nothing behind (issue 3, "No orphans, ever").
+
+#[path = "support/processes.rs"]
+mod processes;
+mod support;
+
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use processes::{Cleanup, Running, alive, gone_within, number_after, unique_port};
+use support::Project;
+
+fn start(p: &Project, extra: &[&str]) -> Running {
+    let port = unique_port();
+    let mut args = vec!["start", "-p", &port, "--no-timestamp"];
+    args.extend_from_slice(extra);
+    Running::start(p, &args, &[])
+}
+
+#[test]
+fn a_grandchild_in_the_group_is_stopped() {
+    // The shell stays (not a simple command); its background child is in
+    // the same process group.
+    let p = Project::with_procfile("web: sleep 300 & echo \"grandchild $!\"; wait\n");
+    let mut r = start(&p, &[]);
+    let mut cleanup = Cleanup::default();
+    let shell = cleanup.add(r.pid_of("web.1"));
+    let line = r.wait_for("grandchild ");
+    let grandchild = cleanup.add(number_after(&line, "grandchild "));
+    assert!(alive(grandchild));
+    r.signal(Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
+    assert!(gone_within(shell, Duration::from_secs(1)));
+    assert!(
+        gone_within(grandchild, Duration::from_secs(1)),
+        "grandchild survived"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_setsid_grandchild_is_gone_after_exit() {
+    // The grandchild leaves the group (new session) and its parent exits at
+    // once: only the subreaper sweep can find it.
+    let p = Project::with_procfile(
+        "daemonizer: setsid sleep 300 & echo \"grandchild $!\"\nweb: exec sleep 300\n",
+    );
+    let mut r = start(&p, &[]);
+    let mut cleanup = Cleanup::default();
+    cleanup.add(r.pid_of("web.1"));
+    let line = r.wait_for("grandchild ");
+    let grandchild = cleanup.add(number_after(&line, "grandchild "));
+    assert_eq!(r.wait_exit(), Some(0), "{}", r.transcript());
+    assert!(
+        gone_within(grandchild, Duration::from_millis(500)),
+        "the setsid grandchild survived procrun"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_double_forked_daemon_that_ignores_sigterm_is_killed() {
+    let p = Project::with_procfile(
+        "daemonizer: (trap '' TERM; setsid sh -c 'trap \"\" TERM; echo \"daemon $$\"; sleep 300; echo never' &)\nweb: exec sleep 300\n",
+    );
+    let mut r = start(&p, &["-t", "0.3"]);
+    let mut cleanup = Cleanup::default();
+    let line = r.wait_for("daemon ");
+    let daemon = cleanup.add(number_after(&line, "daemon "));
+    let started = Instant::now();
+    assert_eq!(r.wait_exit(), Some(0), "{}", r.transcript());
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        gone_within(daemon, Duration::from_millis(500)),
+        "daemon survived"
+    );
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn children_die_with_a_sigkilled_procrun() {
+    let p = Project::with_procfile("a: exec sleep 300\nb: exec sleep 300\n");
+    let mut r = start(&p, &["-m", "a=2,b=1"]);
+    let mut cleanup = Cleanup::default();
+    let pids: Vec<i32> = ["a.1", "a.2", "b.1"]
+        .iter()
+        .map(|n| cleanup.add(r.pid_of(n)))
+        .collect();
+    r.signal(Signal::SIGKILL);
+    assert_eq!(r.wait_exit(), None);
+    for pid in pids {
+        assert!(
+            gone_within(pid, Duration::from_secs(2)),
+            "{pid} outlived procrun"
+        );
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_procrun_quietly() {
+    // `procrun start | head -1`: head exits after the first line; procrun
+    // must stop (no panic, no error) and take `yes` with it.
+    let p = Project::with_procfile("web: yes\n");
+    let script = format!(
+        "{{ '{}' start -p {} --no-timestamp; echo $? > rc; }} | head -1",
+        support::procrun_path().display(),
+        unique_port()
+    );
+    let started = Instant::now();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(p.path())
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("run the pipeline");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "procrun wrote to stderr: {stderr}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let rc = std::fs::read_to_string(p.join("rc")).expect("procrun's exit code");
+    assert_eq!(rc.trim(), "0", "a closed stdout is a normal end");
+    let pid = number_after(&stdout, "started with pid ");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(pid);
+    assert!(gone_within(pid, Duration::from_secs(2)), "yes survived");
+}
