@@ -16,6 +16,7 @@ use crate::supervisor::dispatcher::{self, Options};
 use crate::supervisor::reap;
 use crate::supervisor::spawn::SpawnContext;
 use crate::supervisor::unit::Event;
+use crate::supervisor::watchdog::Watchdog;
 
 /// Runs `procrun start`; returns the exit code.
 pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
@@ -30,6 +31,9 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
 
     let nofile = raise_nofile_limit();
     reap::become_subreaper();
+    // Forked while procrun has a single thread: before the printer and the
+    // runtime exist.
+    let watchdog = Watchdog::start();
 
     let tty = std::io::stdout().is_terminal();
     let color = settings.color_stdout();
@@ -62,16 +66,19 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
     let options = Options {
         timeout: args.timeout,
         spawn: SpawnContext::current(nofile),
-        keep: None,
     };
     let result = runtime.block_on(dispatcher::supervise(
-        &plan, options, output, events_tx, events_rx,
+        &plan, options, output, events_tx, events_rx, watchdog,
     ));
     // Dropping the runtime drops every remaining sender of output, so the
     // printer can finish.
     drop(runtime);
     printer.join();
-    result
+    let (code, watchdog) = result?;
+    if let Some(w) = watchdog {
+        w.finish();
+    }
+    Ok(code)
 }
 
 /// Raises the soft limit on open files to the hard limit (each instance

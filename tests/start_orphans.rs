@@ -61,7 +61,8 @@ fn a_setsid_grandchild_is_gone_after_exit() {
 #[test]
 fn a_double_forked_daemon_that_ignores_sigterm_is_killed() {
     let p = Project::with_procfile(
-        "daemonizer: (trap '' TERM; setsid sh -c 'trap \"\" TERM; echo \"daemon $$\"; sleep 300; echo never' &)\nweb: exec sleep 300\n",
+        // The ignored SIGTERM survives the exec, so the daemon is `sleep`.
+        "daemonizer: (setsid sh -c 'trap \"\" TERM; echo \"daemon $$\"; exec sleep 300' &)\nweb: exec sleep 300\n",
     );
     let mut r = start(&p, &["-t", "0.3"]);
     let mut cleanup = Cleanup::default();
@@ -79,6 +80,7 @@ fn a_double_forked_daemon_that_ignores_sigterm_is_killed() {
 #[cfg(target_os = "linux")]
 #[test]
 fn children_die_with_a_sigkilled_procrun() {
+    // Direct children get a parent-death signal from the kernel.
     let p = Project::with_procfile("a: exec sleep 300\nb: exec sleep 300\n");
     let mut r = start(&p, &["-m", "a=2,b=1"]);
     let mut cleanup = Cleanup::default();
@@ -94,6 +96,25 @@ fn children_die_with_a_sigkilled_procrun() {
             "{pid} outlived procrun"
         );
     }
+}
+
+#[test]
+fn grandchildren_die_with_a_sigkilled_procrun() {
+    // The shell stays and has a child of its own: the watchdog kills the
+    // whole group when procrun disappears.
+    let p = Project::with_procfile("web: sleep 300 & echo \"grandchild $!\"; wait\n");
+    let mut r = start(&p, &[]);
+    let mut cleanup = Cleanup::default();
+    let shell = cleanup.add(r.pid_of("web.1"));
+    let line = r.wait_for("grandchild ");
+    let grandchild = cleanup.add(number_after(&line, "grandchild "));
+    r.signal(Signal::SIGKILL);
+    assert_eq!(r.wait_exit(), None);
+    assert!(gone_within(shell, Duration::from_secs(2)), "shell survived");
+    assert!(
+        gone_within(grandchild, Duration::from_secs(2)),
+        "grandchild outlived procrun"
+    );
 }
 
 #[test]

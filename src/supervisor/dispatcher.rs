@@ -29,6 +29,7 @@ use crate::supervisor::reap;
 use crate::supervisor::signals::{Outcome, kill_process, name as signal_name};
 use crate::supervisor::spawn::{SpawnContext, spawn};
 use crate::supervisor::unit::{self, Event};
+use crate::supervisor::watchdog::Watchdog;
 
 /// How long to poll for stray descendants between checks.
 const POLL: Duration = Duration::from_millis(10);
@@ -44,8 +45,6 @@ pub struct Options {
     pub timeout: Duration,
     /// Spawn settings.
     pub spawn: SpawnContext,
-    /// A pid to leave alone when sweeping descendants (the watchdog).
-    pub keep: Option<i32>,
 }
 
 /// Why procrun stops.
@@ -75,6 +74,7 @@ struct Dispatcher {
     stop: Option<Stop>,
     deadline: Option<Instant>,
     killed_at: Option<Instant>,
+    watchdog: Option<Watchdog>,
 }
 
 /// Runs the plan until everything has stopped; returns the exit code.
@@ -84,7 +84,8 @@ pub async fn supervise(
     output: OutputSender,
     events_tx: mpsc::UnboundedSender<Event>,
     mut events: mpsc::UnboundedReceiver<Event>,
-) -> Result<i32, Error> {
+    watchdog: Option<Watchdog>,
+) -> Result<(i32, Option<Watchdog>), Error> {
     let listen = |kind: SignalKind, what: &str| {
         signal(kind).map_err(|e| Error::io(format!("listening for {what}"), e))
     };
@@ -102,6 +103,7 @@ pub async fn supervise(
         stop: None,
         deadline: None,
         killed_at: None,
+        watchdog,
     };
 
     for spec in &plan.instances {
@@ -116,6 +118,9 @@ pub async fn supervise(
         match spawn(spec, options.spawn) {
             Ok(child) => {
                 let pid = child.id();
+                if let (Some(w), Some(pid)) = (d.watchdog.as_mut(), pid) {
+                    w.watch(pid);
+                }
                 d.output.system(format!(
                     "{} started with pid {} (PORT={})",
                     spec.name,
@@ -215,7 +220,7 @@ pub async fn supervise(
             () = sleep_until(poll_at) => {}
         }
     }
-    Ok(d.exit_code())
+    Ok((d.exit_code(), d.watchdog.take()))
 }
 
 impl Dispatcher {
@@ -235,6 +240,9 @@ impl Dispatcher {
         let Some(slot) = self.slots.get_mut(unit) else {
             return;
         };
+        if let (Some(w), Some(pid)) = (self.watchdog.as_mut(), slot.pid) {
+            w.forget(pid);
+        }
         slot.pid = None;
         slot.control = None;
         let name = slot.name.clone();
@@ -343,7 +351,7 @@ impl Dispatcher {
         if !cfg!(target_os = "linux") {
             return Vec::new();
         }
-        let keep = self.options.keep;
+        let keep = self.watchdog.as_ref().map(Watchdog::pid);
         let mut all: Vec<reap::Proc> = reap::descendants()
             .into_iter()
             .filter(|p| Some(p.pid) != keep)

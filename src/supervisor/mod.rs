@@ -6,10 +6,12 @@
 //!   output readers;
 //! - [`spawn`]: how an instance is started;
 //! - [`signals`]: group signalling, signal names, exit codes;
-//! - [`reap`]: descendants that left their group (Linux subreaper sweep).
+//! - [`reap`]: descendants that left their group (Linux subreaper sweep);
+//! - [`watchdog`]: kills every group if procrun itself is killed.
 
 pub mod dispatcher;
 pub mod reap;
 pub mod signals;
 pub mod spawn;
 pub mod unit;
+pub mod watchdog;

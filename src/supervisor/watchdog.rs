@@ -1,0 +1,127 @@
+//! The watchdog: a tiny process forked at start that kills every process
+//! group procrun started if procrun dies without cleaning up (SIGKILL, a
+//! crash).
+//!
+//! The parent-death signal (Linux) reaches only the direct children; a
+//! shell that is not `exec`'d, or a program with workers, leaves their
+//! children behind when it dies. The watchdog is told every group procrun
+//! starts and every group it is done with, through a pipe. When the pipe
+//! closes without a final "done" — procrun is gone — the watchdog sends
+//! SIGKILL to every group still on its list. It works on every Unix.
+//!
+//! It is forked before procrun starts any thread, ignores the terminal's
+//! signals (a Ctrl-C is procrun's to handle), and holds no descriptor of
+//! procrun's output, so `procrun start | head` still sees end-of-file.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader, Write};
+use std::os::fd::OwnedFd;
+
+use nix::sys::signal::{SigHandler, Signal, signal};
+use nix::unistd::{ForkResult, Pid, fork};
+
+/// procrun's side of the watchdog.
+#[derive(Debug)]
+pub struct Watchdog {
+    pid: Pid,
+    pipe: std::fs::File,
+}
+
+impl Watchdog {
+    /// Forks the watchdog. Must be called while procrun has one thread.
+    /// `None` if it could not be started (procrun works on without it).
+    pub fn start() -> Option<Watchdog> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
+        // SAFETY: procrun is single-threaded here (no runtime, no printer
+        // thread yet), so the child may run ordinary Rust code.
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                drop(write);
+                watch(read)
+            }
+            Ok(ForkResult::Parent { child }) => {
+                drop(read);
+                Some(Watchdog {
+                    pid: child,
+                    pipe: std::fs::File::from(write),
+                })
+            }
+            Err(e) => {
+                tracing::debug!("starting the watchdog: {e}");
+                None
+            }
+        }
+    }
+
+    /// The watchdog's pid (not a process to stop or reap with the rest).
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    /// Process group `pgid` was started.
+    pub fn watch(&mut self, pgid: u32) {
+        let _ = writeln!(self.pipe, "+{pgid}");
+    }
+
+    /// Process group `pgid`'s leader was reaped: never signal that id again.
+    pub fn forget(&mut self, pgid: u32) {
+        let _ = writeln!(self.pipe, "-{pgid}");
+    }
+
+    /// procrun cleaned up: tell the watchdog, and reap it.
+    pub fn finish(mut self) {
+        let _ = writeln!(self.pipe, "done");
+        drop(self.pipe);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// The watchdog's whole life.
+fn watch(pipe: OwnedFd) -> ! {
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGQUIT,
+        Signal::SIGUSR1,
+        Signal::SIGUSR2,
+        Signal::SIGTSTP,
+        Signal::SIGPIPE,
+    ] {
+        // SAFETY: installing SIG_IGN runs no handler code.
+        let _ = unsafe { signal(sig, SigHandler::SigIgn) };
+    }
+    // Let go of procrun's stdio (its output pipe above all).
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        use std::os::fd::AsRawFd as _;
+        for fd in 0..3 {
+            // SAFETY: dup2 onto the standard descriptors of this process.
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+    let mut groups: HashSet<u32> = HashSet::new();
+    let mut done = false;
+    let reader = BufReader::new(std::fs::File::from(pipe));
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        if line == "done" {
+            done = true;
+        } else if let Some(n) = line.strip_prefix('+').and_then(|n| n.parse().ok()) {
+            groups.insert(n);
+        } else if let Some(n) = line.strip_prefix('-').and_then(|n| n.parse::<u32>().ok()) {
+            groups.remove(&n);
+        }
+    }
+    if !done {
+        for pgid in groups {
+            crate::supervisor::signals::kill_group(pgid, Signal::SIGKILL);
+        }
+    }
+    // SAFETY: _exit ends this process without running procrun's atexit
+    // handlers or flushing buffers it shares with procrun.
+    unsafe { libc::_exit(0) }
+}
