@@ -147,3 +147,42 @@ fn a_closed_stdout_ends_procrun_quietly() {
     cleanup.add(pid);
     assert!(gone_within(pid, Duration::from_secs(2)), "yes survived");
 }
+
+#[test]
+fn a_reader_going_away_stops_even_quiet_processes() {
+    // After its one line nothing more is printed: procrun must notice the
+    // closed pipe by itself rather than at the next write.
+    let p = Project::with_procfile("web: exec sleep 300\n");
+    let script = format!(
+        "{{ '{}' start -p {} --no-timestamp; echo $? > rc; }} | head -1",
+        support::procrun_path().display(),
+        unique_port()
+    );
+    let mut pipeline = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(p.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run the pipeline");
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(pipeline.stdout.take().expect("stdout")),
+        &mut first,
+    )
+    .expect("read");
+    let pid = number_after(&first, "started with pid ");
+    let mut cleanup = Cleanup::default();
+    cleanup.add(pid);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pipeline.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = pipeline.kill();
+            panic!("procrun kept running after its reader left");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(gone_within(pid, Duration::from_secs(2)), "sleep survived");
+    let rc = std::fs::read_to_string(p.join("rc")).expect("procrun's exit code");
+    assert_eq!(rc.trim(), "0");
+}

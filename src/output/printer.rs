@@ -14,8 +14,11 @@
 //! pipe or file, the lines already queued are gathered into one write of up
 //! to [`BATCH`] bytes; a line is never held back waiting for more.
 //!
-//! A write error (a closed pipe: `procrun start | head -1`) is reported once
-//! through the `closed` callback and from then on output is discarded.
+//! A write error (a closed pipe: `procrun start | head -1`) is reported
+//! through the `closed` callback and from then on output is discarded. When
+//! stdout is a pipe, a watcher thread also reports the reader going away
+//! at once, without waiting for procrun's next line, which may be long in
+//! coming when the processes are quiet.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -137,12 +140,25 @@ pub struct Printer {
 
 impl Printer {
     /// Starts the printer thread writing to stdout. `tty` chooses per-batch
-    /// writes; `closed` is called once if stdout stops accepting output.
+    /// writes; `closed` is called (perhaps more than once) when stdout stops
+    /// accepting output.
     pub fn start(
         format: Format,
         tty: bool,
-        closed: impl FnOnce() + Send + 'static,
+        closed: impl Fn() + Send + Sync + 'static,
     ) -> std::io::Result<(OutputSender, Printer)> {
+        let closed = Arc::new(closed);
+        if stdout_is_pipe() {
+            let notify = Arc::clone(&closed);
+            std::thread::Builder::new()
+                .name("stdout-watch".into())
+                .spawn(move || {
+                    if wait_for_reader_gone() {
+                        notify();
+                    }
+                })?;
+        }
+        let closed = move || closed();
         let (tx, rx) = mpsc::unbounded_channel();
         let sender = OutputSender {
             tx,
@@ -158,6 +174,44 @@ impl Printer {
     /// gone).
     pub fn join(self) {
         let _ = self.thread.join();
+    }
+}
+
+/// Whether stdout is a pipe (or FIFO).
+fn stdout_is_pipe() -> bool {
+    use std::os::unix::fs::FileTypeExt as _;
+    let stdout = std::io::stdout();
+    std::os::fd::AsFd::as_fd(&stdout)
+        .try_clone_to_owned()
+        .map(std::fs::File::from)
+        .and_then(|f| f.metadata())
+        .is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// Blocks until the reading end of the stdout pipe is closed; true then.
+/// Asking for no event at all makes poll report only errors and hang-ups,
+/// which is what a pipe whose reader left signals.
+fn wait_for_reader_gone() -> bool {
+    loop {
+        let mut fd = libc::pollfd {
+            fd: 1,
+            events: 0,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, no timeout.
+        let n = unsafe { libc::poll(&mut fd, 1, -1) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return false;
+        }
+        if fd.revents & (libc::POLLERR | libc::POLLHUP) != 0 {
+            return true;
+        }
+        if fd.revents & libc::POLLNVAL != 0 {
+            return false;
+        }
     }
 }
 
