@@ -186,3 +186,26 @@ fn a_reader_going_away_stops_even_quiet_processes() {
     let rc = std::fs::read_to_string(p.join("rc")).expect("procrun's exit code");
     assert_eq!(rc.trim(), "0");
 }
+
+#[test]
+fn a_grandchild_holding_the_pipe_does_not_stall_the_exit_report() {
+    // The shell exits at once, but its background child keeps stdout open
+    // (and ignores SIGTERM): the exit must still be reported promptly and
+    // procrun must end after the timeout, not wait for end-of-file.
+    let p = Project::with_procfile(
+        "web: echo hi; (trap '' TERM; echo \"holder $(sh -c 'echo $PPID')\"; exec sleep 300) &\nother: exec sleep 300\n",
+    );
+    let mut r = start(&p, &["-t", "0.5"]);
+    let mut cleanup = Cleanup::default();
+    cleanup.add(r.pid_of("other.1"));
+    let line = r.wait_for("holder ");
+    cleanup.add(number_after(&line, "holder "));
+    let started = Instant::now();
+    r.wait_for("web.1 exited with code 0");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "exit reported after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.wait_exit_within(Duration::from_secs(10)), Some(0));
+}
