@@ -2,7 +2,7 @@
 //! printer, stops them and leaves nothing behind.
 //!
 //! - [`dispatcher`]: the one task that owns all state and decides;
-//! - [`unit`]: one task per instance (wait, signal its group) plus its
+//! - [`unit`](mod@unit): one task per instance (wait, signal its group) plus its
 //!   output readers;
 //! - [`spawn`]: how an instance is started;
 //! - [`signals`]: group signalling, signal names, exit codes;
