@@ -254,3 +254,67 @@ fn every_line_exactly_once_with_20_writers() {
         "{next:?}"
     );
 }
+
+/// A reader that does not keep up slows the writers down instead of making
+/// procrun buffer: its memory stays flat while a writer could produce
+/// hundreds of megabytes.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_slow_reader_applies_back_pressure() {
+    use std::io::BufRead as _;
+    use std::time::{Duration, Instant};
+
+    let p = Project::with_procfile(
+        "w: echo first; head -c 400000000 /dev/zero | tr '\\0' x | fold -w 100\n",
+    );
+    let mut child = std::process::Command::new(support::procrun_path())
+        .args(["start", "-p", &unique_port(), "--no-timestamp"])
+        .current_dir(p.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn procrun");
+    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    while !line.contains("w.1    | first") {
+        line.clear();
+        out.read_line(&mut line).expect("read");
+    }
+    // Stop reading, and sample procrun's memory while the writer pushes
+    // against the full pipes.
+    let pid = child.id();
+    let rss_kb = || {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with("VmRSS:"))
+                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    let mut peak = 0;
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        peak = peak.max(rss_kb());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    );
+    // Drain so procrun can finish, bounded by the test support's limit.
+    let drain = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let deadline = Instant::now() + processes::WAIT;
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("procrun did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = drain.join();
+    assert!(peak > 0, "no RSS sample");
+    assert!(peak < 48 * 1024, "procrun grew to {peak} KiB");
+}

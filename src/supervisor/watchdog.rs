@@ -78,6 +78,13 @@ impl Watchdog {
 
 /// The watchdog's whole life.
 fn watch(pipe: OwnedFd) -> ! {
+    #[cfg(target_os = "linux")]
+    {
+        // Shown by ps/top, so nobody wonders about a second procrun.
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
+        // bytes.
+        unsafe { libc::prctl(libc::PR_SET_NAME, c"procrun-watch".as_ptr(), 0, 0, 0) };
+    }
     for sig in [
         Signal::SIGINT,
         Signal::SIGTERM,
