@@ -205,3 +205,101 @@ fn the_shell_is_replaced_by_simple_commands() {
     assert_eq!(r.wait_exit(), Some(130));
     assert!(r.transcript().contains("web.1 killed by SIGTERM"));
 }
+
+/// Ctrl-C typed in a real terminal: the terminal signals its foreground
+/// process group. Children have groups of their own, so each gets exactly
+/// one signal — procrun's SIGTERM — and never the terminal's SIGINT too
+/// (pitfall 1).
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_c_in_a_terminal_reaches_children_once() {
+    use std::io::{Read as _, Write as _};
+    use std::os::unix::process::CommandExt as _;
+    use std::sync::mpsc;
+
+    let p = Project::with_procfile(
+        "a: trap 'echo got INT' INT; trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done\n",
+    );
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut cmd = std::process::Command::new(support::procrun_path());
+    cmd.args([
+        "start",
+        "-p",
+        &unique_port(),
+        "--no-timestamp",
+        "--color",
+        "never",
+    ])
+    .current_dir(p.path())
+    .stdin(std::process::Stdio::from(
+        pty.slave.try_clone().expect("dup slave"),
+    ))
+    .stdout(std::process::Stdio::from(
+        pty.slave.try_clone().expect("dup slave"),
+    ))
+    .stderr(std::process::Stdio::null());
+    // SAFETY: setsid and ioctl are async-signal-safe; the child becomes a
+    // session leader whose controlling terminal is the pty, procrun in its
+    // foreground process group, as in a shell.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::setsid() == -1 || libc::ioctl(0, libc::TIOCSCTTY as _, 0) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().expect("spawn procrun");
+    drop(cmd);
+    drop(pty.slave);
+    let mut master = std::fs::File::from(pty.master);
+    let mut writer = master.try_clone().expect("dup master");
+    let (tx, rx) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = master.read(&mut buf) {
+            if n == 0
+                || tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let mut wait_for = |needle: &str, seen: &mut String| {
+        let deadline = Instant::now() + processes::WAIT;
+        while !seen.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(text) => seen.push_str(&text),
+                Err(_) => panic!("no {needle:?} on the terminal: {seen}"),
+            }
+        }
+    };
+    wait_for("a.1    | ready", &mut seen);
+    writer.write_all(b"\x03").expect("type Ctrl-C");
+    wait_for("a.1 exited with code 0", &mut seen);
+    let deadline = Instant::now() + processes::WAIT;
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("procrun did not exit: {seen}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    while let Ok(text) = rx.recv_timeout(Duration::from_millis(200)) {
+        seen.push_str(&text);
+    }
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("SIGINT received"), "{seen}");
+    assert_eq!(seen.matches("got TERM").count(), 1, "{seen}");
+    assert!(
+        !seen.contains("got INT"),
+        "the child got the terminal's SIGINT too: {seen}"
+    );
+}
