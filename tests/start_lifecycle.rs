@@ -268,7 +268,7 @@ fn ctrl_c_in_a_terminal_reaches_children_once() {
         }
     });
     let mut seen = String::new();
-    let mut wait_for = |needle: &str, seen: &mut String| {
+    let wait_for = |needle: &str, seen: &mut String| {
         let deadline = Instant::now() + processes::WAIT;
         while !seen.contains(needle) {
             let left = deadline.saturating_duration_since(Instant::now());
