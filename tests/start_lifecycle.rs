@@ -303,3 +303,34 @@ fn ctrl_c_in_a_terminal_reaches_children_once() {
         "the child got the terminal's SIGINT too: {seen}"
     );
 }
+
+/// 40 instances need more than 64 descriptors: procrun raises its own
+/// soft limit to the hard one, and gives children the limit it started
+/// with.
+#[cfg(target_os = "linux")]
+#[test]
+fn many_instances_start_under_a_low_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if hard < 1024 {
+        eprintln!("hard limit {hard} too low for this test: skipped");
+        return;
+    }
+    let p = Project::with_procfile("w: echo \"limit $(ulimit -n)\"; exec sleep 30\n");
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit -Sn 64 && exec '{}' start -m w=40 -p {} --no-timestamp",
+            support::procrun_path().display(),
+            unique_port()
+        ))
+        .current_dir(p.path())
+        .env_remove("PROCRUN_FORMATION");
+    let mut r = Running::spawn(cmd);
+    for i in 1..=40 {
+        r.wait_for(&format!("{:<6} | limit 64", format!("w.{i}")));
+    }
+    r.signal(Signal::SIGINT);
+    assert_eq!(r.wait_exit(), Some(130), "{}", r.transcript());
+    assert!(!r.transcript().contains("failed to start"));
+}

@@ -52,6 +52,11 @@ impl Running {
             }
         }
         cmd.envs(extra_env.iter().copied());
+        Running::spawn(cmd)
+    }
+
+    /// Runs `cmd` (which must run procrun) with its stdout and stderr read.
+    pub fn spawn(mut cmd: std::process::Command) -> Running {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
