@@ -175,12 +175,14 @@ pub async fn supervise(
             }
             poll_at = Instant::now() + POLL;
         }
-        if let Some(t) = d.killed_at
-            && t.elapsed() > GIVE_UP + unit::DRAIN_TOTAL
-        {
-            d.output
-                .system("processes still not gone after SIGKILL; giving up on them");
-            break;
+        if let Some(t) = d.killed_at {
+            let give_up_at = t + GIVE_UP + unit::DRAIN_TOTAL;
+            if Instant::now() >= give_up_at {
+                d.output
+                    .system("processes still not gone after SIGKILL; giving up on them");
+                break;
+            }
+            poll_at = poll_at.min(give_up_at);
         }
         let kill_at = match (d.deadline, d.killed_at) {
             (Some(t), None) => t,
