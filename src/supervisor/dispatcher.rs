@@ -354,10 +354,7 @@ impl Dispatcher {
             return Vec::new();
         }
         let keep = self.watchdog.as_ref().map(Watchdog::pid);
-        let mut all: Vec<reap::Proc> = reap::descendants()
-            .into_iter()
-            .filter(|p| Some(p.pid) != keep)
-            .collect();
+        let mut all = reap::descendants(keep);
         let reaped = reap::reap_adopted(&all, |pid| self.is_unit(pid));
         all.retain(|p| !reaped.contains(&p.pid));
         all

@@ -37,19 +37,44 @@ pub fn become_subreaper() -> bool {
     }
 }
 
-/// Every descendant of procrun (empty where `/proc` is unavailable).
-pub fn descendants() -> Vec<Proc> {
+/// Every descendant of procrun except `keep` and its descendants (empty
+/// where `/proc` is unavailable).
+pub fn descendants(keep: Option<i32>) -> Vec<Proc> {
     let me = std::process::id() as i32;
+    // Fast path: every descendant descends from one of procrun's children;
+    // when the kernel lists none (but `keep`), there is nothing to scan for.
+    if let Some(children) = own_children()
+        && children.iter().all(|c| Some(*c) == keep)
+    {
+        return Vec::new();
+    }
     let all = scan();
     let mut found = Vec::new();
     let mut parents = vec![me];
     while let Some(parent) = parents.pop() {
-        for p in all.iter().filter(|p| p.ppid == parent) {
+        for p in all
+            .iter()
+            .filter(|p| p.ppid == parent && Some(p.pid) != keep)
+        {
             found.push(*p);
             parents.push(p.pid);
         }
     }
     found
+}
+
+/// procrun's children according to `/proc/self/task/*/children`, or `None`
+/// where the kernel does not offer that file.
+fn own_children() -> Option<Vec<i32>> {
+    let mut children = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let text = std::fs::read_to_string(task.path().join("children")).ok()?;
+        children.extend(
+            text.split_ascii_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok()),
+        );
+    }
+    Some(children)
 }
 
 /// Reaps the dead among `procs` that are procrun's own children and for
@@ -136,9 +161,11 @@ mod tests {
             .spawn()
             .expect("spawn sleep");
         let pid = child.id() as i32;
-        let found = descendants().iter().any(|p| p.pid == pid);
+        let found = descendants(None).iter().any(|p| p.pid == pid);
+        let kept = descendants(Some(pid)).iter().any(|p| p.pid == pid);
         let _ = child.kill();
         let _ = child.wait();
         assert!(found);
+        assert!(!kept);
     }
 }
