@@ -345,11 +345,9 @@ impl Parser<'_> {
     }
 
     fn unterminated(&mut self, open: usize, quote: char) -> Diagnostic {
-        let d = Diagnostic::error(format!(
-            "unterminated quoted value: no closing `{quote}`"
-        ))
-        .at(self.location_at(open))
-        .help(format!("add the closing `{quote}`"));
+        let d = Diagnostic::error(format!("unterminated quoted value: no closing `{quote}`"))
+            .at(self.location_at(open))
+            .help(format!("add the closing `{quote}`"));
         // Everything after an unterminated quote is part of the value: stop.
         self.pos = self.text.len();
         d

@@ -28,12 +28,16 @@ fn check_fails(p: &Project, args: &[&str]) -> String {
 
 #[test]
 fn valid_procfile_prints_the_plan() {
-    let p = Project::with_procfile("web: python3 -m http.server $PORT\nworker: sleep 1\nclock: date\n")
-        .file(".env", "GREETING=hi\n");
+    let p =
+        Project::with_procfile("web: python3 -m http.server $PORT\nworker: sleep 1\nclock: date\n")
+            .file(".env", "GREETING=hi\n");
     let (code, stdout, stderr) = run(&p, &["check", "-m", "web=2, worker=1"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stderr, "");
-    let stdout = stdout.replace(&p.path().canonicalize().expect("path").display().to_string(), "[ROOT]");
+    let stdout = stdout.replace(
+        &p.path().canonicalize().expect("path").display().to_string(),
+        "[ROOT]",
+    );
     insta::assert_snapshot!(stdout, @r"
     Procfile is valid: 3 process types, 3 instances to start
       TYPE    COUNT  PORT       COMMAND
@@ -54,9 +58,16 @@ fn example_procfile_checks() {
         .args(["check", "-f", "Procfile.example", "-e", ".env.example"])
         .output()
         .expect("runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.starts_with("Procfile.example is valid: 3 process types"), "{stdout}");
+    assert!(
+        stdout.starts_with("Procfile.example is valid: 3 process types"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -87,7 +98,10 @@ fn missing_procfile() {
 fn procfile_that_is_a_directory() {
     let p = Project::new().file("Procfile/x", "");
     let stderr = check_fails(&p, &[]);
-    assert!(stderr.contains("cannot read Procfile `Procfile`"), "{stderr}");
+    assert!(
+        stderr.contains("cannot read Procfile `Procfile`"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -156,14 +170,22 @@ fn port_out_of_range() {
 fn bad_port_in_env_file() {
     let p = Project::with_procfile("web: a\n").file(".env", "PORT=http\n");
     let stderr = check_fails(&p, &[]);
-    assert!(stderr.contains("PORT=\"http\" in `.env` is not a port number"), "{stderr}");
+    assert!(
+        stderr.contains("PORT=\"http\" in `.env` is not a port number"),
+        "{stderr}"
+    );
     assert!(stderr.contains(".env:1"), "{stderr}");
 }
 
 #[test]
 fn bad_port_in_environment() {
     let p = Project::with_procfile("web: a\n");
-    let out = p.procrun().arg("check").env("PORT", "0").output().expect("runs");
+    let out = p
+        .procrun()
+        .arg("check")
+        .env("PORT", "0")
+        .output()
+        .expect("runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PORT=\"0\" in the environment"));
 }
@@ -173,7 +195,10 @@ fn warnings_do_not_fail() {
     let p = Project::with_procfile("web:python3 app.py\n").file(".env", "PORT=3000\nA=1\nA=2\n");
     let (code, stdout, stderr) = run(&p, &["check"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("base port: 3000 (from PORT in .env)"), "{stdout}");
+    assert!(
+        stdout.contains("base port: 3000 (from PORT in .env)"),
+        "{stdout}"
+    );
     insta::assert_snapshot!(stderr);
 }
 
@@ -199,7 +224,11 @@ fn options_come_from_procrun_environment_variables() {
         .output()
         .expect("runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.starts_with("Procfile.dev is valid"), "{stdout}");
     assert!(stdout.contains("8100-8101"), "{stdout}");
 
@@ -217,11 +246,16 @@ fn options_come_from_procrun_environment_variables() {
 
 #[test]
 fn root_and_procfile_locations() {
-    let p = Project::new().file("app/Procfile", "web: a\n").file("app/.env", "X=1\n");
+    let p = Project::new()
+        .file("app/Procfile", "web: a\n")
+        .file("app/.env", "X=1\n");
     // -d DIR finds DIR/Procfile and DIR/.env.
     let (code, stdout, stderr) = run(&p, &["check", "-d", "app"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(stdout.contains("env files: app/.env (1 variable)"), "{stdout}");
+    assert!(
+        stdout.contains("env files: app/.env (1 variable)"),
+        "{stdout}"
+    );
     // -f DIR/Procfile makes DIR the root.
     let (code, stdout, _) = run(&p, &["check", "-f", "app/Procfile"]);
     assert_eq!(code, 0);
@@ -229,7 +263,10 @@ fn root_and_procfile_locations() {
     // A missing root is a clear error.
     let (code, _, stderr) = run(&p, &["check", "-d", "nowhere"]);
     assert_eq!(code, 2);
-    assert!(stderr.contains("app root `nowhere` is not usable"), "{stderr}");
+    assert!(
+        stderr.contains("app root `nowhere` is not usable"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -238,7 +275,13 @@ fn several_env_files_later_wins() {
         .file("a.env", "PORT=6000\nX=1\n")
         .file("b.env", "PORT=7000\n");
     let (_, stdout, _) = run(&p, &["check", "-e", "a.env,b.env"]);
-    assert!(stdout.contains("base port: 7000 (from PORT in b.env)"), "{stdout}");
+    assert!(
+        stdout.contains("base port: 7000 (from PORT in b.env)"),
+        "{stdout}"
+    );
     let (_, stdout, _) = run(&p, &["check", "-e", "b.env", "-e", "a.env"]);
-    assert!(stdout.contains("base port: 6000 (from PORT in a.env)"), "{stdout}");
+    assert!(
+        stdout.contains("base port: 6000 (from PORT in a.env)"),
+        "{stdout}"
+    );
 }
