@@ -285,3 +285,11 @@ fn several_env_files_later_wins() {
         "{stdout}"
     );
 }
+
+#[test]
+fn env_file_errors_and_formation_errors_come_together() {
+    let p = Project::with_procfile("web: a\n").file(".env", "BROKEN\n");
+    let stderr = check_fails(&p, &["-m", "wbe=1"]);
+    assert!(stderr.contains(".env:1:1"), "{stderr}");
+    assert!(stderr.contains("unknown process type `wbe`"), "{stderr}");
+}
