@@ -82,6 +82,12 @@ pub enum ColorChoice {
 pub enum Command {
     /// Validate the Procfile and env files and show what would run
     Check(CheckArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Which instances run, and their ports.

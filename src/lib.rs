@@ -66,6 +66,12 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             let _ = out.write_all(report.summary.as_bytes());
             Ok(error::EXIT_OK)
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "procrun", &mut out);
+            Ok(error::EXIT_OK)
+        }
     }
 }
 

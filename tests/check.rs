@@ -293,3 +293,15 @@ fn env_file_errors_and_formation_errors_come_together() {
     assert!(stderr.contains(".env:1:1"), "{stderr}");
     assert!(stderr.contains("unknown process type `wbe`"), "{stderr}");
 }
+
+#[test]
+fn completions_are_generated_from_the_cli_definition() {
+    let out = support::procrun()
+        .args(["completions", "bash"])
+        .output()
+        .expect("runs");
+    assert!(out.status.success());
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(script.contains("procrun"), "{script}");
+    assert!(script.contains("--procfile"), "{script}");
+}
