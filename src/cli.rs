@@ -88,6 +88,8 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Run one command, or one Procfile entry, in the app's environment
+    Run(RunArgs),
 }
 
 /// Which instances run, and their ports.

@@ -12,6 +12,7 @@ pub mod error;
 pub mod formation;
 pub mod plan;
 pub mod procfile;
+pub mod run;
 pub mod settings;
 
 use std::io::Write as _;
@@ -72,6 +73,7 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             clap_complete::generate(shell, &mut Cli::command(), "procrun", &mut out);
             Ok(error::EXIT_OK)
         }
+        Command::Run(args) => run::run(settings, &args),
     }
 }
 
