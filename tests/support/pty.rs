@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-use super::TIMEOUT;
+use crate::support::TIMEOUT;
 
 /// A process running on a pty.
 pub struct PtyRun {
@@ -35,8 +35,11 @@ impl PtyRun {
         let pty = nix::pty::openpty(None, None).expect("openpty");
         let slave: OwnedFd = pty.slave;
         for fd in [&slave, &pty.master] {
-            nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC))
-                .expect("close-on-exec");
+            nix::fcntl::fcntl(
+                fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            )
+            .expect("close-on-exec");
         }
         command
             .stdin(Stdio::from(slave.try_clone().expect("dup")))
@@ -124,13 +127,14 @@ impl PtyRun {
         kill(self.pid(), signal).expect("signal procrun");
     }
 
-    /// Waits (at most [`TIMEOUT`]) for procrun to exit.
-    pub fn finish(mut self) -> ExitStatus {
+    /// Waits (at most [`TIMEOUT`]) for procrun to exit; returns its status
+    /// and what the terminal showed.
+    pub fn finish(mut self) -> (ExitStatus, String) {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 self.reaped = true;
-                return status;
+                return (status, self.output());
             }
             assert!(
                 Instant::now() < deadline,

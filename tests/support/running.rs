@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-use super::TIMEOUT;
+use crate::support::TIMEOUT;
 
 /// A running procrun whose stdout is read line by line.
 pub struct Running {
@@ -71,7 +71,10 @@ impl Running {
                     }
                 }
                 Err(RecvTimeoutError::Timeout) => {
-                    panic!("timed out waiting for {want:?}; stdout so far: {:?}", self.seen)
+                    panic!(
+                        "timed out waiting for {want:?}; stdout so far: {:?}",
+                        self.seen
+                    )
                 }
                 Err(RecvTimeoutError::Disconnected) => {
                     panic!("stdout closed before {want:?}; stdout: {:?}", self.seen)

@@ -1,0 +1,82 @@
+//! `procrun run` at a terminal: procrun runs on a pseudo-terminal as a
+//! session leader in the foreground, as under an interactive shell. What is
+//! typed reaches the command; Ctrl-C reaches it exactly once.
+
+#[path = "support/pty.rs"]
+mod pty;
+mod support;
+
+use std::process::Command;
+
+use nix::sys::signal::Signal;
+use pty::PtyRun;
+use support::Project;
+
+fn procrun_run(p: &Project, script: &str) -> Command {
+    let mut cmd = Command::new(support::procrun_path());
+    cmd.current_dir(p.path())
+        .env_remove("PROCRUN_ENV")
+        .env_remove("PROCRUN_PROCFILE")
+        .env_remove("PROCRUN_ROOT")
+        .args(["run", "sh", "-c", script]);
+    cmd
+}
+
+#[test]
+fn an_interactive_command_reads_from_the_terminal() {
+    let p = Project::new();
+    let mut r = PtyRun::start(procrun_run(
+        &p,
+        "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; printf 'name? '; read name; echo \"hello, $name\"",
+    ));
+    r.expect("on-a-tty");
+    r.expect("name? ");
+    r.send(b"world\n");
+    r.expect("hello, world");
+    let (status, output) = r.finish();
+    assert_eq!(status.code(), Some(0), "{output}");
+}
+
+#[test]
+fn ctrl_c_reaches_the_command_exactly_once() {
+    let p = Project::new();
+    // The command counts SIGINTs. SIGUSR1, forwarded by procrun after
+    // anything procrun would itself have forwarded for the Ctrl-C, prints the
+    // count and ends it.
+    let mut r = PtyRun::start(procrun_run(
+        &p,
+        "n=0; trap 'n=$((n+1)); echo \"INT number $n\"' INT; \
+         trap 'echo \"total $n\"; exit 0' USR1; \
+         echo ready; while :; do sleep 0.05; done",
+    ));
+    r.expect("ready");
+    // Two SIGINTs sent close together merge into one pending signal, which
+    // would hide a second delivery. So procrun is held stopped while the
+    // terminal's SIGINT reaches the command, and only then sees its own.
+    r.signal(Signal::SIGSTOP);
+    wait_until_stopped(r.pid());
+    r.send(b"\x03");
+    r.expect("INT number 1");
+    r.signal(Signal::SIGCONT);
+    r.signal(Signal::SIGUSR1);
+    r.expect("total ");
+    let (status, output) = r.finish();
+    assert!(output.contains("total 1"), "{output:?}");
+    assert!(!output.contains("INT number 2"), "{output:?}");
+    assert_eq!(status.code(), Some(0), "{output:?}");
+}
+
+/// Polls (at most `support::TIMEOUT`) until the child `pid` is stopped.
+fn wait_until_stopped(pid: nix::unistd::Pid) {
+    use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+    let deadline = std::time::Instant::now() + support::TIMEOUT;
+    loop {
+        match waitpid(pid, Some(WaitPidFlag::WUNTRACED | WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Stopped(..)) => return,
+            Ok(WaitStatus::StillAlive) => {}
+            other => panic!("procrun did not stop: {other:?}"),
+        }
+        assert!(std::time::Instant::now() < deadline, "procrun did not stop");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
