@@ -80,3 +80,33 @@ fn wait_until_stopped(pid: nix::unistd::Pid) {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
 }
+
+#[test]
+fn procrun_is_not_stopped_when_the_command_takes_the_terminal() {
+    // As under an interactive shell: the outer bash (job control on) runs
+    // procrun as a foreground job in its own process group. The command is a
+    // job-control shell that gives the terminal to its own job and is then
+    // killed, leaving procrun in a background group with `tostop` set.
+    // Writing its message and taking the terminal back would stop procrun
+    // with SIGTTOU if it did not ignore it; the outer bash would then report
+    // a stopped job (exit status 150) instead of 137.
+    let p = Project::new();
+    let procrun = support::procrun_path();
+    let inner = r#"stty tostop; set -m; sh -c "kill -KILL \$PPID"; :"#;
+    let outer = format!(
+        "set -m; '{}' --color never run bash -c '{inner}'; echo \"procrun exited $?\"; stty -tostop",
+        procrun.display()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.current_dir(p.path())
+        .args(["--norc", "--noprofile", "-c", &outer]);
+    let r = PtyRun::start(cmd);
+    r.expect("procrun exited");
+    let (status, output) = r.finish();
+    assert!(output.contains("procrun exited 137"), "{output:?}");
+    assert!(
+        output.contains("procrun: `bash` was terminated by SIGKILL: exit code 137"),
+        "{output:?}"
+    );
+    assert_eq!(status.code(), Some(0), "{output:?}");
+}
