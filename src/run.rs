@@ -107,9 +107,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<i32, Error> {
     };
     let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
     tracing::debug!("spawned `{}` as {pid}", shown(&prepared.target));
-    let target = installed
-        .forward_to(pid)
-        .map_err(|e| Error::io("cannot start forwarding signals", e))?;
+    let target = installed.forward_to(pid);
 
     // Wait for the exit without reaping, withdraw the pid from the forwarder,
     // then reap: the forwarder can never signal a recycled pid.

@@ -131,35 +131,45 @@ impl Installed {
     }
 
     /// Starts forwarding to `pid`. The returned target must be cleared
-    /// before the child is reaped.
-    pub(super) fn forward_to(self, pid: Pid) -> std::io::Result<Target> {
+    /// before the child is reaped. If no thread can be started the child
+    /// still runs, without forwarding: abandoning it would be worse.
+    pub(super) fn forward_to(self, pid: Pid) -> Target {
         let target: Target = Arc::new(Mutex::new(Some(pid)));
         let shared = Arc::clone(&target);
         let mut reader = self.reader;
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("signal-forwarder".into())
             .spawn(move || {
                 let mut byte = [0u8; 1];
                 while reader.read_exact(&mut byte).is_ok() {
-                    let from_kernel = byte[0] & FROM_KERNEL != 0;
-                    let Ok(signal) = Signal::try_from(i32::from(byte[0] & !FROM_KERNEL)) else {
-                        continue;
-                    };
-                    let guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
-                    let Some(pid) = *guard else {
-                        tracing::debug!("{signal} after the child exited: nothing to forward");
-                        continue;
-                    };
-                    if delivered_by_terminal(signal, from_kernel, pid) {
-                        tracing::debug!("{signal} came from the terminal and reached the child");
-                        continue;
-                    }
-                    tracing::debug!("forwarding {signal} to {pid}");
-                    let _ = kill(pid, signal);
+                    forward(&shared, byte[0]);
                 }
-            })?;
-        Ok(target)
+            });
+        if let Err(e) = spawned {
+            tracing::warn!("cannot forward signals to the command: {e}");
+        }
+        target
     }
+}
+
+/// Forwards the signal encoded in `byte` (by [`on_signal`]) to the target,
+/// unless the target is gone or the terminal already delivered it.
+fn forward(target: &Target, byte: u8) {
+    let from_kernel = byte & FROM_KERNEL != 0;
+    let Ok(signal) = Signal::try_from(i32::from(byte & !FROM_KERNEL)) else {
+        return;
+    };
+    let guard = target.lock().unwrap_or_else(PoisonError::into_inner);
+    let Some(pid) = *guard else {
+        tracing::debug!("{signal} after the command exited: nothing to forward");
+        return;
+    };
+    if delivered_by_terminal(signal, from_kernel, pid) {
+        tracing::debug!("{signal} came from the terminal and already reached the command");
+        return;
+    }
+    tracing::debug!("forwarding {signal} to {pid}");
+    let _ = kill(pid, signal);
 }
 
 /// Whether the terminal (or the kernel) already sent `signal` to procrun's
