@@ -110,3 +110,56 @@ fn procrun_is_not_stopped_when_the_command_takes_the_terminal() {
     );
     assert_eq!(status.code(), Some(0), "{output:?}");
 }
+
+#[test]
+fn procrun_takes_the_terminal_back_from_a_command_that_died_holding_it() {
+    // A non-job-control shell script runs procrun, then reads from the
+    // terminal. The command gives the terminal to a job of its own and is
+    // killed; unless procrun takes the terminal back, the script's `read`
+    // runs in a background group and fails.
+    let p = Project::new();
+    let procrun = support::procrun_path();
+    let inner = r#"set -m; sh -c "kill -KILL \$PPID"; :"#;
+    let outer = format!(
+        "'{}' --color never run bash -c '{inner}'; echo \"code $?\"; read x; echo \"read $x\"",
+        procrun.display()
+    );
+    let mut cmd = Command::new("sh");
+    cmd.current_dir(p.path()).args(["-c", &outer]);
+    let mut r = PtyRun::start(cmd);
+    r.expect("code 137");
+    r.send(b"hi\n");
+    let (status, output) = r.finish();
+    assert!(output.contains("read hi"), "{output:?}");
+    assert_eq!(status.code(), Some(0), "{output:?}");
+}
+
+#[test]
+fn ctrl_z_stops_procrun_and_the_command_together_and_fg_resumes_both() {
+    // An interactive bash with job control, as a user has it.
+    let p = Project::new();
+    let procrun = support::procrun_path();
+    let mut cmd = Command::new("bash");
+    cmd.current_dir(p.path())
+        .env("PS1", "prompt> ")
+        .args(["--norc", "--noprofile", "-i"]);
+    let mut r = PtyRun::start(cmd);
+    r.expect("prompt> ");
+    // `re""ady` and `$x`: the echo of the typed line must not match.
+    let job = "read x; echo \"got $x\"'";
+    r.send(format!("'{}' run sh -c 'echo re\"\"ady; {job}\n", procrun.display()).as_bytes());
+    r.expect("ready");
+    r.send(b"\x1a");
+    r.expect("Stopped");
+    r.expect_times("prompt> ", 2);
+    r.send(b"fg\n");
+    // bash prints the job's command line when it resumes it.
+    r.expect_times(job, 3);
+    r.send(b"resumed\n");
+    r.expect("got resumed");
+    r.expect_times("prompt> ", 3);
+    r.send(b"echo \"status $?\"; exit\n");
+    r.expect("status 0");
+    let (status, output) = r.finish();
+    assert_eq!(status.code(), Some(0), "{output:?}");
+}

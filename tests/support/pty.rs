@@ -71,7 +71,9 @@ impl PtyRun {
                     Ok(n) => n,
                 };
                 let (lock, cond) = &*shared;
-                let mut out = lock.lock().expect("lock");
+                let mut out = lock
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if n == 0 {
                     out.extend_from_slice(b"\0EOF");
                     cond.notify_all();
@@ -102,10 +104,16 @@ impl PtyRun {
 
     /// Waits (at most [`TIMEOUT`]) until the terminal has shown `want`.
     pub fn expect(&self, want: &str) {
+        self.expect_times(want, 1);
+    }
+
+    /// Waits (at most [`TIMEOUT`]) until the terminal has shown `want` at
+    /// least `times` times.
+    pub fn expect_times(&self, want: &str, times: usize) {
         let deadline = Instant::now() + TIMEOUT;
         let (lock, cond) = &*self.output;
         let mut out = lock.lock().expect("lock");
-        while !String::from_utf8_lossy(&out).contains(want) {
+        while String::from_utf8_lossy(&out).matches(want).count() < times {
             let left = deadline.saturating_duration_since(Instant::now());
             assert!(
                 !left.is_zero(),
