@@ -88,7 +88,13 @@ pub enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Run one command, or one Procfile entry, in the app's environment
+    /// Run a one-off command, or a Procfile entry, with the app's environment
+    ///
+    /// COMMAND alone naming a Procfile entry runs that entry through /bin/sh -c
+    /// with its PORT and PS; anything else is executed as given, without a
+    /// shell. Everything after COMMAND is passed to it. procrun exits with the
+    /// command's exit code: 128+N if it died from signal N, 127 if it was not
+    /// found, 126 if it could not be executed.
     Run(RunArgs),
 }
 
