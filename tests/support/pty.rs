@@ -20,6 +20,9 @@ use nix::unistd::Pid;
 
 use crate::support::TIMEOUT;
 
+/// Appended to the output once the pty reports the end (every slave closed).
+const EOF: &str = "\0EOF";
+
 /// A process running on a pty.
 pub struct PtyRun {
     child: Child,
@@ -75,7 +78,7 @@ impl PtyRun {
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if n == 0 {
-                    out.extend_from_slice(b"\0EOF");
+                    out.extend_from_slice(EOF.as_bytes());
                     cond.notify_all();
                     return;
                 }
@@ -142,7 +145,10 @@ impl PtyRun {
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
                 self.reaped = true;
-                return (status, self.output());
+                // The last output may still be in the pty: read to the end.
+                self.expect(EOF);
+                let output = self.output().replace(EOF, "");
+                return (status, output);
             }
             assert!(
                 Instant::now() < deadline,
