@@ -4,29 +4,20 @@
 
 #[path = "support/pty.rs"]
 mod pty;
+#[path = "support/running.rs"]
+mod running;
 mod support;
-
-use std::process::Command;
 
 use nix::sys::signal::Signal;
 use pty::PtyRun;
+use running::{clean_command, procrun_run_sh};
 use support::Project;
-
-fn procrun_run(p: &Project, script: &str) -> Command {
-    let mut cmd = Command::new(support::procrun_path());
-    cmd.current_dir(p.path())
-        .env_remove("PROCRUN_ENV")
-        .env_remove("PROCRUN_PROCFILE")
-        .env_remove("PROCRUN_ROOT")
-        .args(["run", "sh", "-c", script]);
-    cmd
-}
 
 #[test]
 fn an_interactive_command_reads_from_the_terminal() {
     let p = Project::new();
-    let mut r = PtyRun::start(procrun_run(
-        &p,
+    let mut r = PtyRun::start(procrun_run_sh(
+        p.path(),
         "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; printf 'name? '; read name; echo \"hello, $name\"",
     ));
     r.expect("on-a-tty");
@@ -43,8 +34,8 @@ fn ctrl_c_reaches_the_command_exactly_once() {
     // The command counts SIGINTs. SIGUSR1, forwarded by procrun after
     // anything procrun would itself have forwarded for the Ctrl-C, prints the
     // count and ends it.
-    let mut r = PtyRun::start(procrun_run(
-        &p,
+    let mut r = PtyRun::start(procrun_run_sh(
+        p.path(),
         "n=0; trap 'n=$((n+1)); echo \"INT number $n\"' INT; \
          trap 'echo \"total $n\"; exit 0' USR1; \
          echo ready; while :; do sleep 0.05; done",
@@ -97,9 +88,8 @@ fn procrun_is_not_stopped_when_the_command_takes_the_terminal() {
         "set -m; '{}' --color never run bash -c '{inner}'; echo \"procrun exited $?\"; stty -tostop",
         procrun.display()
     );
-    let mut cmd = Command::new("bash");
-    cmd.current_dir(p.path())
-        .args(["--norc", "--noprofile", "-c", &outer]);
+    let mut cmd = clean_command("bash", p.path());
+    cmd.args(["--norc", "--noprofile", "-c", &outer]);
     let r = PtyRun::start(cmd);
     r.expect("procrun exited");
     let (status, output) = r.finish();
@@ -124,8 +114,8 @@ fn procrun_takes_the_terminal_back_from_a_command_that_died_holding_it() {
         "'{}' --color never run bash -c '{inner}'; echo \"code $?\"; read x; echo \"read $x\"",
         procrun.display()
     );
-    let mut cmd = Command::new("sh");
-    cmd.current_dir(p.path()).args(["-c", &outer]);
+    let mut cmd = clean_command("sh", p.path());
+    cmd.args(["-c", &outer]);
     let mut r = PtyRun::start(cmd);
     r.expect("code 137");
     r.send(b"hi\n");
@@ -147,9 +137,8 @@ fn ctrl_z_stops_procrun_and_the_command_together_and_fg_resumes_both() {
         "set -m; '{}' run sh -c '{job}'; echo \"stopped with $?\"; fg; echo \"status $?\"",
         procrun.display()
     );
-    let mut cmd = Command::new("bash");
-    cmd.current_dir(p.path())
-        .args(["--norc", "--noprofile", "-c", &script]);
+    let mut cmd = clean_command("bash", p.path());
+    cmd.args(["--norc", "--noprofile", "-c", &script]);
     let mut r = PtyRun::start(cmd);
     r.expect("ready");
     r.send(b"\x1a");

@@ -6,28 +6,16 @@
 mod running;
 mod support;
 
-use std::process::Command;
-
 use nix::sys::signal::Signal;
-use running::Running;
+use running::{Running, procrun_run_sh};
 use support::Project;
-
-fn procrun_run(p: &Project, script: &str) -> Command {
-    let mut cmd = Command::new(support::procrun_path());
-    cmd.current_dir(p.path())
-        .env_remove("PROCRUN_ENV")
-        .env_remove("PROCRUN_PROCFILE")
-        .env_remove("PROCRUN_ROOT")
-        .args(["run", "sh", "-c", script]);
-    cmd
-}
 
 #[test]
 fn sigterm_to_procrun_reaches_the_command() {
     let p = Project::new();
     // The command traps TERM, says so and exits 0: procrun exits 0 too.
-    let mut r = Running::start(procrun_run(
-        &p,
+    let mut r = Running::start(procrun_run_sh(
+        p.path(),
         "trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.05; done",
     ));
     r.expect_line("ready");
@@ -40,7 +28,7 @@ fn sigterm_to_procrun_reaches_the_command() {
 #[test]
 fn a_command_killed_by_a_forwarded_sigterm_gives_143() {
     let p = Project::new();
-    let mut r = Running::start(procrun_run(&p, "echo ready; exec sleep 30"));
+    let mut r = Running::start(procrun_run_sh(p.path(), "echo ready; exec sleep 30"));
     r.expect_line("ready");
     r.signal(Signal::SIGTERM);
     let (status, _, stderr) = r.finish();
@@ -57,7 +45,7 @@ fn hup_quit_usr1_usr2_winch_alrm_and_a_sent_int_are_forwarded() {
         script.push_str(&format!("trap 'echo got {name}' {name}; "));
     }
     script.push_str("trap 'echo bye; exit 0' TERM; echo ready; while :; do sleep 0.05; done");
-    let mut r = Running::start(procrun_run(&p, &script));
+    let mut r = Running::start(procrun_run_sh(p.path(), &script));
     r.expect_line("ready");
     let signals = [
         Signal::SIGHUP,
@@ -89,7 +77,7 @@ fn signals_ignored_when_procrun_starts_stay_ignored_for_the_command() {
     // `nohup procrun run …`: the command must survive SIGHUP, as it would
     // under nohup without procrun.
     let p = Project::new();
-    let mut cmd = procrun_run(&p, "kill -HUP $$; echo survived");
+    let mut cmd = procrun_run_sh(p.path(), "kill -HUP $$; echo survived");
     // SAFETY: signal(2) is async-signal-safe.
     unsafe {
         use std::os::unix::process::CommandExt as _;

@@ -5,7 +5,9 @@
 //! can kill procrun and everything it started, and nothing else.
 #![allow(dead_code)]
 
+use std::ffi::OsStr;
 use std::io::{BufRead as _, BufReader};
+use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
 use std::time::{Duration, Instant};
@@ -14,6 +16,28 @@ use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
 use crate::support::TIMEOUT;
+
+/// `program` in `dir` with procrun's settings removed from the environment,
+/// as `support::procrun()` does, for tests that need a `std` command.
+pub fn clean_command(program: impl AsRef<OsStr>, dir: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(dir);
+    for (key, _) in std::env::vars_os() {
+        let key_str = key.to_string_lossy();
+        if key_str.starts_with("PROCRUN_") || key_str == "NO_COLOR" || key_str == "PORT" {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env_remove("RUST_LOG");
+    cmd
+}
+
+/// `procrun run sh -c SCRIPT` in `dir`.
+pub fn procrun_run_sh(dir: &Path, script: &str) -> Command {
+    let mut cmd = clean_command(crate::support::procrun_path(), dir);
+    cmd.args(["run", "sh", "-c", script]);
+    cmd
+}
 
 /// A running procrun whose stdout is read line by line.
 pub struct Running {
