@@ -105,7 +105,8 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<i32, Error> {
             return Ok(code);
         }
     };
-    let pid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(i32::MAX));
+    // A pid always fits in pid_t; std just hands it out as u32.
+    let pid = Pid::from_raw(child.id() as libc::pid_t);
     tracing::debug!("spawned `{}` as {pid}", shown(&prepared.target));
     let target = installed.forward_to(pid);
 

@@ -11,8 +11,9 @@
 //! terminal driver sends with `si_code == SI_KERNEL`, `kill(2)` with
 //! `si_code <= 0`. Elsewhere, where `si_code` is less uniform, a
 //! terminal-generated signal (INT, QUIT, WINCH) is assumed to come from the
-//! terminal while procrun's group is the terminal's foreground group — the
-//! heuristic uv uses (astral-sh/uv#11009). If the child has left procrun's
+//! terminal while procrun's group is the terminal's foreground group (uv,
+//! astral-sh/uv#11009, uses "stdin is a terminal"; the foreground test also
+//! covers `cmd | procrun run …` at a prompt). If the child has left procrun's
 //! group (e.g. a job-control shell), the terminal no longer reaches it through
 //! procrun's group and every signal is forwarded.
 //!
@@ -200,8 +201,9 @@ fn is_ignored(signal: Signal) -> std::io::Result<bool> {
     Ok(old.sa_sigaction == libc::SIG_IGN)
 }
 
-/// Whether `info` says a process (kill, sigqueue, tgkill) sent the signal
-/// rather than the kernel. Linux: `si_code <= 0` (`SI_FROMUSER`).
+/// Whether `info` says the kernel (on a terminal's behalf) sent the signal,
+/// rather than a process (kill, sigqueue, tgkill: `si_code <= 0` on Linux).
+/// Always false elsewhere; see [`delivered_by_terminal`].
 fn sent_by_kernel(info: &libc::siginfo_t) -> bool {
     cfg!(any(target_os = "linux", target_os = "android")) && info.si_code > 0
 }
