@@ -141,6 +141,10 @@ pub struct StartArgs {
 /// `procrun run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Base port for a Procfile entry run by name (as in `start`) [default: PORT from the env files, else $PORT, else 5000]
+    #[arg(short = 'p', long, env = "PROCRUN_PORT", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
     /// The command and its arguments, or the name of a Procfile entry
     #[arg(
         value_name = "COMMAND",

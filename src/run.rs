@@ -145,7 +145,13 @@ fn prepare(settings: &Settings, args: &RunArgs) -> Result<Prepared, Error> {
         && let Some(procfile) = lookup_procfile(settings, name)?
     {
         if procfile.get(name).is_some() {
-            let (_, plan) = settings.plan(&FormationArgs::default(), &[name.to_owned()])?;
+            let (_, plan) = settings.plan(
+                &FormationArgs {
+                    formation: None,
+                    port: args.port,
+                },
+                &[name.to_owned()],
+            )?;
             let instance = plan
                 .instances
                 .into_iter()

@@ -226,6 +226,14 @@ fn a_procfile_entry_by_name_runs_with_its_port_and_ps() {
         "{}",
         stderr(&out)
     );
+    // -p sets the base port, as in `start`.
+    let out = run(&p, &["-p", "7000", "worker"]);
+    assert_eq!(
+        stdout(&out),
+        format!("worker 7100 worker.1 baz\n{}\n", root.display()),
+        "{}",
+        stderr(&out)
+    );
 }
 
 fn procrun_in_tmp() -> assert_cmd::Command {
