@@ -161,7 +161,9 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Outcome, Error> 
         .into_iter()
         .partition::<Vec<_>, _>(Diagnostic::is_error);
     if !errors.is_empty() {
-        return Err(errors.into());
+        let mut all = errors;
+        all.extend(warnings);
+        return Err(all.into());
     }
     warnings.splice(0..0, plan.warnings.iter().cloned());
     warnings.splice(0..0, plan.env.warnings.iter().cloned());
@@ -355,22 +357,39 @@ pub fn shell_script(command: &str) -> String {
     }
 }
 
-/// A single command without shell control operators, whose first word is
-/// neither a keyword nor a variable assignment (`exec A=1 cmd` would fail).
+/// A single command without shell control operators outside quotes, whose
+/// first word is neither a keyword nor a variable assignment (`exec A=1 cmd`
+/// would fail). Conservative: when in doubt, no `exec`.
 fn is_simple_command(command: &str) -> bool {
     const KEYWORDS: &[&str] = &[
-        "if", "then", "for", "while", "until", "case", "{", "!", "exec", "(", "function", "select",
+        "if", "then", "for", "while", "until", "case", "{", "!", "exec", "function", "select",
     ];
     let first = command.split_whitespace().next().unwrap_or("");
-    !command.is_empty()
-        && !command.contains([';', '|', '\n', '\r', '(', ')', '`', '{', '}'])
-        // `&` only in a redirection such as `2>&1`.
-        && command
-            .char_indices()
-            .filter(|(_, c)| *c == '&')
-            .all(|(i, _)| command[..i].ends_with(['>', '<']))
-        && !first.contains('=')
-        && !KEYWORDS.contains(&first)
+    if command.trim().is_empty() || first.contains('=') || KEYWORDS.contains(&first) {
+        return false;
+    }
+    let mut quote = None;
+    let mut prev = ' ';
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '\\') => {
+                chars.next();
+            }
+            // `&` only in a redirection such as `2>&1`.
+            (None, '&') if prev == '>' || prev == '<' => {}
+            (None, ';' | '&' | '|' | '\n' | '\r' | '(' | ')' | '`' | '{' | '}') => return false,
+            (None, _) => {}
+        }
+        prev = c;
+    }
+    quote.is_none()
 }
 
 /// `value` as one POSIX shell word: single-quoted, with `'` written `'\''`.
@@ -459,6 +478,12 @@ pub fn write_all(dir: &Path, files: &[ExportFile]) -> Result<(), Error> {
                 std::fs::create_dir_all(&target)
                     .map_err(|e| Error::io(format!("cannot create `{}`", target.display()), e))?;
                 continue;
+            }
+            if std::fs::symlink_metadata(&target).is_ok_and(|m| m.is_dir()) {
+                return Err(Error::io(
+                    format!("cannot replace `{}`", target.display()),
+                    std::io::Error::new(std::io::ErrorKind::IsADirectory, "it is a directory"),
+                ));
             }
             let parent = target.parent().unwrap_or(dir);
             std::fs::create_dir_all(parent)
@@ -568,6 +593,12 @@ mod tests {
         assert_eq!(shell_script("A=1 cmd"), "A=1 cmd");
         assert_eq!(shell_script("exec cmd"), "exec cmd");
         assert_eq!(shell_script("echo $(id)"), "echo $(id)");
+        assert_eq!(
+            shell_script("run 'a ;b' \"c|d\" e\\;f"),
+            "exec run 'a ;b' \"c|d\" e\\;f"
+        );
+        assert_eq!(shell_script("run 'unterminated"), "run 'unterminated");
+        assert_eq!(shell_script("a \"b\\\";\" c"), "exec a \"b\\\";\" c");
         assert_eq!(
             shell_script("bin/web -p \"$PORT\" > log 2>&1"),
             "exec bin/web -p \"$PORT\" > log 2>&1"
