@@ -48,7 +48,7 @@ def k8s(path):
             print(f"env {name} {e['name']} {hexed(e['value'])}")
         ports = [p["containerPort"] for p in container.get("ports", [])]
         for p in ports:
-            print(f"port {name} - {p}")
+            print(f"port {name} - {hexed(p)}")
     for s in (d for d in docs if d["kind"] == "Service"):
         sel = s["spec"]["selector"]
         matched = [d for d in deployments
@@ -77,7 +77,7 @@ def compose(path):
         for k, v in (svc.get("environment") or {}).items():
             print(f"env {name} {k} {hexed(v)}")
         for p in svc.get("ports", []):
-            print(f"port {name} - {p['target']}")
+            print(f"port {name} - {hexed(p['target'])}")
 
 
 TYPES = {"Label": str, "ProgramArguments": list, "EnvironmentVariables": dict, "WorkingDirectory": str,
