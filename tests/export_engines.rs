@@ -67,8 +67,14 @@ fn require(test: &str, names: &[&str]) -> Option<Vec<PathBuf>> {
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{message} (CI=true: engine tests must run)");
     }
-    eprintln!("skipping {message}");
+    skip(&message);
     None
+}
+
+/// Says a test is skipped, past the test harness's output capture so that
+/// it shows in a normal `cargo test` run.
+fn skip(message: &str) {
+    let _ = writeln!(std::io::stderr(), "skipping {message}");
 }
 
 fn is_root() -> bool {
@@ -236,15 +242,29 @@ impl Engine {
 }
 
 impl Drop for Engine {
+    /// A test that failed half-way: ask the engine to stop (nspawn halts the
+    /// container on SIGTERM), then kill it and everything it started. The
+    /// services of runsv, supervisord and nspawn live in sessions of their
+    /// own, so the process group alone would not reach them: every
+    /// descendant is collected first (SIGKILL on a container's init ends
+    /// its whole PID namespace).
     fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            eprintln!("killing {} (process group {})", self.name, self.pid());
-            // SAFETY: as above; the group is the one we created for it.
-            unsafe {
-                libc::kill(-self.pid(), libc::SIGKILL);
-            }
-            let _ = self.child.wait();
+        if self.child.try_wait().ok().flatten().is_some() {
+            return;
         }
+        eprintln!("stopping {} (pid {})", self.name, self.pid());
+        let descendants = children(self.pid());
+        self.signal(libc::SIGTERM);
+        let exited = self.wait(Duration::from_secs(5)).is_some();
+        let leftovers = descendants.into_iter().filter(|p| !gone(*p));
+        let group = (!exited).then(|| -self.pid());
+        for pid in leftovers.chain(group) {
+            // SAFETY: as above; these are processes this test started.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+        let _ = self.child.wait();
     }
 }
 
@@ -509,7 +529,7 @@ fn systemd_boots_the_export_in_nspawn() {
         return;
     };
     if !is_root() {
-        eprintln!("skipping systemd_boots_the_export_in_nspawn: needs root");
+        skip("systemd_boots_the_export_in_nspawn: needs root");
         assert!(
             std::env::var("CI").map_or(true, |v| v != "true"),
             "CI must run as root"

@@ -152,9 +152,11 @@ pub fn escape(value: &str) -> String {
 }
 
 /// Inserts `''` (an empty shell string) before every `;` or `#` that follows
-/// a blank, so that the INI reader does not take it for an inline comment.
-/// Only valid inside a single-quoted shell word.
+/// a blank, so that the INI reader does not take it for an inline comment,
+/// and inside every `%(here)s`, which supervisord replaces in included files
+/// before it reads `%%`. Only valid inside a single-quoted shell word.
 pub fn guard_comments(word: &str) -> String {
+    let word = word.replace("(here)s", "(her''e)s");
     let mut out = String::with_capacity(word.len());
     let mut prev = None;
     for c in word.chars() {
@@ -175,6 +177,7 @@ mod tests {
     fn comments_are_guarded() {
         assert_eq!(guard_comments("'a ; b #c d;e'"), "'a ''; b ''#c d;e'");
         assert_eq!(guard_comments("'a\t#x'"), "'a\t''#x'");
+        assert_eq!(guard_comments("'%%(here)s'"), "'%%(her''e)s'");
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// The Procfile: `web` is a test app that reports its env, argv and cwd;
 /// its arguments exercise the command quoting of every format.
-pub const PROCFILE: &str = r##"web: /usr/bin/python3 -u envapp.py "100%" 'semi ;colon' "#hash" '$PORT' "$PORT" it\'s
+pub const PROCFILE: &str = r##"web: /usr/bin/python3 -u envapp.py "100%" 'semi ;colon' "#hash" '$PORT' "$PORT" it\'s '%(here)s'
 worker: echo "worker $PS starting; 50% done, PORT=$PORT" && exec sleep 1000
 clock: /usr/bin/python3 -u clock.py
 "##;
@@ -55,6 +55,7 @@ pub fn expected_args(port: u16) -> Vec<String> {
         "$PORT".into(),
         port.to_string(),
         "it's".into(),
+        "%(here)s".into(),
     ]
 }
 
