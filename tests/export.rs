@@ -285,3 +285,59 @@ mod export {
         procrun::export::default_app_name(root)
     }
 }
+
+/// The pure renderers on a plan with a fixed root, no binary or file
+/// system involved: the same fixture, stable paths.
+#[test]
+fn pure_renderers_snapshot() {
+    use procrun::cli::ExportFormat;
+    use procrun::export::{ExportOptions, FileKind, render};
+    use std::path::PathBuf;
+
+    let procfile =
+        procrun::procfile::parse(Path::new("Procfile"), export_support::PROCFILE).expect("parses");
+    let env = procrun::env::parse(".env", export_support::ENV, &|_| None).expect("parses");
+    let request = procrun::plan::PlanRequest {
+        formation: procrun::formation::parse(export_support::FORMATION).expect("parses"),
+        selected: vec![],
+        port: Some(8000),
+        root: PathBuf::from("/srv/shop"),
+    };
+    let plan = procrun::plan::build(&procfile, &env, &request, &|_| None).expect("plans");
+    let options = ExportOptions {
+        app: "shop".into(),
+        user: None,
+        log_dir: Some(PathBuf::from("/var/log/shop")),
+        timeout: std::time::Duration::from_secs(10),
+        image: Some("registry.example.com/shop:2.0".into()),
+        user_units: false,
+        output_dir: PathBuf::from("/srv/shop/deploy"),
+    };
+    for format in [
+        ExportFormat::Systemd,
+        ExportFormat::Supervisord,
+        ExportFormat::Runit,
+        ExportFormat::Launchd,
+        ExportFormat::Compose,
+        ExportFormat::Kubernetes,
+    ] {
+        let files = render(format, &plan, &options);
+        let mut text = String::new();
+        for f in &files {
+            let kind = match f.kind {
+                FileKind::File => "file",
+                FileKind::Executable => "executable",
+                FileKind::Dir => "dir",
+            };
+            text.push_str(&format!(
+                "=== {} ({kind})\n{}\n",
+                f.path,
+                f.contents.replace('\0', "\\0")
+            ));
+        }
+        insta::assert_snapshot!(
+            format!("pure_{}", procrun::export::format_name(format)),
+            text
+        );
+    }
+}
