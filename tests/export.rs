@@ -341,3 +341,39 @@ fn pure_renderers_snapshot() {
         );
     }
 }
+
+#[test]
+fn option_conflicts_and_unusable_names_are_errors() {
+    let p = fixture();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["systemd", "out", "--user-units", "--user", "deploy"],
+            "--user cannot be used with --user-units",
+        ),
+        (
+            &["systemd", "out", "--app", "my app"],
+            "`my app` is not usable as an app name",
+        ),
+        (
+            &["runit", "out", "--user", "x;id"],
+            "`x;id` is not usable as a user name",
+        ),
+    ];
+    for (args, message) in cases {
+        let out = p.procrun().arg("export").args(*args).assert().code(2);
+        let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+    let p = fixture().file(".env", "A.B=1\n");
+    let out = p
+        .procrun()
+        .args(["export", "supervisord", "out"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("`A.B` is not a shell variable name"),
+        "{stderr}"
+    );
+    assert!(!p.join("out").exists());
+}
