@@ -241,15 +241,26 @@ fn re_export_removes_what_is_no_longer_exported() {
     assert!(p.join("out/shop-web-2/env/QUOTES").exists());
     std::fs::write(p.join("mine.txt"), "").expect("write");
     std::fs::write(p.join("out/notes.txt"), "the user's own file").expect("write");
+    // runsv's own state inside a service that will go away.
+    std::fs::create_dir(p.join("out/shop-web-2/supervise")).expect("mkdir");
     let p = p.file(".env", "ONLY=1\n");
-    p.procrun()
+    let out = p
+        .procrun()
         .args(["export", "runit", "out", "-m", "web=1", "--app", "shop"])
         .assert()
         .success();
     assert!(p.join("out/shop-web-1/env/ONLY").exists());
     assert!(!p.join("out/shop-web-1/env/QUOTES").exists());
     assert!(!p.join("out/shop-web-2/run").exists());
+    assert!(!p.join("out/shop-web-2/env").exists());
+    assert!(!p.join("out/shop-worker-1").exists());
     assert!(p.join("out/notes.txt").exists());
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        stderr.contains("shop-web-2` is no longer part of the export"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("shop-worker-1"), "{stderr}");
 }
 
 #[test]

@@ -168,7 +168,12 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Outcome, Error> 
     warnings.splice(0..0, plan.warnings.iter().cloned());
     warnings.splice(0..0, plan.env.warnings.iter().cloned());
     let files = render(args.format, &plan, &options);
-    write_all(&options.output_dir, &files)?;
+    for folder in write_all(&options.output_dir, &files)? {
+        warnings.push(Diagnostic::warning(format!(
+            "`{}` is no longer part of the export but still holds files procrun did not write; remove it once it is stopped",
+            options.output_dir.join(folder).display()
+        )));
+    }
     Ok(Outcome {
         warnings,
         written: files
@@ -465,8 +470,10 @@ pub fn whole_seconds(timeout: Duration) -> u64 {
 /// Writes `files` into `dir` so that nothing is half-written: every file is
 /// written to a temporary name in its final directory, and only when all of
 /// them were written are they renamed into place. Files listed in the
-/// previous export's manifest but not in this one are then removed.
-pub fn write_all(dir: &Path, files: &[ExportFile]) -> Result<(), Error> {
+/// previous export's manifest but not in this one are then removed, with
+/// the folders they leave empty. Returns the top-level folders that are no
+/// longer exported but still hold other files (e.g. a runit service's logs).
+pub fn write_all(dir: &Path, files: &[ExportFile]) -> Result<Vec<String>, Error> {
     let shown = dir.display().to_string();
     std::fs::create_dir_all(dir)
         .map_err(|e| Error::io(format!("cannot create the output directory `{shown}`"), e))?;
@@ -495,8 +502,7 @@ pub fn write_all(dir: &Path, files: &[ExportFile]) -> Result<(), Error> {
         }
         let manifest: String = files
             .iter()
-            .filter(|f| f.kind != FileKind::Dir)
-            .map(|f| format!("{}\n", f.path))
+            .map(|f| format!("{}\n", manifest_entry(f)))
             .collect();
         let temp = dir.join(format!(".procrun-tmp-{}-manifest", std::process::id()));
         write_one(&temp, &ExportFile::file(MANIFEST, manifest))
@@ -522,19 +528,59 @@ pub fn write_all(dir: &Path, files: &[ExportFile]) -> Result<(), Error> {
             ));
         }
     }
-    let current: BTreeSet<&str> = files.iter().map(|f| f.path.as_str()).collect();
-    for stale in previous.lines() {
-        // Only plain relative paths that an earlier export wrote.
-        if stale.is_empty()
-            || current.contains(stale)
-            || stale.starts_with('/')
-            || stale.split('/').any(|p| p == ".." || p.is_empty())
-        {
-            continue;
+    let current: BTreeSet<String> = files.iter().map(manifest_entry).collect();
+    // Only plain relative paths that an earlier export wrote, deepest first
+    // so that a folder is emptied before it is removed.
+    let mut stale: Vec<&str> = previous
+        .lines()
+        .filter(|l| !l.is_empty() && !current.contains(*l) && !l.starts_with('/'))
+        .filter(|l| {
+            l.trim_end_matches('/')
+                .split('/')
+                .all(|p| !p.is_empty() && p != "..")
+        })
+        .collect();
+    stale.sort_by_key(|l| std::cmp::Reverse(l.matches('/').count()));
+    let mut tops: Vec<String> = Vec::new();
+    for entry in stale {
+        let path = entry.trim_end_matches('/');
+        let _ = if entry.ends_with('/') {
+            std::fs::remove_dir(dir.join(path))
+        } else {
+            std::fs::remove_file(dir.join(path))
+        };
+        // Folders it leaves empty go too (a runit service's env/).
+        let mut parent = Path::new(path).parent();
+        while let Some(p) = parent.filter(|p| !p.as_os_str().is_empty()) {
+            if std::fs::remove_dir(dir.join(p)).is_err() {
+                break;
+            }
+            parent = p.parent();
         }
-        let _ = std::fs::remove_file(dir.join(stale));
+        let top = path.split('/').next().unwrap_or(path);
+        if top != path && !tops.iter().any(|t| t == top) {
+            tops.push(top.to_owned());
+        }
     }
-    Ok(())
+    // A top-level folder that is no longer exported but still holds files
+    // procrun did not write (runit's supervise/ and logs).
+    Ok(tops
+        .into_iter()
+        .filter(|top| {
+            !current
+                .iter()
+                .any(|c| c.split('/').next() == Some(top.as_str()))
+                && dir.join(top).exists()
+        })
+        .collect())
+}
+
+/// A file's line in the manifest: its path, with a `/` for a folder.
+fn manifest_entry(file: &ExportFile) -> String {
+    match file.kind {
+        FileKind::Dir => format!("{}/", file.path),
+        _ => file.path.clone(),
+    }
 }
 
 fn write_one(path: &Path, file: &ExportFile) -> std::io::Result<()> {
