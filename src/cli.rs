@@ -172,9 +172,9 @@ pub struct ExportArgs {
     #[arg(short = 'l', long, env = "PROCRUN_LOG", value_name = "DIR")]
     pub log: Option<PathBuf>,
 
-    /// Seconds a process gets to stop after SIGTERM before it is killed
-    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
-    pub timeout: Duration,
+    /// Seconds a process gets to stop after SIGTERM before it is killed [default: 5]
+    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
 
     /// Container image (compose: else `build:` the app root; kubernetes: required)
     #[arg(long, env = "PROCRUN_IMAGE", value_name = "IMAGE")]

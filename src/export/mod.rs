@@ -41,6 +41,9 @@ pub const GENERATED: &str =
 /// `env/` file would otherwise still be loaded).
 pub const MANIFEST: &str = ".procrun-export";
 
+/// `-t` when it is not given.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Options shared by every format, resolved from the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExportOptions {
@@ -152,12 +155,18 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Outcome, Error> 
         },
         user: args.user.clone(),
         log_dir: args.log.as_ref().map(|l| absolute(&cwd, l)),
-        timeout: args.timeout,
+        timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
         image: args.image.clone(),
         user_units: args.user_units,
         output_dir: absolute(&cwd, &output_shown),
     };
-    let (errors, mut warnings) = check(args.format, &plan, &options)
+    let mut found = check(args.format, &plan, &options);
+    if args.format == ExportFormat::Runit && args.timeout.is_some() {
+        found.push(Diagnostic::warning(
+            "-t/--timeout has no effect on runit: `sv down` sends SIGTERM and waits (use `sv -w SECS force-stop`)",
+        ));
+    }
+    let (errors, mut warnings) = found
         .into_iter()
         .partition::<Vec<_>, _>(Diagnostic::is_error);
     if !errors.is_empty() {
@@ -316,7 +325,17 @@ pub fn check(format: ExportFormat, plan: &Plan, options: &ExportOptions) -> Vec<
                 ));
             }
         }
-        ExportFormat::Supervisord => found.extend(supervisord::check(plan)),
+        ExportFormat::Supervisord => {
+            found.extend(supervisord::check(plan));
+            let socket = options.output_dir.join("supervisor.sock");
+            // sockaddr_un holds 108 bytes, the terminating NUL included.
+            if socket.as_os_str().len() > 107 {
+                found.push(Diagnostic::warning(format!(
+                    "supervisord's socket path `{}` is longer than a Unix socket allows (107 bytes): supervisord will not start from there",
+                    socket.display()
+                )));
+            }
+        }
         ExportFormat::Launchd => {}
         ExportFormat::Runit => found.extend(runit::check(plan)),
         ExportFormat::Compose | ExportFormat::Kubernetes => {
@@ -590,10 +609,11 @@ fn write_one(path: &Path, file: &ExportFile) -> std::io::Result<()> {
     } else {
         0o644
     };
+    // A fresh file, never an existing one or a symlink planted there.
+    let _ = std::fs::remove_file(path);
     let mut out = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(mode)
         .open(path)?;
     out.write_all(file.contents.as_bytes())?;
