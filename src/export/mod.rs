@@ -141,7 +141,7 @@ pub struct Outcome {
 
 /// `procrun export`: plan, check, render, write.
 pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Outcome, Error> {
-    let (_, plan) = settings.plan(&args.formation, &[])?;
+    let (procfile, plan) = settings.plan(&args.formation, &[])?;
     let output_shown = args
         .output
         .clone()
@@ -174,8 +174,11 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Outcome, Error> 
         all.extend(warnings);
         return Err(all.into());
     }
-    warnings.splice(0..0, plan.warnings.iter().cloned());
-    warnings.splice(0..0, plan.env.warnings.iter().cloned());
+    // In the order `check` shows them: Procfile, env files, plan, export.
+    let mut before = procfile.warnings.clone();
+    before.extend(plan.env.warnings.iter().cloned());
+    before.extend(plan.warnings.iter().cloned());
+    warnings.splice(0..0, before);
     let files = render(args.format, &plan, &options);
     for folder in write_all(&options.output_dir, &files)? {
         warnings.push(Diagnostic::warning(format!(
