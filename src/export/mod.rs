@@ -316,6 +316,7 @@ pub fn check(format: ExportFormat, plan: &Plan, options: &ExportOptions) -> Vec<
     }
     match format {
         ExportFormat::Systemd => {
+            found.extend(systemd::check(plan));
             if options.user_units && options.user.is_some() {
                 found.push(
                     Diagnostic::error("--user cannot be used with --user-units")
@@ -371,6 +372,30 @@ pub fn check(format: ExportFormat, plan: &Plan, options: &ExportOptions) -> Vec<
         )));
     }
     found
+}
+
+/// An error for every env-file key that is not a shell variable name
+/// (letters, digits, `_`, not starting with a digit), for formats that
+/// cannot set any other.
+fn variable_names(plan: &Plan, who: &str) -> Vec<Diagnostic> {
+    plan.env
+        .pairs()
+        .filter(|(k, _)| !is_shell_name(k))
+        .map(|(k, _)| {
+            Diagnostic::error(format!(
+                "`{k}` is not a shell variable name, so {who} cannot set it"
+            ))
+            .help("use letters, digits and `_`, not starting with a digit")
+        })
+        .collect()
+}
+
+fn is_shell_name(key: &str) -> bool {
+    let mut chars = key.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// The command a process runs, as a script for `/bin/sh -c`: `exec` is put
@@ -727,6 +752,15 @@ mod tests {
             relative_path(Path::new("/x/y"), Path::new("/a/b")),
             Path::new("../../a/b")
         );
+    }
+
+    #[test]
+    fn shell_names() {
+        assert!(is_shell_name("DATABASE_URL"));
+        assert!(is_shell_name("_x1"));
+        assert!(!is_shell_name("1X"));
+        assert!(!is_shell_name("A.B"));
+        assert!(!is_shell_name(""));
     }
 
     #[test]

@@ -24,24 +24,7 @@ use crate::plan::Plan;
 
 /// Keys the shell can `export`.
 pub fn check(plan: &Plan) -> Vec<Diagnostic> {
-    plan.env
-        .pairs()
-        .filter(|(k, _)| !is_shell_name(k))
-        .map(|(k, _)| {
-            Diagnostic::error(format!(
-                "`{k}` is not a shell variable name, so the supervisord export cannot set it"
-            ))
-            .help("use letters, digits and `_`, not starting with a digit")
-        })
-        .collect()
-}
-
-fn is_shell_name(key: &str) -> bool {
-    let mut chars = key.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    super::variable_names(plan, "the supervisord export")
 }
 
 /// Renders `supervisord.conf`, `APP.conf`, `APP.env` and the log folder.
@@ -178,13 +161,5 @@ mod tests {
         assert_eq!(guard_comments("'a ; b #c d;e'"), "'a ''; b ''#c d;e'");
         assert_eq!(guard_comments("'a\t#x'"), "'a\t''#x'");
         assert_eq!(guard_comments("'%%(here)s'"), "'%%(her''e)s'");
-    }
-
-    #[test]
-    fn shell_names() {
-        assert!(is_shell_name("DATABASE_URL"));
-        assert!(is_shell_name("_x1"));
-        assert!(!is_shell_name("1X"));
-        assert!(!is_shell_name("A.B"));
     }
 }

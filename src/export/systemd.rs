@@ -12,7 +12,14 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::{ExportFile, ExportOptions, GENERATED, shell_script};
+use crate::diagnostic::Diagnostic;
 use crate::plan::Plan;
+
+/// systemd ignores (with a warning) an `Environment=` whose name is not a
+/// shell variable name.
+pub fn check(plan: &Plan) -> Vec<Diagnostic> {
+    super::variable_names(plan, "systemd")
+}
 
 /// Renders the units.
 pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
