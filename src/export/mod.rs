@@ -330,7 +330,7 @@ pub fn check(format: ExportFormat, plan: &Plan, options: &ExportOptions) -> Vec<
             }
         }
         ExportFormat::Supervisord => {
-            found.extend(supervisord::check(plan));
+            found.extend(supervisord::check(plan, options));
             let socket = options.output_dir.join("supervisor.sock");
             // sockaddr_un holds 108 bytes, the terminating NUL included.
             if socket.as_os_str().len() > 107 {

@@ -22,9 +22,21 @@ use super::{ExportFile, ExportOptions, GENERATED, shell_quote, shell_script, who
 use crate::diagnostic::Diagnostic;
 use crate::plan::Plan;
 
-/// Keys the shell can `export`.
-pub fn check(plan: &Plan) -> Vec<Diagnostic> {
-    super::variable_names(plan, "the supervisord export")
+/// Keys the shell can `export`, and paths the INI reader would cut short.
+pub fn check(plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
+    let mut found = super::variable_names(plan, "the supervisord export");
+    for path in [Some(&plan.root), options.log_dir.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        let text = path.display().to_string();
+        if has_inline_comment(&text) || text.contains("%(here)s") {
+            found.push(Diagnostic::error(format!(
+                "`{text}` holds a `;` or `#` after a blank, or `%(here)s`, which supervisord's config reader would take apart"
+            )));
+        }
+    }
+    found
 }
 
 /// Renders `supervisord.conf`, `APP.conf`, `APP.env` and the log folder.
@@ -134,6 +146,14 @@ pub fn escape(value: &str) -> String {
     value.replace('%', "%%")
 }
 
+/// Whether the INI reader would see an inline comment in `text`: a `;` or
+/// `#` after a blank.
+fn has_inline_comment(text: &str) -> bool {
+    text.chars()
+        .zip(text.chars().skip(1))
+        .any(|(a, b)| a.is_whitespace() && (b == ';' || b == '#'))
+}
+
 /// Inserts `''` (an empty shell string) before every `;` or `#` that follows
 /// a blank, so that the INI reader does not take it for an inline comment,
 /// and inside every `%(here)s`, which supervisord replaces in included files
@@ -155,6 +175,14 @@ pub fn guard_comments(word: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inline_comments() {
+        assert!(has_inline_comment("/srv/a ;b"));
+        assert!(has_inline_comment("/srv/a\t#b"));
+        assert!(!has_inline_comment("/srv/a;b"));
+        assert!(!has_inline_comment("/srv/my app#1"));
+    }
 
     #[test]
     fn comments_are_guarded() {
