@@ -540,6 +540,11 @@ fn systemd_boots_the_export_in_nspawn() {
     let (_p, root, out) = exported("systemd", base, &[]);
     let log = root.join("nspawn.log");
     let machine = format!("procrun-test-{}", std::process::id());
+    // Declared before the engine so it runs after the engine is stopped:
+    // a killed nspawn leaves its (empty) propagation folder behind.
+    let _propagate = RemoveDirOnDrop(PathBuf::from(format!(
+        "/run/systemd/nspawn/propagate/{machine}"
+    )));
     let started = Instant::now();
     let mut engine = Engine::spawn(
         "systemd-nspawn",
@@ -642,6 +647,15 @@ fn systemd_boots_the_export_in_nspawn() {
         "systemd-nspawn: booted, checked and halted in {:.1}s",
         started.elapsed().as_secs_f64()
     );
+}
+
+/// Removes an empty folder when dropped.
+struct RemoveDirOnDrop(PathBuf);
+
+impl Drop for RemoveDirOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
 }
 
 /// Every descendant of `pid`.
