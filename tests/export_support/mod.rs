@@ -99,7 +99,7 @@ pub fn decode_lines(text: &str) -> Vec<(String, String, String, String)> {
 
 /// Hex to text (the value itself when it is not hex).
 pub fn unhex(hex: &str) -> String {
-    if hex.len() % 2 != 0 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+    if !hex.len().is_multiple_of(2) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
         return hex.to_owned();
     }
     let bytes: Vec<u8> = (0..hex.len())
