@@ -9,6 +9,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod env;
 pub mod error;
+pub mod export;
 pub mod formation;
 pub mod plan;
 pub mod procfile;
@@ -74,6 +75,26 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             Ok(error::EXIT_OK)
         }
         Command::Run(args) => run::run(settings, &args),
+        Command::Export(args) => {
+            let outcome = export::export(settings, &args)?;
+            eprint!(
+                "{}",
+                diagnostic::render_all(&outcome.warnings, settings.color_stderr())
+            );
+            let n = outcome.written.len();
+            let mut text = format!(
+                "wrote {n} file{} to {}:\n",
+                if n == 1 { "" } else { "s" },
+                outcome.output_dir.display()
+            );
+            for path in &outcome.written {
+                text.push_str(&format!("  {path}\n"));
+            }
+            text.push_str(&outcome.next_steps);
+            text.push('\n');
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            Ok(error::EXIT_OK)
+        }
     }
 }
 
