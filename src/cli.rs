@@ -84,6 +84,22 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the formation in the foreground, output prefixed, until one process ends or Ctrl-C
     Start(StartArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Run a one-off command, or a Procfile entry, with the app's environment
+    ///
+    /// COMMAND alone naming a Procfile entry runs that entry through /bin/sh -c
+    /// with its PORT and PS; anything else is executed as given, without a
+    /// shell. Everything after COMMAND is passed to it. procrun exits with the
+    /// command's exit code: 128+N if it died from signal N, 127 if it was not
+    /// found, 126 if it could not be executed.
+    Run(RunArgs),
+    /// Write the app's processes as configuration for a production process manager
+    Export(ExportArgs),
 }
 
 /// Which instances run, and their ports.
@@ -129,6 +145,10 @@ pub struct StartArgs {
 /// `procrun run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
+    /// Base port for a Procfile entry run by name (as in `start`) [default: PORT from the env files, else $PORT, else 5000]
+    #[arg(short = 'p', long, env = "PROCRUN_PORT", value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+
     /// The command and its arguments, or the name of a Procfile entry
     #[arg(
         value_name = "COMMAND",
@@ -137,6 +157,64 @@ pub struct RunArgs {
         allow_hyphen_values = true
     )]
     pub command: Vec<OsString>,
+}
+
+/// `procrun export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// The target process manager
+    #[arg(value_enum, value_name = "FORMAT")]
+    pub format: ExportFormat,
+
+    /// Where to write the files [default: ./FORMAT, e.g. ./systemd]
+    #[arg(value_name = "OUTPUT_DIR")]
+    pub output: Option<PathBuf>,
+
+    /// Formation and ports.
+    #[command(flatten)]
+    pub formation: FormationArgs,
+
+    /// The app's name, the prefix of every unit, program and service [default: the app root's directory name]
+    #[arg(short = 'a', long, env = "PROCRUN_APP", value_name = "NAME")]
+    pub app: Option<String>,
+
+    /// Run the processes as this user (systemd, supervisord, runit, launchd, compose)
+    #[arg(short = 'u', long, env = "PROCRUN_USER", value_name = "USER")]
+    pub user: Option<String>,
+
+    /// Directory for log files (supervisord, runit, launchd) [default: log/ in OUTPUT_DIR; runit: each service's log/main]
+    #[arg(short = 'l', long, env = "PROCRUN_LOG", value_name = "DIR")]
+    pub log: Option<PathBuf>,
+
+    /// Seconds a process gets to stop after SIGTERM before it is killed [default: 5]
+    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+
+    /// Container image (compose: else `build:` the app root; kubernetes: required)
+    #[arg(long, env = "PROCRUN_IMAGE", value_name = "IMAGE")]
+    pub image: Option<String>,
+
+    /// systemd: units for `systemctl --user` (no User=, wanted by default.target)
+    #[arg(long, env = "PROCRUN_USER_UNITS")]
+    pub user_units: bool,
+}
+
+/// `procrun export FORMAT`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// systemd units: APP.target, a target per type, a service per instance
+    Systemd,
+    /// A supervisord.conf that runs on its own, and APP.conf to include
+    Supervisord,
+    /// A runit service directory per instance, for `runsvdir OUTPUT_DIR`
+    Runit,
+    /// A launchd property list per instance
+    Launchd,
+    /// A compose.yaml with a service per type
+    Compose,
+    /// Kubernetes manifests: a Deployment per type, a ConfigMap, a Service for web
+    #[value(alias = "k8s")]
+    Kubernetes,
 }
 
 /// Parses a number of seconds such as `5`, `0.5` or `10s`.

@@ -345,11 +345,9 @@ impl Parser<'_> {
     }
 
     fn unterminated(&mut self, open: usize, quote: char) -> Diagnostic {
-        let d = Diagnostic::error(format!(
-            "unterminated {quote}quoted value: no closing `{quote}`"
-        ))
-        .at(self.location_at(open))
-        .help(format!("add the closing `{quote}`"));
+        let d = Diagnostic::error(format!("unterminated quoted value: no closing `{quote}`"))
+            .at(self.location_at(open))
+            .help(format!("add the closing `{quote}`"));
         // Everything after an unterminated quote is part of the value: stop.
         self.pos = self.text.len();
         d
@@ -630,13 +628,13 @@ mod tests {
         assert!(out.contains("expected a variable name"), "{out}");
         assert!(out.contains(".env:4:2"), "{out}");
         assert!(out.contains(".env:5:3"), "{out}");
-        assert!(out.contains("unterminated 'quoted value"), "{out}");
+        assert!(out.contains("unterminated quoted value"), "{out}");
     }
 
     #[test]
     fn text_after_closing_quote_is_an_error() {
         assert!(err("A=\"x\" y").contains("unexpected text after the closing quote"));
-        assert!(err("A=\"x").contains("unterminated \"quoted"));
+        assert!(err("A=\"x").contains("unterminated quoted value: no closing `\""));
         assert!(err("A=\"${B\"").contains("unterminated `${`"));
     }
 

@@ -9,10 +9,12 @@ pub mod cli;
 pub mod diagnostic;
 pub mod env;
 pub mod error;
+pub mod export;
 pub mod formation;
 pub mod output;
 pub mod plan;
 pub mod procfile;
+pub mod run;
 pub mod settings;
 pub mod start;
 pub mod supervisor;
@@ -70,6 +72,33 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             Ok(error::EXIT_OK)
         }
         Command::Start(args) => start::start(settings, &args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(shell, &mut Cli::command(), "procrun", &mut out);
+            Ok(error::EXIT_OK)
+        }
+        Command::Run(args) => run::run(settings, &args),
+        Command::Export(args) => {
+            let outcome = export::export(settings, &args)?;
+            eprint!(
+                "{}",
+                diagnostic::render_all(&outcome.warnings, settings.color_stderr())
+            );
+            let n = outcome.written.len();
+            let mut text = format!(
+                "wrote {n} file{} to {}:\n",
+                if n == 1 { "" } else { "s" },
+                outcome.output_dir.display()
+            );
+            for path in &outcome.written {
+                text.push_str(&format!("  {path}\n"));
+            }
+            text.push_str(&outcome.next_steps);
+            text.push('\n');
+            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            Ok(error::EXIT_OK)
+        }
     }
 }
 

@@ -323,7 +323,8 @@ mod tests {
 
     #[test]
     fn formation_and_ports() {
-        let cases: &[(&str, &[&str], Option<u16>, &[(&str, u16)])] = &[
+        type Case<'a> = (&'a str, &'a [&'a str], Option<u16>, &'a [(&'a str, u16)]);
+        let cases: &[Case] = &[
             (
                 "",
                 &[],

@@ -208,9 +208,9 @@ fn parse_line(
                 .at(Location::from_bytes(source, line_no, line, start, name_end))
                 .help(format!("write `{name}: <command>`"))
         } else if blanks == 0 {
-            Diagnostic::error(format!(
-                "invalid character in process name: process names contain only letters, digits, `_` and `-`"
-            ))
+            Diagnostic::error(
+                "invalid character in process name: process names contain only letters, digits, `_` and `-`",
+            )
             .at(at(colon))
             .help("each line must look like `name: command`")
         } else {

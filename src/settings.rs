@@ -113,11 +113,13 @@ impl Settings {
         let procfile = self.load_procfile();
         let env = self.load_env();
         let formation = crate::formation::parse(args.formation.as_deref().unwrap_or(""));
-        let (procfile, env, formation) = match (procfile, env, formation) {
-            (Ok(p), Ok(e), Ok(f)) => (p, e, f),
-            (p, e, f) => {
+        // Report every problem at once: even when an env file is broken, the
+        // formation is still checked against the Procfile.
+        let (procfile, formation) = match (procfile, formation) {
+            (Ok(p), Ok(f)) => (p, f),
+            (p, f) => {
                 let mut all = Vec::new();
-                for result in [p.err(), e.err(), f.err()].into_iter().flatten() {
+                for result in [p.err(), env.err(), f.err()].into_iter().flatten() {
                     all.extend(result);
                 }
                 return Err(all.into());
@@ -129,7 +131,18 @@ impl Settings {
             port: args.port,
             root: self.root.clone(),
         };
-        let plan = crate::plan::build(&procfile, &env, &request, &inherited)?;
+        let (env, mut errors) = match env {
+            Ok(env) => (env, Vec::new()),
+            Err(errors) => (EnvSet::default(), errors),
+        };
+        let plan = match crate::plan::build(&procfile, &env, &request, &inherited) {
+            Ok(plan) if errors.is_empty() => plan,
+            Ok(_) => return Err(errors.into()),
+            Err(more) => {
+                errors.extend(more);
+                return Err(errors.into());
+            }
+        };
         Ok((procfile, plan))
     }
 }

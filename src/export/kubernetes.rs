@@ -1,0 +1,185 @@
+//! Kubernetes: one multi-document `APP.yaml` with a ConfigMap `APP-env` for
+//! the env files' values, a Deployment `APP-TYPE` per process type (also
+//! those scaled to 0) with `replicas` from the formation, and, for the `web`
+//! type, a Service in front of its `PORT`. Labels are the standard
+//! `app.kubernetes.io/{name,component,managed-by}`; each Deployment selects
+//! its pods by name and component.
+//!
+//! Strings are YAML double-quoted scalars ([`super::yaml_quote`]); in the
+//! container's `command` every `$` is written `$$`, because the kubelet
+//! expands `$(NAME)` there. ConfigMap values reach the pods through
+//! `envFrom`, which expands nothing. Every replica of a type gets the type's
+//! first port as `PORT`, and `PS` is the type's name.
+
+use std::fmt::Write as _;
+
+use super::{ExportFile, ExportOptions, GENERATED, shell_script, whole_seconds, yaml_quote};
+use crate::diagnostic::Diagnostic;
+use crate::plan::Plan;
+
+/// `--image` is required, and every name must be a DNS label.
+pub fn check(plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    if options.image.as_deref().is_none_or(str::is_empty) {
+        found.push(
+            Diagnostic::error("the kubernetes export needs the container image to run")
+                .help("pass --image, e.g. --image registry.example.com/myapp:1.0"),
+        );
+    }
+    if options.user.is_some() {
+        found.push(Diagnostic::warning(
+            "--user has no effect on kubernetes: set securityContext.runAsUser in the Deployments",
+        ));
+    }
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for t in &plan.types {
+        let name = resource_name(&options.app, &t.name);
+        if name.len() > 63 {
+            found.push(
+                Diagnostic::error(format!(
+                    "`{name}` is longer than the 63 characters Kubernetes allows in a name"
+                ))
+                .help("choose a shorter --app"),
+            );
+        }
+        if let Some((_, other)) = seen.iter().find(|(n, _)| *n == name) {
+            found.push(Diagnostic::error(format!(
+                "process types `{other}` and `{}` would both be named `{name}` in Kubernetes",
+                t.name
+            )));
+        }
+        seen.push((name, &t.name));
+    }
+    found
+}
+
+/// A DNS label for a resource: lower case, `_` and `.` as `-`.
+pub fn resource_name(app: &str, type_name: &str) -> String {
+    dns(&format!("{app}-{type_name}"))
+}
+
+fn dns(name: &str) -> String {
+    name.chars()
+        .map(|c| match c {
+            'A'..='Z' => c.to_ascii_lowercase(),
+            'a'..='z' | '0'..='9' => c,
+            _ => '-',
+        })
+        .collect::<String>()
+        .trim_matches('-')
+        .to_owned()
+}
+
+/// Renders `APP.yaml`.
+pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+    let app = dns(&options.app);
+    let image = options.image.as_deref().unwrap_or_default();
+    let q = |s: &str| yaml_quote(s);
+    let mut y = String::new();
+    let _ = writeln!(y, "# {GENERATED}");
+    let _ = writeln!(y, "apiVersion: v1");
+    let _ = writeln!(y, "kind: ConfigMap");
+    let _ = writeln!(y, "metadata:");
+    let _ = writeln!(y, "  name: {}", q(&format!("{app}-env")));
+    labels(&mut y, "  ", &app, None);
+    let _ = writeln!(y, "data:");
+    let mut any = false;
+    for (key, value) in plan.env.pairs() {
+        if key == "PORT" || key == "PS" {
+            continue;
+        }
+        any = true;
+        let _ = writeln!(y, "  {}: {}", q(key), q(value));
+    }
+    if !any {
+        y.truncate(y.len() - "data:\n".len());
+        let _ = writeln!(y, "data: {{}}");
+    }
+    for t in &plan.types {
+        let name = resource_name(&app, &t.name);
+        let component = dns(&t.name);
+        let script = shell_script(&t.command).replace('$', "$$");
+        let _ = writeln!(y, "---");
+        let _ = writeln!(y, "apiVersion: apps/v1");
+        let _ = writeln!(y, "kind: Deployment");
+        let _ = writeln!(y, "metadata:");
+        let _ = writeln!(y, "  name: {}", q(&name));
+        labels(&mut y, "  ", &app, Some(&component));
+        let _ = writeln!(y, "spec:");
+        let _ = writeln!(y, "  replicas: {}", t.count);
+        let _ = writeln!(y, "  selector:");
+        let _ = writeln!(y, "    matchLabels:");
+        let _ = writeln!(y, "      app.kubernetes.io/name: {}", q(&app));
+        let _ = writeln!(y, "      app.kubernetes.io/component: {}", q(&component));
+        let _ = writeln!(y, "  template:");
+        let _ = writeln!(y, "    metadata:");
+        labels(&mut y, "      ", &app, Some(&component));
+        let _ = writeln!(y, "    spec:");
+        let _ = writeln!(
+            y,
+            "      terminationGracePeriodSeconds: {}",
+            whole_seconds(options.timeout)
+        );
+        let _ = writeln!(y, "      containers:");
+        let _ = writeln!(y, "        - name: {}", q(&component));
+        let _ = writeln!(y, "          image: {}", q(image));
+        let _ = writeln!(
+            y,
+            "          command: [{}, {}, {}]",
+            q("/bin/sh"),
+            q("-c"),
+            q(&script)
+        );
+        let _ = writeln!(y, "          envFrom:");
+        let _ = writeln!(y, "            - configMapRef:");
+        let _ = writeln!(y, "                name: {}", q(&format!("{app}-env")));
+        let _ = writeln!(y, "          env:");
+        let _ = writeln!(y, "            - name: \"PORT\"");
+        let _ = writeln!(y, "              value: {}", q(&t.port.to_string()));
+        let _ = writeln!(y, "            - name: \"PS\"");
+        let _ = writeln!(y, "              value: {}", q(&t.name));
+        let _ = writeln!(y, "          ports:");
+        let _ = writeln!(y, "            - name: \"http\"");
+        let _ = writeln!(y, "              containerPort: {}", t.port);
+        if t.name == "web" {
+            let _ = writeln!(y, "---");
+            let _ = writeln!(y, "apiVersion: v1");
+            let _ = writeln!(y, "kind: Service");
+            let _ = writeln!(y, "metadata:");
+            let _ = writeln!(y, "  name: {}", q(&name));
+            labels(&mut y, "  ", &app, Some(&component));
+            let _ = writeln!(y, "spec:");
+            let _ = writeln!(y, "  selector:");
+            let _ = writeln!(y, "    app.kubernetes.io/name: {}", q(&app));
+            let _ = writeln!(y, "    app.kubernetes.io/component: {}", q(&component));
+            let _ = writeln!(y, "  ports:");
+            let _ = writeln!(y, "    - name: \"http\"");
+            let _ = writeln!(y, "      port: 80");
+            let _ = writeln!(y, "      targetPort: \"http\"");
+        }
+    }
+    vec![ExportFile::file(format!("{app}.yaml"), y)]
+}
+
+fn labels(y: &mut String, indent: &str, app: &str, component: Option<&str>) {
+    let _ = writeln!(y, "{indent}labels:");
+    let _ = writeln!(y, "{indent}  app.kubernetes.io/name: {}", yaml_quote(app));
+    if let Some(c) = component {
+        let _ = writeln!(
+            y,
+            "{indent}  app.kubernetes.io/component: {}",
+            yaml_quote(c)
+        );
+    }
+    let _ = writeln!(y, "{indent}  app.kubernetes.io/managed-by: \"procrun\"");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(resource_name("My_App", "web_2"), "my-app-web-2");
+    }
+}

@@ -1,0 +1,126 @@
+//! launchd: one property list per instance, `APP-TYPE-N.plist`, for
+//! `~/Library/LaunchAgents` (or `/Library/LaunchDaemons` with `--user`).
+//!
+//! Every string is XML-escaped (`&`, `<`, `>`, `"`, `'`; a carriage return as
+//! `&#13;` so that XML's line-end normalisation keeps it). XML 1.0 cannot
+//! hold other control characters at all, so values with them are rejected.
+
+use std::fmt::Write as _;
+
+use super::{ExportFile, ExportOptions, GENERATED, shell_script, whole_seconds};
+use crate::diagnostic::Diagnostic;
+use crate::plan::Plan;
+
+/// Values XML cannot carry.
+pub fn check(plan: &Plan) -> Vec<Diagnostic> {
+    plan.env
+        .pairs()
+        .filter(|(_, v)| v.chars().any(|c| !xml_char(c)))
+        .map(|(k, _)| {
+            Diagnostic::error(format!(
+                "the value of {k} contains a control character that a launchd property list (XML) cannot hold"
+            ))
+        })
+        .collect()
+}
+
+fn xml_char(c: char) -> bool {
+    let forbidden = (c as u32) < 0x20 || matches!(c, '\u{fffe}' | '\u{ffff}');
+    matches!(c, '\t' | '\n' | '\r') || !forbidden
+}
+
+/// Renders the plists.
+pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+    let app = &options.app;
+    let log_dir = options
+        .log_dir
+        .clone()
+        .unwrap_or_else(|| options.output_dir.join("log"));
+    let mut files = Vec::new();
+    for i in &plan.instances {
+        let label = format!("{app}-{}-{}", i.type_name, i.number);
+        let log = log_dir.join(format!("{label}.log")).display().to_string();
+        let mut p = String::new();
+        let _ = writeln!(p, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
+        let _ = writeln!(
+            p,
+            r#"<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">"#
+        );
+        let _ = writeln!(p, "<!-- {GENERATED} -->");
+        let _ = writeln!(p, r#"<plist version="1.0">"#);
+        let _ = writeln!(p, "<dict>");
+        key_string(&mut p, "Label", &label);
+        let _ = writeln!(p, "  <key>ProgramArguments</key>");
+        let _ = writeln!(p, "  <array>");
+        for arg in ["/bin/sh", "-c", &shell_script(&i.command)] {
+            let _ = writeln!(p, "    <string>{}</string>", escape(arg));
+        }
+        let _ = writeln!(p, "  </array>");
+        let _ = writeln!(p, "  <key>EnvironmentVariables</key>");
+        let _ = writeln!(p, "  <dict>");
+        for (key, value) in &i.env {
+            let _ = writeln!(p, "    <key>{}</key>", escape(key));
+            let _ = writeln!(p, "    <string>{}</string>", escape(value));
+        }
+        let _ = writeln!(p, "  </dict>");
+        key_string(&mut p, "WorkingDirectory", &i.cwd.display().to_string());
+        if let Some(user) = &options.user {
+            key_string(&mut p, "UserName", user);
+        }
+        let _ = writeln!(p, "  <key>RunAtLoad</key>\n  <true/>");
+        let _ = writeln!(p, "  <key>KeepAlive</key>\n  <true/>");
+        let _ = writeln!(
+            p,
+            "  <key>ExitTimeOut</key>\n  <integer>{}</integer>",
+            whole_seconds(options.timeout)
+        );
+        key_string(&mut p, "StandardOutPath", &log);
+        key_string(&mut p, "StandardErrorPath", &log);
+        let _ = writeln!(p, "</dict>");
+        let _ = writeln!(p, "</plist>");
+        files.push(ExportFile::file(format!("{label}.plist"), p));
+    }
+    if options.log_dir.is_none() {
+        files.push(ExportFile::dir("log"));
+    }
+    files
+}
+
+fn key_string(out: &mut String, key: &str, value: &str) {
+    let _ = writeln!(out, "  <key>{key}</key>");
+    let _ = writeln!(out, "  <string>{}</string>", escape(value));
+}
+
+/// XML character data and attribute-safe escaping.
+pub fn escape(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\r' => out.push_str("&#13;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            escape("</string><key>x</key> & 'q' \"d\"\r\n"),
+            "&lt;/string&gt;&lt;key&gt;x&lt;/key&gt; &amp; &apos;q&apos; &quot;d&quot;&#13;\n"
+        );
+        assert!(xml_char('\n'));
+        assert!(xml_char('é'));
+        assert!(!xml_char('\u{1b}'));
+        assert!(!xml_char('\u{0}'));
+    }
+}

@@ -1,0 +1,153 @@
+//! runit: one service directory per instance directly under the output
+//! directory, so that `runsvdir OUTPUT_DIR` runs them all:
+//! `APP-TYPE-N/run`, `APP-TYPE-N/env/KEY` and `APP-TYPE-N/log/run` (svlogd).
+//!
+//! `run` loads the env directory with `chpst -e` and only then starts
+//! `/bin/sh -c 'exec COMMAND'`, so `$PORT` in the command is expanded by a
+//! shell that already has it (foreman expands it in the run script itself,
+//! before the env is loaded).
+//!
+//! `chpst -e` reads the first line of each file, strips trailing blanks and
+//! turns NUL bytes into newlines. So a value's newlines are written as NUL
+//! bytes and come back intact; a value ending in a space or tab cannot be
+//! represented and is rejected; an empty file *unsets* the variable, so an
+//! empty value reaches the process as unset (a warning says so).
+
+use std::fmt::Write as _;
+
+use super::{ExportFile, ExportOptions, GENERATED, shell_quote, shell_script};
+use crate::diagnostic::Diagnostic;
+use crate::plan::Plan;
+
+/// What runit's `env/` directories cannot carry.
+pub fn check(plan: &Plan) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    for (key, value) in plan.env.pairs() {
+        if key.starts_with('.') {
+            found.push(Diagnostic::error(format!(
+                "`{key}` starts with a dot, and chpst -e skips such files in env/"
+            )));
+        }
+        if value.ends_with([' ', '\t']) {
+            found.push(
+                Diagnostic::error(format!(
+                    "the value of {key} ends in a blank, which runit's env/{key} file cannot keep (chpst -e strips it)"
+                ))
+                .help("remove the trailing blank, or export to another format"),
+            );
+        } else if value.is_empty() {
+            found.push(Diagnostic::warning(format!(
+                "{key} is empty: runit's chpst -e unsets a variable whose env/ file is empty, so processes will not see {key} at all"
+            )));
+        }
+    }
+    found
+}
+
+/// Renders the service directories.
+pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+    let app = &options.app;
+    let mut files = Vec::new();
+    for i in &plan.instances {
+        let service = format!("{app}-{}-{}", i.type_name, i.number);
+        let user = options
+            .user
+            .as_ref()
+            .map(|u| format!("-u {} ", shell_quote(u)))
+            .unwrap_or_default();
+        let mut run = String::new();
+        let _ = writeln!(run, "#!/bin/sh");
+        let _ = writeln!(run, "# {GENERATED}");
+        let _ = writeln!(run, "# {} of {app}: {}", i.name, one_line(&i.command));
+        let _ = writeln!(run, "exec 2>&1");
+        let _ = writeln!(run, "env_dir=\"$PWD/env\"");
+        let _ = writeln!(
+            run,
+            "cd {} || exit 111",
+            shell_quote(&i.cwd.display().to_string())
+        );
+        let _ = writeln!(
+            run,
+            "exec chpst {user}-e \"$env_dir\" /bin/sh -c {}",
+            shell_quote(&shell_script(&i.command))
+        );
+        files.push(ExportFile::executable(format!("{service}/run"), run));
+        for (key, value) in &i.env {
+            files.push(ExportFile::file(
+                format!("{service}/env/{key}"),
+                value.replace('\n', "\0"),
+            ));
+        }
+        let log_run = match &options.log_dir {
+            Some(dir) => {
+                let dir = shell_quote(&dir.join(&service).display().to_string());
+                format!(
+                    "#!/bin/sh\n# {GENERATED}\nmkdir -p {dir} || exit 111\nexec svlogd -tt {dir}\n"
+                )
+            }
+            None => {
+                files.push(ExportFile::dir(format!("{service}/log/main")));
+                format!("#!/bin/sh\n# {GENERATED}\nexec svlogd -tt ./main\n")
+            }
+        };
+        files.push(ExportFile::executable(
+            format!("{service}/log/run"),
+            log_run,
+        ));
+    }
+    files
+}
+
+/// The command for a comment line: newlines can't occur in a Procfile
+/// command, but a comment must never end early.
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::{EnvSet, EnvVar};
+
+    fn plan_with(vars: &[(&str, &str)]) -> Plan {
+        let mut env = EnvSet::default();
+        for (k, v) in vars {
+            env.vars.insert(
+                (*k).to_owned(),
+                EnvVar {
+                    value: (*v).to_owned(),
+                    source: ".env".into(),
+                    line: 1,
+                },
+            );
+        }
+        Plan {
+            root: "/app".into(),
+            types: vec![],
+            instances: vec![],
+            base_port: 5000,
+            port_source: crate::plan::PortSource::Default,
+            env,
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn trailing_blanks_are_rejected_and_empty_values_warned() {
+        let found = check(&plan_with(&[
+            ("A", "x "),
+            ("B", ""),
+            ("C", "a\nb"),
+            (".D", "1"),
+        ]));
+        let errors: Vec<_> = found.iter().filter(|d| d.is_error()).collect();
+        assert_eq!(errors.len(), 2, "{found:?}");
+        assert!(errors[0].message.contains("A ends in a blank"));
+        assert!(errors[1].message.contains("`.D` starts with a dot"));
+        assert!(
+            found
+                .iter()
+                .any(|d| !d.is_error() && d.message.contains("B is empty"))
+        );
+    }
+}

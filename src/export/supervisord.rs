@@ -1,0 +1,193 @@
+//! supervisord: `supervisord.conf` runs on its own (`supervisord -c
+//! OUTPUT_DIR/supervisord.conf`; socket, pid file and logs inside the
+//! export) and includes `APP.conf`, which a system supervisord can include
+//! too: one `[program:APP-TYPE]` per process type with `numprocs`, and
+//! `[group:APP]`.
+//!
+//! supervisord has no shell, and its `environment=` cannot carry every value:
+//! it is split by Python's non-POSIX `shlex` (no escapes, and quote
+//! characters at either end of a value are stripped), and the INI reader cuts
+//! a line at a `;` or `#` that follows a blank. So the env files' values go
+//! to `APP.env`, a POSIX shell file of `export KEY='value'` lines, which each
+//! program's `/bin/sh -c` sources before it sets `PORT` and `exec`s the
+//! command. In `supervisord.conf` and `APP.conf` themselves:
+//! - `%` is written `%%` (supervisord's `%(name)s` interpolation);
+//! - the command is one POSIX-shell single-quoted word (supervisord splits
+//!   `command=` with POSIX `shlex`), with `''` inserted before any `;` or `#`
+//!   that follows a blank, so the INI reader never sees an inline comment.
+
+use std::fmt::Write as _;
+
+use super::{ExportFile, ExportOptions, GENERATED, shell_quote, shell_script, whole_seconds};
+use crate::diagnostic::Diagnostic;
+use crate::plan::Plan;
+
+/// Keys the shell can `export`, and paths the INI reader would cut short.
+pub fn check(plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
+    let mut found = super::variable_names(plan, "the supervisord export");
+    for path in [Some(&plan.root), options.log_dir.as_ref()]
+        .into_iter()
+        .flatten()
+    {
+        let text = path.display().to_string();
+        if has_inline_comment(&text) || text.contains("%(here)s") {
+            found.push(Diagnostic::error(format!(
+                "`{text}` holds a `;` or `#` after a blank, or `%(here)s`, which supervisord's config reader would take apart"
+            )));
+        }
+    }
+    found
+}
+
+/// Renders `supervisord.conf`, `APP.conf`, `APP.env` and the log folder.
+pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+    let app = &options.app;
+    let log = match &options.log_dir {
+        Some(dir) => escape(&dir.display().to_string()),
+        None => "%(here)s/log".to_owned(),
+    };
+    let mut files = Vec::new();
+
+    files.push(ExportFile::file(
+        "supervisord.conf",
+        format!(
+            "; {GENERATED}
+; Runs {app} on its own:  supervisord -c supervisord.conf
+; (or include {app}.conf from a system supervisord).
+; %(here)s is this file's folder, so the export can be moved.
+
+[unix_http_server]
+file=%(here)s/supervisor.sock
+chmod=0700
+
+[supervisord]
+logfile={log}/supervisord.log
+pidfile=%(here)s/supervisord.pid
+childlogdir={log}
+loglevel=info
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://%(here)s/supervisor.sock
+
+[include]
+files = {app}.conf
+"
+        ),
+    ));
+
+    let mut conf =
+        format!("; {GENERATED}\n; The env files' values are in {app}.env, beside this file.\n");
+    let mut programs = Vec::new();
+    for t in plan.types.iter().filter(|t| t.count > 0) {
+        let program = format!("{app}-{}", t.name);
+        let script = format!(
+            ". \"$0\" && PORT=$(({} + %(process_num)d - 1)) && export PORT && {}",
+            t.port,
+            escape(&shell_script(&t.command))
+        );
+        let _ = writeln!(conf);
+        let _ = writeln!(conf, "[program:{program}]");
+        let _ = writeln!(
+            conf,
+            "command=/bin/sh -c {} \"%(here)s/{app}.env\"",
+            guard_comments(&shell_quote(&script))
+        );
+        let _ = writeln!(conf, "process_name=%(program_name)s-%(process_num)d");
+        let _ = writeln!(conf, "numprocs={}", t.count);
+        let _ = writeln!(conf, "numprocs_start=1");
+        let _ = writeln!(conf, "environment=PS=\"{}.%(process_num)d\"", t.name);
+        let _ = writeln!(
+            conf,
+            "directory={}",
+            escape(&plan.root.display().to_string())
+        );
+        if let Some(user) = &options.user {
+            let _ = writeln!(conf, "user={user}");
+        }
+        let _ = writeln!(conf, "autostart=true");
+        let _ = writeln!(conf, "autorestart=true");
+        let _ = writeln!(conf, "startsecs=1");
+        let _ = writeln!(conf, "stopsignal=TERM");
+        let _ = writeln!(conf, "stopwaitsecs={}", whole_seconds(options.timeout));
+        let _ = writeln!(conf, "stopasgroup=true");
+        let _ = writeln!(conf, "killasgroup=true");
+        let _ = writeln!(
+            conf,
+            "stdout_logfile={log}/%(program_name)s-%(process_num)d.log"
+        );
+        let _ = writeln!(conf, "redirect_stderr=true");
+        programs.push(program);
+    }
+    let _ = writeln!(conf);
+    let _ = writeln!(conf, "[group:{app}]");
+    let _ = writeln!(conf, "programs={}", programs.join(","));
+    files.push(ExportFile::file(format!("{app}.conf"), conf));
+
+    let mut env =
+        format!("# {GENERATED}\n# Sourced by each program of {app}.conf before it starts.\n");
+    for (key, value) in plan.env.pairs() {
+        if key == "PORT" || key == "PS" {
+            continue;
+        }
+        let _ = writeln!(env, "export {key}={}", shell_quote(value));
+    }
+    files.push(ExportFile::file(format!("{app}.env"), env));
+    if options.log_dir.is_none() {
+        files.push(ExportFile::dir("log"));
+    }
+    files
+}
+
+/// `%` → `%%`, for supervisord's `%(name)s` interpolation.
+pub fn escape(value: &str) -> String {
+    value.replace('%', "%%")
+}
+
+/// Whether the INI reader would see an inline comment in `text`: a `;` or
+/// `#` after a blank.
+fn has_inline_comment(text: &str) -> bool {
+    text.chars()
+        .zip(text.chars().skip(1))
+        .any(|(a, b)| a.is_whitespace() && (b == ';' || b == '#'))
+}
+
+/// Inserts `''` (an empty shell string) before every `;` or `#` that follows
+/// a blank, so that the INI reader does not take it for an inline comment,
+/// and inside every `%(here)s`, which supervisord replaces in included files
+/// before it reads `%%`. Only valid inside a single-quoted shell word.
+pub fn guard_comments(word: &str) -> String {
+    let word = word.replace("(here)s", "(her''e)s");
+    let mut out = String::with_capacity(word.len());
+    let mut prev = None;
+    for c in word.chars() {
+        if (c == ';' || c == '#') && prev.is_some_and(char::is_whitespace) {
+            out.push_str("''");
+        }
+        out.push(c);
+        prev = Some(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inline_comments() {
+        assert!(has_inline_comment("/srv/a ;b"));
+        assert!(has_inline_comment("/srv/a\t#b"));
+        assert!(!has_inline_comment("/srv/a;b"));
+        assert!(!has_inline_comment("/srv/my app#1"));
+    }
+
+    #[test]
+    fn comments_are_guarded() {
+        assert_eq!(guard_comments("'a ; b #c d;e'"), "'a ''; b ''#c d;e'");
+        assert_eq!(guard_comments("'a\t#x'"), "'a\t''#x'");
+        assert_eq!(guard_comments("'%%(here)s'"), "'%%(her''e)s'");
+    }
+}

@@ -1,0 +1,168 @@
+//! systemd units: `APP.target` wants one `APP-TYPE.target` per process type,
+//! which wants one `APP-TYPE-N.service` per instance.
+//!
+//! Quoting (systemd.syntax(7), systemd.service(5)):
+//! - every value goes through specifier expansion, so `%` is written `%%`;
+//! - `Environment="K=V"` is one double-quoted word with C-style escapes
+//!   (`\"`, `\\`, `\n`, `\xNN`); `$` has no meaning there;
+//! - `ExecStart=` splits words with the same quoting, and replaces `$NAME`
+//!   and `${NAME}` itself, so a `$` for the shell is written `$$`.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::{ExportFile, ExportOptions, GENERATED, shell_script};
+use crate::diagnostic::Diagnostic;
+use crate::plan::Plan;
+
+/// systemd ignores (with a warning) an `Environment=` whose name is not a
+/// shell variable name.
+pub fn check(plan: &Plan) -> Vec<Diagnostic> {
+    super::variable_names(plan, "systemd")
+}
+
+/// Renders the units.
+pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+    let app = &options.app;
+    let mut files = Vec::new();
+    let types: Vec<_> = plan.types.iter().filter(|t| t.count > 0).collect();
+    let install_target = if options.user_units {
+        "default.target"
+    } else {
+        "multi-user.target"
+    };
+    let type_targets: Vec<String> = types
+        .iter()
+        .map(|t| format!("{app}-{}.target", t.name))
+        .collect();
+    files.push(ExportFile::file(
+        format!("{app}.target"),
+        format!(
+            "# {GENERATED}\n[Unit]\nDescription={}\nWants={}\n\n[Install]\nWantedBy={install_target}\n",
+            escape(&format!("{app} (all processes)")),
+            type_targets.join(" ")
+        ),
+    ));
+    for t in &types {
+        let services: Vec<String> = plan
+            .instances
+            .iter()
+            .filter(|i| i.type_name == t.name)
+            .map(|i| format!("{app}-{}-{}.service", t.name, i.number))
+            .collect();
+        files.push(ExportFile::file(
+            format!("{app}-{}.target", t.name),
+            format!(
+                "# {GENERATED}\n[Unit]\nDescription={}\nPartOf={app}.target\nWants={}\n\n[Install]\nWantedBy={app}.target\n",
+                escape(&format!("{app} {} processes", t.name)),
+                services.join(" ")
+            ),
+        ));
+    }
+    for i in &plan.instances {
+        let unit = format!("{app}-{}-{}", i.type_name, i.number);
+        let mut s = String::new();
+        let _ = writeln!(s, "# {GENERATED}");
+        let _ = writeln!(s, "[Unit]");
+        let _ = writeln!(s, "Description={}", escape(&format!("{app} {}", i.name)));
+        let _ = writeln!(s, "PartOf={app}-{}.target", i.type_name);
+        if !options.user_units {
+            let _ = writeln!(s, "After=network.target");
+        }
+        let _ = writeln!(s);
+        let _ = writeln!(s, "[Service]");
+        let _ = writeln!(s, "Type=simple");
+        if let Some(user) = &options.user {
+            let _ = writeln!(s, "User={user}");
+        }
+        let _ = writeln!(
+            s,
+            "WorkingDirectory={}",
+            escape(&i.cwd.display().to_string())
+        );
+        for (key, value) in &i.env {
+            let _ = writeln!(s, "Environment={}", quote(&format!("{key}={value}")));
+        }
+        let _ = writeln!(
+            s,
+            "ExecStart=/bin/sh -c {}",
+            quote(&shell_script(&i.command)).replace('$', "$$")
+        );
+        let _ = writeln!(s, "Restart=always");
+        let _ = writeln!(s, "RestartSec=1");
+        let _ = writeln!(s, "StandardInput=null");
+        let _ = writeln!(s, "StandardOutput=journal");
+        let _ = writeln!(s, "StandardError=journal");
+        let _ = writeln!(s, "SyslogIdentifier={unit}");
+        let _ = writeln!(s, "KillMode=mixed");
+        let _ = writeln!(s, "TimeoutStopSec={}", time_span(options.timeout));
+        let _ = writeln!(s);
+        let _ = writeln!(s, "[Install]");
+        let _ = writeln!(s, "WantedBy={app}-{}.target", i.type_name);
+        files.push(ExportFile::file(format!("{unit}.service"), s));
+    }
+    files
+}
+
+/// A free-text value (Description=, WorkingDirectory=): only specifiers
+/// need escaping.
+pub fn escape(value: &str) -> String {
+    value.replace('%', "%%")
+}
+
+/// One double-quoted word with C-style escapes and `%` escaped, as
+/// `Environment=` and `ExecStart=` read it.
+pub fn quote(value: &str) -> String {
+    let mut out = String::with_capacity(value.len() + 2);
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '%' => out.push_str("%%"),
+            c if c.is_control() => {
+                let mut buf = [0u8; 4];
+                for b in c.encode_utf8(&mut buf).bytes() {
+                    let _ = write!(out, "\\x{b:02x}");
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// A systemd time span: whole seconds, else milliseconds.
+pub fn time_span(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        d.as_secs().to_string()
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting() {
+        assert_eq!(quote("A=b"), "\"A=b\"");
+        assert_eq!(quote("A=\"x\"\\"), r#""A=\"x\"\\""#);
+        assert_eq!(quote("A=1\n[Service]"), r#""A=1\n[Service]""#);
+        assert_eq!(quote("A=100%n"), "\"A=100%%n\"");
+        assert_eq!(quote("A=\u{1b}"), r#""A=\x1b""#);
+        assert_eq!(quote("A=$HOME"), "\"A=$HOME\"");
+        assert_eq!(escape("50% off"), "50%% off");
+    }
+
+    #[test]
+    fn time_spans() {
+        assert_eq!(time_span(Duration::from_secs(5)), "5");
+        assert_eq!(time_span(Duration::from_millis(2500)), "2500ms");
+    }
+}

@@ -1,0 +1,410 @@
+//! `procrun run`: one-off admin processes (migrations, consoles, scripts) in
+//! the app's environment (issue #4).
+//!
+//! The child gets the inherited environment plus the env files (files win),
+//! runs in the app root, and owns stdin, stdout, stderr and the terminal:
+//! procrun writes nothing of its own except errors and one line when the
+//! child dies from a signal.
+//!
+//! If COMMAND alone names a Procfile entry, that entry's command runs through
+//! `/bin/sh -c` with the `PORT` and `PS` its first instance gets under
+//! `start`. Otherwise COMMAND and its arguments are executed as given, found
+//! on `PATH`, without a shell.
+//!
+//! procrun spawns and waits instead of replacing itself with the child
+//! (exec), because only a waiting parent can turn a signal death into the
+//! exit code 128+n (a shell would, but callers such as CI runners and
+//! `make` often see the raw wait status). The child stays in procrun's
+//! process group, so the terminal's Ctrl-C reaches it directly; see
+//! [`signals`] for what is forwarded and what is not.
+
+mod signals;
+mod terminal;
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt as _;
+use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::path::{Path, PathBuf};
+use std::process::ExitStatus;
+use std::sync::PoisonError;
+
+use nix::unistd::Pid;
+
+use crate::cli::{FormationArgs, RunArgs};
+use crate::diagnostic::{self, Diagnostic};
+use crate::error::Error;
+use crate::procfile::Procfile;
+use crate::settings::Settings;
+
+/// Exit code when the command cannot be executed (permission denied, a
+/// directory, a bad executable), as in POSIX shells.
+pub const EXIT_NOT_EXECUTABLE: i32 = 126;
+/// Exit code when the command is not found, as in POSIX shells.
+pub const EXIT_NOT_FOUND: i32 = 127;
+/// A signal death becomes this plus the signal number.
+pub const EXIT_SIGNAL_BASE: i32 = 128;
+
+/// What to execute.
+#[derive(Debug)]
+enum Target {
+    /// A Procfile entry: its command line, for `/bin/sh -c`.
+    Entry { name: String, script: String },
+    /// A program and its arguments, byte for byte.
+    Program {
+        program: OsString,
+        args: Vec<OsString>,
+    },
+}
+
+/// Everything decided before anything runs.
+#[derive(Debug)]
+struct Prepared {
+    target: Target,
+    /// Set on top of the inherited environment.
+    env: Vec<(String, String)>,
+    cwd: PathBuf,
+    /// The Procfile's entries when COMMAND could have been one (for the
+    /// "not found" hint).
+    entries: Option<(PathBuf, Vec<String>)>,
+}
+
+/// Runs `procrun run`, returning the exit code: the child's, 128+n after a
+/// death from signal n, 126/127 when it cannot be executed. procrun's own
+/// errors (env files, Procfile) are returned before anything runs.
+pub fn run(settings: &Settings, args: &RunArgs) -> Result<i32, Error> {
+    let prepared = prepare(settings, args)?;
+    let color = settings.color_stderr();
+
+    let installed =
+        signals::install().map_err(|e| Error::io("cannot set up signal handling", e))?;
+    let mut command = match &prepared.target {
+        Target::Entry { script, .. } => {
+            let mut c = std::process::Command::new("/bin/sh");
+            c.arg("-c").arg(script);
+            c
+        }
+        Target::Program { program, args } => {
+            let mut c = std::process::Command::new(program);
+            c.args(args);
+            c
+        }
+    };
+    command
+        .envs(prepared.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&prepared.cwd);
+    let reset = installed.child_reset();
+    // SAFETY: the closure only calls signal(2), which is async-signal-safe.
+    unsafe { command.pre_exec(reset) };
+
+    let foreground = terminal::Foreground::remember();
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            let (diagnostic, code) = spawn_failure(&prepared, &e);
+            eprint!("{}", diagnostic::render_all(&[diagnostic], color));
+            return Ok(code);
+        }
+    };
+    // A pid always fits in pid_t; std just hands it out as u32.
+    let pid = Pid::from_raw(child.id() as libc::pid_t);
+    tracing::debug!("spawned `{}` as {pid}", shown(&prepared.target));
+    let target = installed.forward_to(pid);
+
+    // Wait for the exit without reaping, withdraw the pid from the forwarder,
+    // then reap: the forwarder can never signal a recycled pid.
+    let waited = wait_exited(pid);
+    target.lock().unwrap_or_else(PoisonError::into_inner).take();
+    if let Err(e) = waited {
+        tracing::debug!("waitid failed ({e}); reaping directly");
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::io("cannot wait for the command", e))?;
+    foreground.restore();
+    Ok(exit_code(&prepared.target, status, color))
+}
+
+/// Loads the env files and decides what to run. Nothing runs on error.
+fn prepare(settings: &Settings, args: &RunArgs) -> Result<Prepared, Error> {
+    let (first, rest) = args
+        .command
+        .split_first()
+        .ok_or_else(|| Diagnostic::error("no command given"))?;
+    let env = settings.load_env()?;
+    let cwd = settings.root.clone();
+
+    // Only COMMAND alone, spelled like a process name, can be an entry; only
+    // then is the Procfile read.
+    let candidate = rest
+        .is_empty()
+        .then(|| first.to_str())
+        .flatten()
+        .filter(|name| !name.is_empty() && name.chars().all(crate::procfile::is_name_char));
+    let mut entries = None;
+    if let Some(name) = candidate
+        && let Some(procfile) = lookup_procfile(settings, name)?
+    {
+        if procfile.get(name).is_some() {
+            let (_, plan) = settings.plan(
+                &FormationArgs {
+                    formation: None,
+                    port: args.port,
+                },
+                &[name.to_owned()],
+            )?;
+            let instance = plan
+                .instances
+                .into_iter()
+                .find(|i| i.type_name == name)
+                .ok_or_else(|| Diagnostic::error(format!("`{name}` has no instance to run")))?;
+            return Ok(Prepared {
+                target: Target::Entry {
+                    name: name.to_owned(),
+                    script: instance.command,
+                },
+                env: instance.env,
+                cwd: instance.cwd,
+                entries: None,
+            });
+        }
+        entries = Some((
+            procfile.path.clone(),
+            procfile.names().map(str::to_owned).collect(),
+        ));
+    }
+    Ok(Prepared {
+        target: Target::Program {
+            program: first.clone(),
+            args: rest.to_vec(),
+        },
+        env: env
+            .pairs()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        cwd,
+        entries,
+    })
+}
+
+/// The Procfile, when it exists and can answer whether `name` is an entry.
+///
+/// No Procfile: `None` (run the command). A Procfile that cannot be read or
+/// parsed is an error only if it could matter: if it is unreadable, or if one
+/// of its lines declares `name`. A broken Procfile that never mentions `name`
+/// does not stop `procrun run name` (the lookup is logged with `-v`).
+fn lookup_procfile(settings: &Settings, name: &str) -> Result<Option<Procfile>, Error> {
+    let path = &settings.procfile;
+    let source = path.display().to_string();
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            tracing::debug!("no Procfile at `{source}`: `{name}` is a command");
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(Diagnostic::error(format!(
+                "cannot read Procfile `{source}` to see whether `{name}` is one of its entries: {}",
+                crate::error::io_reason(&e)
+            ))
+            .help("a COMMAND with arguments or containing `/` never looks at the Procfile")
+            .into());
+        }
+    };
+    let parsed = crate::procfile::decode_utf8(&source, &bytes)
+        .map_err(|d| vec![d])
+        .and_then(|text| crate::procfile::parse(path, text));
+    match parsed {
+        Ok(procfile) => Ok(Some(procfile)),
+        Err(errors) if declares(&bytes, name) => Err(errors.into()),
+        Err(_) => {
+            tracing::info!(
+                "`{source}` has errors but declares no `{name}`: running it as a command"
+            );
+            Ok(None)
+        }
+    }
+}
+
+/// Whether a line of a Procfile, however broken the rest, declares `name`
+/// (`name:` after optional blanks).
+fn declares(procfile: &[u8], name: &str) -> bool {
+    let procfile = procfile.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(procfile);
+    procfile.split(|b| *b == b'\n').any(|line| {
+        let line = line.trim_ascii_start();
+        line.strip_prefix(name.as_bytes())
+            .is_some_and(|rest| rest.trim_ascii_start().starts_with(b":"))
+    })
+}
+
+/// Waits until the child has exited, leaving it unreaped (`WNOWAIT`).
+fn wait_exited(pid: Pid) -> std::io::Result<()> {
+    loop {
+        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `info` is a valid, writable siginfo_t; the pid is our
+        // unreaped child.
+        let rc = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid.as_raw() as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// The exit code for the child's status, saying so on stderr when it died
+/// from a signal (except SIGINT, which the user just pressed, and SIGPIPE,
+/// the normal end of `procrun run cmd | head`).
+fn exit_code(target: &Target, status: ExitStatus, color: bool) -> i32 {
+    if let Some(code) = status.code() {
+        return code;
+    }
+    let Some(signal) = status.signal() else {
+        return crate::error::EXIT_FAILURE;
+    };
+    if signal != libc::SIGINT && signal != libc::SIGPIPE {
+        let name = nix::sys::signal::Signal::try_from(signal)
+            .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned());
+        let core = if status.core_dumped() {
+            " (core dumped)"
+        } else {
+            ""
+        };
+        let message = format!(
+            "`{}` was terminated by {name}{core}: exit code {}",
+            shown(target),
+            EXIT_SIGNAL_BASE + signal
+        );
+        let prefix = if color {
+            "\x1b[1mprocrun:\x1b[0m"
+        } else {
+            "procrun:"
+        };
+        eprintln!("{prefix} {message}");
+    }
+    EXIT_SIGNAL_BASE + signal
+}
+
+/// How the command is named in messages.
+fn shown(target: &Target) -> String {
+    match target {
+        Target::Entry { name, .. } => name.clone(),
+        Target::Program { program, .. } => program.to_string_lossy().into_owned(),
+    }
+}
+
+/// The message and exit code for a command that could not be started.
+fn spawn_failure(prepared: &Prepared, e: &std::io::Error) -> (Diagnostic, i32) {
+    let shown = shown(&prepared.target);
+    let reason = crate::error::io_reason(e);
+    let Target::Program { program, .. } = &prepared.target else {
+        return (
+            Diagnostic::error(format!("cannot start `/bin/sh` for `{shown}`: {reason}")),
+            EXIT_NOT_EXECUTABLE,
+        );
+    };
+    let path_var = prepared
+        .env
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| OsString::from(v))
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    let found = resolve(program, &path_var, &prepared.cwd);
+    match e.kind() {
+        std::io::ErrorKind::NotFound => {
+            let diagnostic = if let Some(file) = found {
+                // The file exists, so the missing piece is its interpreter.
+                Diagnostic::error(format!(
+                    "cannot run `{shown}`: `{}` exists but its interpreter (the `#!` line) was not found",
+                    file.display()
+                ))
+            } else if program.as_bytes().contains(&b'/') {
+                Diagnostic::error(format!("cannot run `{shown}`: no such file"))
+            } else {
+                let d = Diagnostic::error(format!("command not found: `{shown}`"));
+                match &prepared.entries {
+                    Some((procfile, names)) => d.help(format!(
+                        "`{shown}` is not on PATH and not an entry of `{}` (entries: {})",
+                        procfile.display(),
+                        names.join(", ")
+                    )),
+                    None => d.help(format!("`{shown}` is not on PATH")),
+                }
+            };
+            (diagnostic, EXIT_NOT_FOUND)
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            let what = match found.as_deref().map(std::fs::metadata) {
+                Some(Ok(m)) if m.is_dir() => "is a directory",
+                _ => "is not executable (permission denied)",
+            };
+            (
+                Diagnostic::error(format!("cannot run `{shown}`: it {what}")),
+                EXIT_NOT_EXECUTABLE,
+            )
+        }
+        _ => (
+            Diagnostic::error(format!("cannot run `{shown}`: {reason}")),
+            EXIT_NOT_EXECUTABLE,
+        ),
+    }
+}
+
+/// Where `program` would be found: relative to `cwd` if it contains a `/`,
+/// else in `PATH`. Only used to explain a failure.
+fn resolve(program: &OsStr, path_var: &OsStr, cwd: &Path) -> Option<PathBuf> {
+    if program.as_bytes().contains(&b'/') {
+        let file = cwd.join(program);
+        return file.symlink_metadata().is_ok().then_some(file);
+    }
+    std::env::split_paths(path_var)
+        .map(|dir| cwd.join(dir).join(program))
+        .find(|file| file.symlink_metadata().is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declares_finds_entries_in_broken_procfiles() {
+        let text = b"\xEF\xBB\xBFweb: run\n  worker :go\nthis line is broken\n# clock: no\n";
+        assert!(declares(text, "web"));
+        assert!(declares(text, "worker"));
+        assert!(!declares(text, "clock"));
+        assert!(!declares(text, "we"));
+        assert!(!declares(text, "this"));
+    }
+
+    #[test]
+    fn resolve_uses_path_and_cwd() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("tool"), "").expect("write");
+        let path = std::env::join_paths([dir.path()]).expect("join");
+        assert_eq!(
+            resolve(OsStr::new("tool"), &path, Path::new("/")),
+            Some(dir.path().join("tool"))
+        );
+        assert_eq!(
+            resolve(OsStr::new("./tool"), OsStr::new(""), dir.path()),
+            Some(dir.path().join("./tool"))
+        );
+        assert_eq!(resolve(OsStr::new("nope"), &path, Path::new("/")), None);
+    }
+}

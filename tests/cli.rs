@@ -1,0 +1,43 @@
+//! The command line as a whole: help, version, usage errors.
+
+mod support;
+
+#[test]
+fn version_and_help_exit_zero() {
+    let out = support::procrun().arg("--version").output().expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("procrun "));
+    let out = support::procrun().arg("--help").output().expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PROCRUN_PROCFILE"));
+}
+
+#[test]
+fn usage_errors_exit_two_with_one_message() {
+    for args in [
+        &[][..],
+        &["frobnicate"][..],
+        &["check", "--no-such-flag"][..],
+    ] {
+        let out = support::procrun().args(args).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("Usage:"), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn global_options_work_after_the_command() {
+    let p = support::Project::new().file("other/Pfile", "web: a\n");
+    let out = p
+        .procrun()
+        .args(["check", "-f", "other/Pfile"])
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

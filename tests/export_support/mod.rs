@@ -1,0 +1,110 @@
+//! The export tests' fixture: a Procfile and an env file full of values that
+//! must never become configuration or shell code, and what each process
+//! must receive.
+#![allow(dead_code)]
+
+use std::path::Path;
+
+/// The Procfile: `web` is a test app that reports its env, argv and cwd;
+/// its arguments exercise the command quoting of every format.
+pub const PROCFILE: &str = r##"web: /usr/bin/python3 -u envapp.py "100%" 'semi ;colon' "#hash" '$PORT' "$PORT" it\'s '%(here)s'
+worker: echo "worker $PS starting; 50% done, PORT=$PORT" && exec sleep 1000
+clock: /usr/bin/python3 -u clock.py
+"##;
+
+/// The formation: two webs, a worker, no clock.
+pub const FORMATION: &str = "web=2,worker=1,clock=0";
+
+/// The env file.
+pub const ENV: &str = r#"# Hostile values: each must arrive byte for byte.
+DATABASE_URL=postgres://u:p%40ss@db/app
+QUOTES="it's \"quoted\" and \\back\\slashed"
+DOLLARS='$HOME ${PATH} $(id) `id` $$ $(PORT)'
+PERCENT='100% %n %i %(here)s %%'
+COMMENTS='a ;b #c'
+MULTILINE="line1\nline2\n[program:evil]\ncommand=touch /tmp/pwned"
+INJECT='x"
+Environment=EVIL=1
+  evil: true'
+XML='</string><key>Evil</key> & <!-- --> ]]>'
+CR="carriage\rreturn"
+"#;
+
+/// What the env file's variables must arrive as.
+pub const EXPECTED_ENV: &[(&str, &str)] = &[
+    ("DATABASE_URL", "postgres://u:p%40ss@db/app"),
+    ("QUOTES", r#"it's "quoted" and \back\slashed"#),
+    ("DOLLARS", "$HOME ${PATH} $(id) `id` $$ $(PORT)"),
+    ("PERCENT", "100% %n %i %(here)s %%"),
+    ("COMMENTS", "a ;b #c"),
+    (
+        "MULTILINE",
+        "line1\nline2\n[program:evil]\ncommand=touch /tmp/pwned",
+    ),
+    ("INJECT", "x\"\nEnvironment=EVIL=1\n  evil: true"),
+    ("XML", "</string><key>Evil</key> & <!-- --> ]]>"),
+    ("CR", "carriage\rreturn"),
+];
+
+/// The web's arguments after the shell ran its command, given its PORT.
+pub fn expected_args(port: u16) -> Vec<String> {
+    vec![
+        "100%".into(),
+        "semi ;colon".into(),
+        "#hash".into(),
+        "$PORT".into(),
+        port.to_string(),
+        "it's".into(),
+        "%(here)s".into(),
+    ]
+}
+
+/// Writes the fixture app into `dir`.
+pub fn write_app(dir: &Path) {
+    std::fs::write(dir.join("Procfile"), PROCFILE).expect("write Procfile");
+    std::fs::write(dir.join(".env"), ENV).expect("write .env");
+    std::fs::write(dir.join("envapp.py"), include_str!("../engines/envapp.py"))
+        .expect("write envapp.py");
+    std::fs::write(
+        dir.join("clock.py"),
+        "import time\nwhile True: time.sleep(1)\n",
+    )
+    .expect("write clock.py");
+}
+
+/// Decodes the `KIND NAME HEX` lines of `envapp.py` and
+/// `inspect_export.py`: (kind, name, key, value).
+pub fn decode_lines(text: &str) -> Vec<(String, String, String, String)> {
+    text.lines()
+        .filter_map(|line| {
+            let parts: Vec<&str> = line.split(' ').collect();
+            match parts.as_slice() {
+                [kind, name, hex] => Some((
+                    (*kind).to_owned(),
+                    (*name).to_owned(),
+                    String::new(),
+                    unhex(hex),
+                )),
+                [kind, name, key, hex] => Some((
+                    (*kind).to_owned(),
+                    (*name).to_owned(),
+                    (*key).to_owned(),
+                    unhex(hex),
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Hex to text (the value itself when it is not hex).
+pub fn unhex(hex: &str) -> String {
+    if !hex.len().is_multiple_of(2) || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return hex.to_owned();
+    }
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit"))
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
