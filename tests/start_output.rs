@@ -82,7 +82,7 @@ fn stderr_is_merged() {
     // A pause between the writes makes the order observable: the streams
     // are two pipes, read independently.
     let p =
-        Project::with_procfile("web: echo out; sleep 0.2; echo err >&2; sleep 0.2; echo out2\n");
+        Project::with_procfile("web: echo out; sleep 0.5; echo err >&2; sleep 0.5; echo out2\n");
     let (_, lines) = run_to_end(&p, &["--no-timestamp"]);
     assert_eq!(texts(&lines, "web.1"), ["out", "err", "out2"]);
 }
