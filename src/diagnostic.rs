@@ -240,26 +240,28 @@ impl fmt::Display for Diagnostic {
     }
 }
 
-const RED: &str = "\x1b[1;31m";
-const YELLOW: &str = "\x1b[1;33m";
-const BLUE: &str = "\x1b[1;34m";
-const BOLD: &str = "\x1b[1m";
+use owo_colors::{OwoColorize as _, Style};
+
+const RED: Style = Style::new().red().bold();
+const YELLOW: Style = Style::new().yellow().bold();
+const BLUE: Style = Style::new().blue().bold();
+const BOLD: Style = Style::new().bold();
 
 struct Painter {
     color: bool,
 }
 
 impl Painter {
-    fn style(&self, text: &str, style: &str) -> String {
+    fn style(&self, text: &str, style: Style) -> String {
         if self.color {
-            format!("{style}{text}\x1b[0m")
+            text.style(style).to_string()
         } else {
             text.to_owned()
         }
     }
 }
 
-fn render_snippet(out: &mut String, location: &Location, gutter: usize, style: &str, p: &Painter) {
+fn render_snippet(out: &mut String, location: &Location, gutter: usize, style: Style, p: &Painter) {
     let _ = writeln!(
         out,
         "{:pad$}{} {}",
@@ -328,6 +330,17 @@ mod tests {
             d.to_string(),
             "error: expected `:` after the process name\n --> Procfile:3:4\n  |\n3 | web python3 app.py\n  |    ^\n"
         );
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let d = Diagnostic::warning("careful").at(Location::new("P", 1, "web:x", 3, 1));
+        let coloured = d.render(true);
+        assert!(
+            coloured.starts_with("\x1b[33;1mwarning\x1b[0m"),
+            "{coloured:?}"
+        );
+        assert!(!d.render(false).contains('\x1b'));
     }
 
     #[test]

@@ -4,22 +4,34 @@
 /// The name procrun's own messages appear under.
 pub const SYSTEM: &str = "system";
 
+use owo_colors::{AnsiColors, Style};
+
 /// Foreground colours cycled through by process type, in Procfile order:
 /// the six basic colours, then their bright versions.
-const PALETTE: [&str; 12] = [
-    "\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[31m", "\x1b[34m", "\x1b[96m", "\x1b[93m",
-    "\x1b[92m", "\x1b[95m", "\x1b[91m", "\x1b[94m",
+const PALETTE: [AnsiColors; 12] = [
+    AnsiColors::Cyan,
+    AnsiColors::Yellow,
+    AnsiColors::Green,
+    AnsiColors::Magenta,
+    AnsiColors::Red,
+    AnsiColors::Blue,
+    AnsiColors::BrightCyan,
+    AnsiColors::BrightYellow,
+    AnsiColors::BrightGreen,
+    AnsiColors::BrightMagenta,
+    AnsiColors::BrightRed,
+    AnsiColors::BrightBlue,
 ];
 
-/// `system`'s colour: bold in the terminal's own colour, readable on light
+/// The style of process type number `type_index` (0-based Procfile order).
+pub fn color_of(type_index: usize) -> Style {
+    Style::new().color(PALETTE[type_index % PALETTE.len()])
+}
+
+/// `system`'s style: bold in the terminal's own colour, readable on light
 /// and dark themes alike.
-const SYSTEM_COLOR: &str = "\x1b[1m";
-
-const RESET: &str = "\x1b[0m";
-
-/// The colour of process type number `type_index` (0-based Procfile order).
-pub fn color_of(type_index: usize) -> &'static str {
-    PALETTE[type_index % PALETTE.len()]
+fn system_style() -> Style {
+    Style::new().bold()
 }
 
 /// The prefix of one name, split around the timestamp: a line is
@@ -35,14 +47,18 @@ pub struct Prefix {
 impl Prefix {
     /// The prefix of `name` padded to `width`, coloured with `color` when
     /// given; `timestamps` decides whether a space separates it from the time.
-    pub fn new(name: &str, width: usize, color: Option<&str>, timestamps: bool) -> Self {
+    pub fn new(name: &str, width: usize, color: Option<Style>, timestamps: bool) -> Self {
         let lead = if timestamps { " " } else { "" };
+        // The escape codes are computed once per name, never per line.
         let (before, reset) = match color {
-            Some(c) => (c, RESET),
-            None => ("", ""),
+            Some(style) => (
+                style.prefix_formatter().to_string(),
+                style.suffix_formatter().to_string(),
+            ),
+            None => (String::new(), String::new()),
         };
         Prefix {
-            before: before.as_bytes().to_vec(),
+            before: before.into_bytes(),
             after: format!("{lead}{name:<width$} |{reset} ").into_bytes(),
         }
     }
@@ -60,7 +76,7 @@ impl Prefix {
 
     /// The prefix of procrun's own messages.
     pub fn system(width: usize, color: bool, timestamps: bool) -> Self {
-        Prefix::new(SYSTEM, width, color.then_some(SYSTEM_COLOR), timestamps)
+        Prefix::new(SYSTEM, width, color.then(system_style), timestamps)
     }
 }
 
