@@ -84,12 +84,6 @@ pub enum Command {
     Check(CheckArgs),
     /// Run the formation in the foreground, output prefixed, until one process ends or Ctrl-C
     Start(StartArgs),
-    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
-    Completions {
-        /// The shell
-        #[arg(value_enum)]
-        shell: clap_complete::Shell,
-    },
     /// Run a one-off command, or a Procfile entry, with the app's environment
     ///
     /// COMMAND alone naming a Procfile entry runs that entry through /bin/sh -c
@@ -100,6 +94,12 @@ pub enum Command {
     Run(RunArgs),
     /// Write the app's processes as configuration for a production process manager
     Export(ExportArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        /// The shell
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Which instances run, and their ports.
