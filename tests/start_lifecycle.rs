@@ -12,10 +12,7 @@ use processes::{Cleanup, Running, gone_within, unique_port};
 use support::Project;
 
 fn start(p: &Project, extra: &[&str]) -> Running {
-    let port = unique_port();
-    let mut args = vec!["start", "-p", &port, "--no-timestamp"];
-    args.extend_from_slice(extra);
-    Running::start(p, &args, &[])
+    Running::start_app(p, extra)
 }
 
 #[test]

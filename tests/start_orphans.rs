@@ -11,10 +11,7 @@ use processes::{Cleanup, Running, alive, gone_within, number_after, unique_port}
 use support::Project;
 
 fn start(p: &Project, extra: &[&str]) -> Running {
-    let port = unique_port();
-    let mut args = vec!["start", "-p", &port, "--no-timestamp"];
-    args.extend_from_slice(extra);
-    Running::start(p, &args, &[])
+    Running::start_app(p, extra)
 }
 
 #[test]

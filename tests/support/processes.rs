@@ -41,6 +41,15 @@ impl Running {
         Running::start_in(project.path(), args, extra_env)
     }
 
+    /// `procrun start --no-timestamp` on a base port of its own, plus
+    /// `extra` arguments.
+    pub fn start_app(project: &Project, extra: &[&str]) -> Running {
+        let port = unique_port();
+        let mut args = vec!["start", "-p", &port, "--no-timestamp"];
+        args.extend_from_slice(extra);
+        Running::start(project, &args, &[])
+    }
+
     /// Like [`Running::start`], in directory `dir`.
     pub fn start_in(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Running {
         let mut cmd = std::process::Command::new(procrun_path());
