@@ -85,18 +85,9 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
                 "{}",
                 diagnostic::render_all(&outcome.warnings, settings.color_stderr())
             );
-            let n = outcome.written.len();
-            let mut text = format!(
-                "wrote {n} file{} to {}:\n",
-                if n == 1 { "" } else { "s" },
-                outcome.output_dir.display()
-            );
-            for path in &outcome.written {
-                text.push_str(&format!("  {path}\n"));
-            }
-            text.push_str(&outcome.next_steps);
-            text.push('\n');
-            let _ = std::io::stdout().lock().write_all(text.as_bytes());
+            let _ = std::io::stdout()
+                .lock()
+                .write_all(outcome.summary().as_bytes());
             Ok(error::EXIT_OK)
         }
     }

@@ -139,6 +139,24 @@ pub struct Outcome {
     pub next_steps: String,
 }
 
+impl Outcome {
+    /// The summary printed on stdout: the files written and what to run next.
+    pub fn summary(&self) -> String {
+        use std::fmt::Write as _;
+        let n = self.written.len();
+        let mut text = format!(
+            "wrote {n} file{} to {}:\n",
+            if n == 1 { "" } else { "s" },
+            self.output_dir.display()
+        );
+        for path in &self.written {
+            let _ = writeln!(text, "  {path}");
+        }
+        let _ = writeln!(text, "{}", self.next_steps);
+        text
+    }
+}
+
 /// `procrun export`: plan, check, render, write.
 pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Outcome, Error> {
     let (procfile, plan) = settings.plan(&args.formation, &[])?;
