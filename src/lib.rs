@@ -16,6 +16,7 @@ pub mod plan;
 pub mod procfile;
 pub mod run;
 pub mod settings;
+pub mod shell;
 pub mod start;
 pub mod supervisor;
 

@@ -160,7 +160,10 @@ fn prepare(settings: &Settings, args: &RunArgs) -> Result<Prepared, Error> {
             return Ok(Prepared {
                 target: Target::Entry {
                     name: name.to_owned(),
-                    script: instance.command,
+                    // `exec` for a simple command, as `start` does, so a
+                    // forwarded signal reaches the program, not a shell that
+                    // would die and orphan it.
+                    script: crate::shell::script(&instance.command),
                 },
                 env: instance.env,
                 cwd: instance.cwd,

@@ -114,3 +114,30 @@ fn the_command_gets_default_sigttou_and_sigttin() {
         );
     }
 }
+
+/// Regression: `procrun run ENTRY` ran a simple entry as `sh -c CMD`; a
+/// forwarded SIGTERM killed the shell and left the program running. Simple
+/// entries are `exec`ed, as under `start`.
+#[test]
+fn sigterm_reaches_the_program_of_a_simple_procfile_entry() {
+    let p =
+        Project::with_procfile("web: sh -c 'echo $$ > program.pid; echo ready; exec sleep 300'\n");
+    let mut command = running::clean_command(support::procrun_path(), p.path());
+    command.args(["run", "web"]);
+    let mut r = Running::start(command);
+    r.expect_line("ready");
+    let pid: i32 = std::fs::read_to_string(p.join("program.pid"))
+        .expect("pid file")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let program = nix::unistd::Pid::from_raw(pid);
+    r.signal(Signal::SIGTERM);
+    let (status, _, stderr) = r.finish();
+    let still_alive = nix::sys::signal::kill(program, None).is_ok();
+    if still_alive {
+        let _ = nix::sys::signal::kill(program, Signal::SIGKILL);
+    }
+    assert!(!still_alive, "the program survived procrun: {stderr}");
+    assert_eq!(status.code(), Some(143), "{stderr}");
+}

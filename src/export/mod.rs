@@ -416,51 +416,7 @@ fn is_shell_name(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// The command a process runs, as a script for `/bin/sh -c`: `exec` is put
-/// in front of a simple command so that the process manager's signals reach
-/// the program itself rather than a shell that would orphan it.
-pub fn shell_script(command: &str) -> String {
-    if is_simple_command(command) {
-        format!("exec {command}")
-    } else {
-        command.to_owned()
-    }
-}
-
-/// A single command without shell control operators outside quotes, whose
-/// first word is neither a keyword nor a variable assignment (`exec A=1 cmd`
-/// would fail). Conservative: when in doubt, no `exec`.
-fn is_simple_command(command: &str) -> bool {
-    const KEYWORDS: &[&str] = &[
-        "if", "then", "for", "while", "until", "case", "{", "!", "exec", "function", "select",
-    ];
-    let first = command.split_whitespace().next().unwrap_or("");
-    if command.trim().is_empty() || first.contains('=') || KEYWORDS.contains(&first) {
-        return false;
-    }
-    let mut quote = None;
-    let mut prev = ' ';
-    let mut chars = command.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some('\''), '\'') | (Some('"'), '"') => quote = None,
-            (Some('"'), '\\') => {
-                chars.next();
-            }
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, '\\') => {
-                chars.next();
-            }
-            // `&` only in a redirection such as `2>&1`.
-            (None, '&') if prev == '>' || prev == '<' => {}
-            (None, ';' | '&' | '|' | '\n' | '\r' | '(' | ')' | '`' | '{' | '}') => return false,
-            (None, _) => {}
-        }
-        prev = c;
-    }
-    quote.is_none()
-}
+pub use crate::shell::script as shell_script;
 
 /// `value` as one POSIX shell word: single-quoted, with `'` written `'\''`.
 pub fn shell_quote(value: &str) -> String {
@@ -696,26 +652,6 @@ fn next_steps(format: ExportFormat, options: &ExportOptions, shown: &Path) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn exec_only_for_simple_commands() {
-        assert_eq!(shell_script("python3 app.py"), "exec python3 app.py");
-        assert_eq!(shell_script("a && b"), "a && b");
-        assert_eq!(shell_script("a; b"), "a; b");
-        assert_eq!(shell_script("A=1 cmd"), "A=1 cmd");
-        assert_eq!(shell_script("exec cmd"), "exec cmd");
-        assert_eq!(shell_script("echo $(id)"), "echo $(id)");
-        assert_eq!(
-            shell_script("run 'a ;b' \"c|d\" e\\;f"),
-            "exec run 'a ;b' \"c|d\" e\\;f"
-        );
-        assert_eq!(shell_script("run 'unterminated"), "run 'unterminated");
-        assert_eq!(shell_script("a \"b\\\";\" c"), "exec a \"b\\\";\" c");
-        assert_eq!(
-            shell_script("bin/web -p \"$PORT\" > log 2>&1"),
-            "exec bin/web -p \"$PORT\" > log 2>&1"
-        );
-    }
 
     #[test]
     fn shell_quoting_round_trips_through_sh() {
