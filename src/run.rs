@@ -26,7 +26,6 @@ use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
-use std::sync::PoisonError;
 
 use nix::unistd::Pid;
 
@@ -108,12 +107,12 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<i32, Error> {
     // A pid always fits in pid_t; std just hands it out as u32.
     let pid = Pid::from_raw(child.id() as libc::pid_t);
     tracing::debug!("spawned `{}` as {pid}", shown(&prepared.target));
-    let target = installed.forward_to(pid);
+    let forwarder = installed.forward_to(pid);
 
     // Wait for the exit without reaping, withdraw the pid from the forwarder,
     // then reap: the forwarder can never signal a recycled pid.
     let waited = wait_exited(pid);
-    target.lock().unwrap_or_else(PoisonError::into_inner).take();
+    forwarder.stop();
     if let Err(e) = waited {
         tracing::debug!("waitid failed ({e}); reaping directly");
     }

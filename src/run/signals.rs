@@ -7,34 +7,38 @@
 //! *sent to procrun* by another process (`kill`, a process manager, a CI
 //! runner's timeout) reach only procrun and are forwarded to the child.
 //!
-//! To tell the two apart procrun reads the origin from `siginfo` on Linux: the
-//! terminal driver sends with `si_code == SI_KERNEL`, `kill(2)` with
-//! `si_code <= 0`. Elsewhere, where `si_code` is less uniform, a
-//! terminal-generated signal (INT, QUIT, WINCH) is assumed to come from the
-//! terminal while procrun's group is the terminal's foreground group (uv,
-//! astral-sh/uv#11009, uses "stdin is a terminal"; the foreground test also
-//! covers `cmd | procrun run …` at a prompt). If the child has left procrun's
-//! group (e.g. a job-control shell), the terminal no longer reaches it through
-//! procrun's group and every signal is forwarded.
+//! To tell the two apart procrun gets each signal's origin (its `siginfo`)
+//! from signal-hook's [`WithOrigin`]. On Linux the terminal driver sends with
+//! `si_code == SI_KERNEL` ([`Cause::Kernel`]), `kill(2)`, `sigqueue` and the
+//! like as a process ([`Cause::Sent`]). Elsewhere, where `si_code` is less
+//! uniform, a terminal-generated signal (INT, QUIT, WINCH) is assumed to come
+//! from the terminal while procrun's group is the terminal's foreground group
+//! (uv, astral-sh/uv#11009, uses "stdin is a terminal"; the foreground test
+//! also covers `cmd | procrun run …` at a prompt). If the child has left
+//! procrun's group (e.g. a job-control shell), the terminal no longer reaches
+//! it through procrun's group and every signal is forwarded.
 //!
-//! The handler only writes one byte to a pipe (async-signal-safe); a thread
-//! reads it and calls `kill`. That thread and the waiting thread share the
-//! child's pid behind a mutex, and the child is only reaped after the pid has
-//! been withdrawn under that mutex, so a recycled pid is never signalled
-//! (STYLE.md pitfall 12).
+//! signal-hook's handler only queues the `siginfo` (up to five deliveries per
+//! signal; more are dropped, as the kernel merges pending signals anyway) and
+//! wakes a thread through a self-pipe (async-signal-safe); that thread calls
+//! `kill`. That thread and the waiting thread share the child's pid behind a
+//! mutex, and the child is only reaped after the pid has been withdrawn under
+//! that mutex, so a recycled pid is never signalled (STYLE.md pitfall 12).
+//! The thread then ends through signal-hook's [`Handle::close`].
 //!
 //! A signal that was ignored when procrun started (`nohup procrun run …`, a
-//! background job of a non-interactive shell) stays ignored, so the child
-//! inherits the ignore as it would without procrun.
+//! background job of a non-interactive shell) gets no handler and stays
+//! ignored, so the child inherits the ignore as it would without procrun. A
+//! handled signal needs nothing: exec resets it to the default in the child.
 
-use std::io::Read as _;
-use std::os::fd::{AsRawFd as _, RawFd};
-use std::os::unix::net::UnixStream;
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, kill, sigaction};
 use nix::unistd::{Pid, getpgid, getpgrp};
+use signal_hook::iterator::exfiltrator::WithOrigin;
+use signal_hook::iterator::{Handle, SignalsInfo};
+use signal_hook::low_level::siginfo::{Cause, Origin};
 
 /// Signals forwarded to the child (unless the terminal already delivered
 /// them). SIGPIPE is left out: procrun's own writes could raise it.
@@ -54,17 +58,12 @@ const FORWARDED: [Signal; 8] = [
 /// `tcsetpgrp`): procrun ignores them, the child gets the default back.
 const TERMINAL_STOPS: [Signal; 2] = [Signal::SIGTTOU, Signal::SIGTTIN];
 
-/// Set in the byte written by the handler when the kernel (the terminal
-/// driver), not a process, sent the signal.
-const FROM_KERNEL: u8 = 0x80;
-
-/// The write end of the self-pipe, for the handler.
-static PIPE: AtomicI32 = AtomicI32::new(-1);
-
 /// Signal handling set up before the child is spawned.
 #[derive(Debug)]
 pub(super) struct Installed {
-    reader: UnixStream,
+    /// The handlers of the forwarded signals not ignored at start, and what
+    /// they caught so far.
+    signals: SignalsInfo<WithOrigin>,
     /// Signals procrun set to "ignore" that the child must get back as
     /// "default" (raw numbers, for the async-signal-safe `pre_exec`).
     reset_in_child: Vec<libc::c_int>,
@@ -72,30 +71,19 @@ pub(super) struct Installed {
 
 /// The child's pid while it may still be signalled; `None` once it is about
 /// to be reaped.
-pub(super) type Target = Arc<Mutex<Option<Pid>>>;
+type Target = Arc<Mutex<Option<Pid>>>;
 
 /// Installs the handlers. Call once, before spawning: a signal that arrives
-/// between now and the spawn is queued in the pipe and forwarded after.
+/// between now and the spawn waits in signal-hook's queue and is forwarded
+/// after.
 pub(super) fn install() -> std::io::Result<Installed> {
-    let (reader, writer) = UnixStream::pair()?;
-    writer.set_nonblocking(true)?;
-    // The write end lives as long as procrun: the handlers use it until exit.
-    PIPE.store(writer.as_raw_fd(), Ordering::SeqCst);
-    std::mem::forget(writer);
-
-    let handler = SigAction::new(
-        SigHandler::SigAction(on_signal),
-        SaFlags::SA_RESTART | SaFlags::SA_SIGINFO,
-        SigSet::empty(),
-    );
+    let mut handled = Vec::new();
     for signal in FORWARDED {
-        if is_ignored(signal)? {
-            continue;
+        if !is_ignored(signal)? {
+            handled.push(signal as libc::c_int);
         }
-        // SAFETY: `on_signal` only does async-signal-safe work (an atomic
-        // load and write(2)), and preserves errno.
-        unsafe { sigaction(signal, &handler) }?;
     }
+    let signals = SignalsInfo::<WithOrigin>::new(handled)?;
 
     let ignore = SigAction::new(SigHandler::SigIgn, SaFlags::empty(), SigSet::empty());
     let mut reset_in_child = Vec::new();
@@ -108,7 +96,7 @@ pub(super) fn install() -> std::io::Result<Installed> {
         reset_in_child.push(signal as libc::c_int);
     }
     Ok(Installed {
-        reader,
+        signals,
         reset_in_child,
     })
 }
@@ -131,57 +119,90 @@ impl Installed {
         }
     }
 
-    /// Starts forwarding to `pid`. The returned target must be cleared
-    /// before the child is reaped. If no thread can be started the child
-    /// still runs, without forwarding: abandoning it would be worse.
-    pub(super) fn forward_to(self, pid: Pid) -> Target {
+    /// Starts forwarding to `pid`. [`Forwarder::stop`] must be called before
+    /// the child is reaped. If no thread can be started the child still
+    /// runs, without forwarding: abandoning it would be worse.
+    pub(super) fn forward_to(self, pid: Pid) -> Forwarder {
         let target: Target = Arc::new(Mutex::new(Some(pid)));
         let shared = Arc::clone(&target);
-        let mut reader = self.reader;
+        let handle = self.signals.handle();
+        let mut signals = self.signals;
         let spawned = std::thread::Builder::new()
             .name("signal-forwarder".into())
             .spawn(move || {
-                let mut byte = [0u8; 1];
-                while reader.read_exact(&mut byte).is_ok() {
-                    forward(&shared, byte[0]);
+                for origin in signals.forever() {
+                    forward(&shared, &origin);
                 }
             });
-        if let Err(e) = spawned {
-            tracing::warn!("cannot forward signals to the command: {e}");
+        let thread = spawned
+            .inspect_err(|e| tracing::warn!("cannot forward signals to the command: {e}"))
+            .ok();
+        Forwarder {
+            target,
+            handle,
+            thread,
         }
-        target
     }
 }
 
-/// Forwards the signal encoded in `byte` (by [`on_signal`]) to the target,
-/// unless the target is gone or the terminal already delivered it.
-fn forward(target: &Target, byte: u8) {
-    let from_kernel = byte & FROM_KERNEL != 0;
-    let Ok(signal) = Signal::try_from(i32::from(byte & !FROM_KERNEL)) else {
+/// Forwarding to a running child, from [`Installed::forward_to`].
+#[derive(Debug)]
+pub(super) struct Forwarder {
+    target: Target,
+    /// Ends the thread's iteration over the caught signals.
+    handle: Handle,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Forwarder {
+    /// Withdraws the child's pid, so that it is never signalled again, and
+    /// ends the forwarding thread. Call once the child has exited, before
+    /// reaping it. The handlers stay installed (signal-hook does not remove
+    /// them), so from now on these signals are dropped while procrun
+    /// finishes.
+    pub(super) fn stop(self) {
+        self.target
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        self.handle.close();
+        if let Some(thread) = self.thread
+            && thread.join().is_err()
+        {
+            tracing::debug!("the signal forwarder panicked");
+        }
+    }
+}
+
+/// Forwards the signal described by `origin` to the target, unless the
+/// target is gone or the terminal already delivered it.
+fn forward(target: &Target, origin: &Origin) {
+    let Ok(signal) = Signal::try_from(origin.signal) else {
         return;
     };
+    let sender = origin.process.map(|p| p.pid);
     let guard = target.lock().unwrap_or_else(PoisonError::into_inner);
     let Some(pid) = *guard else {
         tracing::debug!("{signal} after the command exited: nothing to forward");
         return;
     };
-    if delivered_by_terminal(signal, from_kernel, pid) {
+    if delivered_by_terminal(signal, origin.cause, pid) {
         tracing::debug!("{signal} came from the terminal and already reached the command");
         return;
     }
-    tracing::debug!("forwarding {signal} to {pid}");
+    tracing::debug!(?sender, "forwarding {signal} to {pid}");
     let _ = kill(pid, signal);
 }
 
 /// Whether the terminal (or the kernel) already sent `signal` to procrun's
 /// whole process group, child included.
-fn delivered_by_terminal(signal: Signal, from_kernel: bool, child: Pid) -> bool {
+fn delivered_by_terminal(signal: Signal, cause: Cause, child: Pid) -> bool {
     let child_in_our_group = getpgid(Some(child)).is_ok_and(|g| g == getpgrp());
     if !child_in_our_group {
         return false;
     }
     if cfg!(any(target_os = "linux", target_os = "android")) {
-        from_kernel
+        cause == Cause::Kernel
     } else {
         matches!(signal, Signal::SIGINT | Signal::SIGQUIT | Signal::SIGWINCH)
             && super::terminal::we_are_foreground()
@@ -199,26 +220,4 @@ fn is_ignored(signal: Signal) -> std::io::Result<bool> {
     // SAFETY: initialised by the successful call above.
     let old = unsafe { old.assume_init() };
     Ok(old.sa_sigaction == libc::SIG_IGN)
-}
-
-/// Whether `info` says the kernel (on a terminal's behalf) sent the signal,
-/// rather than a process (kill, sigqueue, tgkill: `si_code <= 0` on Linux).
-/// Always false elsewhere; see [`delivered_by_terminal`].
-fn sent_by_kernel(info: &libc::siginfo_t) -> bool {
-    cfg!(any(target_os = "linux", target_os = "android")) && info.si_code > 0
-}
-
-extern "C" fn on_signal(signal: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
-    let saved = nix::errno::Errno::last_raw();
-    // SAFETY: the kernel passes a valid siginfo with SA_SIGINFO; null is
-    // checked anyway.
-    let from_kernel = unsafe { info.as_ref() }.is_some_and(sent_by_kernel);
-    let byte = (signal as u8 & !FROM_KERNEL) | if from_kernel { FROM_KERNEL } else { 0 };
-    let fd: RawFd = PIPE.load(Ordering::SeqCst);
-    if fd >= 0 {
-        // SAFETY: write(2) is async-signal-safe; the fd stays open for the
-        // life of the process. A full pipe drops the byte (non-blocking).
-        let _ = unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
-    }
-    nix::errno::Errno::set_raw(saved);
 }
