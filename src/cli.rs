@@ -138,7 +138,7 @@ pub struct StartArgs {
     pub timeout: Duration,
 
     /// Do not print timestamps
-    #[arg(long, env = "PROCRUN_NO_TIMESTAMP")]
+    #[arg(long, env = "PROCRUN_NO_TIMESTAMP", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_timestamp: bool,
 }
 
@@ -195,7 +195,7 @@ pub struct ExportArgs {
     pub image: Option<String>,
 
     /// systemd: units for `systemctl --user` (no User=, wanted by default.target)
-    #[arg(long, env = "PROCRUN_USER_UNITS")]
+    #[arg(long, env = "PROCRUN_USER_UNITS", value_parser = clap::builder::BoolishValueParser::new())]
     pub user_units: bool,
 }
 

@@ -41,3 +41,23 @@ fn global_options_work_after_the_command() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn boolean_options_from_the_environment_accept_1_and_0() {
+    let p = support::Project::with_procfile("a: echo hi\n");
+    for (value, stamped) in [("1", false), ("yes", false), ("true", false), ("0", true)] {
+        let out = p
+            .procrun()
+            .arg("start")
+            .env("PROCRUN_NO_TIMESTAMP", value)
+            .output()
+            .expect("runs");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{value}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(!stdout.starts_with("system"), stamped, "{value}: {stdout}");
+    }
+}
