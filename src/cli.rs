@@ -62,7 +62,7 @@ pub struct GlobalArgs {
     pub color: ColorChoice,
 
     /// More of procrun's own diagnostics on stderr (-v, -vv, -vvv); RUST_LOG also works
-    #[arg(short = 'v', long, action = clap::ArgAction::Count, global = true)]
+    #[arg(short = 'v', long, env = "PROCRUN_VERBOSE", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
 }
 

@@ -42,7 +42,7 @@ pub fn main() -> i32 {
             };
         }
     };
-    init_tracing(cli.global.verbose);
+    init_tracing(cli.global.verbose, cli.global.color);
     let settings = match Settings::resolve(&cli.global) {
         Ok(s) => s,
         Err(e) => return report(&e, settings_color(&cli)),
@@ -105,7 +105,7 @@ fn report(e: &Error, color: bool) -> i32 {
 
 /// procrun's own diagnostics go to stderr; `-v` raises the level and
 /// `RUST_LOG` overrides it.
-fn init_tracing(verbose: u8) {
+fn init_tracing(verbose: u8, color: cli::ColorChoice) {
     let level = match verbose {
         0 => "warn",
         1 => "info",
@@ -117,6 +117,10 @@ fn init_tracing(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(settings::use_color(
+            color,
+            std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        ))
         .with_target(false)
         .try_init();
 }
