@@ -94,6 +94,8 @@ pub enum Command {
     Run(RunArgs),
     /// Write the app's processes as configuration for a production process manager
     Export(ExportArgs),
+    /// Print the manual page (roff), e.g. `procrun man | man -l -`
+    Man,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell

@@ -73,6 +73,15 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             Ok(error::EXIT_OK)
         }
         Command::Start(args) => start::start(settings, &args),
+        Command::Man => {
+            use clap::CommandFactory as _;
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(|e| Error::io("cannot render the manual page", e))?;
+            let _ = std::io::stdout().lock().write_all(&page);
+            Ok(error::EXIT_OK)
+        }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut out = std::io::stdout().lock();

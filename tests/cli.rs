@@ -61,3 +61,15 @@ fn boolean_options_from_the_environment_accept_1_and_0() {
         assert_eq!(!stdout.starts_with("system"), stamped, "{value}: {stdout}");
     }
 }
+
+#[test]
+fn man_page_is_generated_from_the_cli_definition() {
+    let out = support::procrun().arg("man").output().expect("runs");
+    assert!(out.status.success());
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH procrun"),
+        "{page}"
+    );
+    assert!(page.contains("procfile"), "{page}");
+}
