@@ -28,7 +28,7 @@ pub fn script(command: &str) -> String {
 
 /// Whether `command` is one plain command that `exec` can prefix. Decided
 /// conservatively: a list, pipeline, background job, subshell, group,
-/// substitution, backslash or line break outside quotes makes it not simple,
+/// substitution or line break outside quotes makes it not simple,
 /// and so does a first word that is a variable assignment, a comment, a
 /// quoted word, or a shell keyword or builtin. Redirections are fine
 /// (`exec prog > log 2>&1` keeps them).
@@ -63,7 +63,14 @@ pub fn is_simple(command: &str) -> bool {
             }
             // `&` only as part of a redirection such as `2>&1`.
             (None, '&') if prev == '>' || prev == '<' => {}
-            (None, ';' | '&' | '|' | '\n' | '\r' | '(' | ')' | '`' | '{' | '}' | '\\') => {
+            // A backslash quotes the next character (`it\'s`, `a\;b`), but a
+            // line continuation is left to the shell.
+            (None, '\\') => {
+                if matches!(chars.next(), None | Some('\n' | '\r')) {
+                    return false;
+                }
+            }
+            (None, ';' | '&' | '|' | '\n' | '\r' | '(' | ')' | '`' | '{' | '}') => {
                 return false;
             }
             (None, _) => {}
@@ -90,6 +97,7 @@ mod tests {
             "a \"b\\\";\" c",
             "bin/web -p \"$PORT\" > log 2>&1",
             "cat < input",
+            "a e\\;f it\\'s",
         ] {
             assert!(is_simple(c), "{c}");
             assert_eq!(script(c), format!("exec {c}"));
@@ -115,7 +123,6 @@ mod tests {
             "while true",
             "echo 'unterminated",
             "a\\\nb",
-            "a e\\;f",
             "a\nb",
             "trap 'x' TERM",
             "exit 3",
