@@ -26,16 +26,22 @@ USAGE: procrun-bench [OPTIONS]
                      baselines and peers run)
   --peers LIST       comma-separated peers to run: foreman, honcho,
                      node-foreman, ultraman, or `none` [default: all found]
-  --only LIST        scenarios: throughput, startup, shutdown, stubborn, exit
+  --only LIST        scenarios: throughput, backpressure, startup, shutdown,
+                     stubborn, exit [default: all]
   --reps N           repetitions [default: 5; --quick: 1]
   --quick            smoke run in seconds: small volumes, K ≤ 100, 1 rep
   --mib N            MiB per throughput run for procrun and the raw pipe
                      [default: 256; --quick: 8]
-  --peer-mib N       MiB per throughput run for the peers [default: 16]
+  --peer-mib N       MiB per throughput run for the peers [default: 16;
+                     --quick: 2]
   --writers LIST     throughput K values [default: 1,4,16]
   --instances LIST   startup K values [default: 1,10,100,1000]
   --per-write N      lines per write(2) of a producer (N×100 ≤ 4096 keeps
                      writes atomic) [default: 40]
+  --slow-mbps N      the slow reader's rate in the back-pressure scenario
+                     [default: 20]
+  --slow-mib N       MiB per back-pressure run, every runner [default: 32;
+                     --quick: 4]
   --json FILE        also save all results as JSON
   --markdown FILE    also save the tables as Markdown
 ";
@@ -52,6 +58,8 @@ struct Opts {
     writers: Vec<u32>,
     instances: Vec<u32>,
     per_write: u32,
+    slow_mbps: f64,
+    slow_mib: f64,
     json: Option<PathBuf>,
     markdown: Option<PathBuf>,
 }
@@ -73,6 +81,8 @@ fn parse(args: &[String]) -> Result<Opts> {
             vec![1, 10, 100, 1000]
         },
         per_write: 40,
+        slow_mbps: 20.0,
+        slow_mib: if quick { 4.0 } else { 32.0 },
         json: None,
         markdown: None,
     };
@@ -101,6 +111,8 @@ fn parse(args: &[String]) -> Result<Opts> {
             "--writers" => o.writers = nums(&val()?)?,
             "--instances" => o.instances = nums(&val()?)?,
             "--per-write" => o.per_write = val()?.parse().map_err(|_| "bad --per-write")?,
+            "--slow-mib" => o.slow_mib = val()?.parse().map_err(|_| "bad --slow-mib")?,
+            "--slow-mbps" => o.slow_mbps = val()?.parse().map_err(|_| "bad --slow-mbps")?,
             "--json" => o.json = Some(PathBuf::from(val()?)),
             "--markdown" => o.markdown = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown option `{other}`\n\n{HELP}")),
@@ -140,7 +152,13 @@ struct Run {
 }
 
 impl Run {
-    fn spawn(mut cmd: Command, stderr: PathBuf) -> Result<Run> {
+    fn spawn(cmd: Command, stderr: PathBuf) -> Result<Run> {
+        Self::spawn_reader(cmd, stderr, None)
+    }
+
+    /// Like `spawn`, with a reader that takes at most `rate` bytes/s (a slow
+    /// consumer: the runner must apply back-pressure, not buffer).
+    fn spawn_reader(mut cmd: Command, stderr: PathBuf, rate: Option<f64>) -> Result<Run> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(File::create(&stderr).map_err(|e| e.to_string())?)
@@ -156,8 +174,19 @@ impl Run {
         let sh = Arc::clone(&shared);
         std::thread::spawn(move || {
             let mut checker = Checker::new();
-            let mut buf = vec![0u8; 1 << 18];
+            let mut buf = vec![0u8; if rate.is_some() { 1 << 16 } else { 1 << 18 }];
+            let mut t0 = 0;
             loop {
+                if t0 == 0 && checker.counts.bytes > 0 {
+                    t0 = now_ns();
+                }
+                if let Some(rate) = rate.filter(|_| t0 > 0) {
+                    let due = t0 + (checker.counts.bytes as f64 / rate * 1e9) as u64;
+                    let now = now_ns();
+                    if due > now {
+                        std::thread::sleep(Duration::from_nanos(due - now));
+                    }
+                }
                 let n = match out.read(&mut buf) {
                     Ok(n) => n,
                     Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
@@ -336,8 +365,9 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
             .as_ref()
             .is_none_or(|o| o.iter().any(|x| x == s))
     };
-    let (tp, st, sd, stb, ex) = (
+    let (tp, bp, st, sd, stb, ex) = (
         want("throughput"),
+        want("backpressure"),
         want("startup"),
         want("shutdown"),
         want("stubborn"),
@@ -345,8 +375,11 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     );
     if tp {
         for k in bench.opts.writers.clone() {
-            bench.throughput(k);
+            bench.throughput(k, None);
         }
+    }
+    if bp {
+        bench.throughput(16, Some(bench.opts.slow_mbps * 1e6));
     }
     if st {
         for k in bench.opts.instances.clone() {
@@ -510,9 +543,16 @@ impl Bench {
     }
 
     /// (a) K writers flat out.
-    fn throughput(&mut self, k: u32) {
+    fn throughput(&mut self, k: u32, rate: Option<f64>) {
+        let title = match rate {
+            None => format!("Throughput: {k} writer(s) × 100-byte lines"),
+            Some(r) => format!(
+                "Back-pressure: {k} writers flat out, the reader takes only {:.0} MB/s",
+                r / 1e6
+            ),
+        };
         let mut t = Table::new(
-            format!("Throughput: {k} writer(s) × 100-byte lines"),
+            title,
             vec![
                 col("MB/s", 1),
                 col("runner CPU s/GB", 2),
@@ -529,14 +569,16 @@ impl Bench {
         for rep in 0..self.opts.reps {
             for r in self.runners.clone() {
                 let name = if r.is_baseline() { "raw pipe" } else { r.name };
-                let mib = if matches!(r.kind, Kind::Baseline | Kind::Procrun) {
+                let mib = if rate.is_some() {
+                    self.opts.slow_mib
+                } else if matches!(r.kind, Kind::Baseline | Kind::Procrun) {
                     self.opts.mib
                 } else {
                     self.opts.peer_mib
                 };
                 let per = ((mib * 1048576.0 / LINE_LEN as f64) / f64::from(k)).ceil() as u64;
                 self.progress(&format!("throughput K={k} {name} rep {}", rep + 1));
-                if let Err(e) = self.throughput_once(&mut t, &r, name, k, per) {
+                if let Err(e) = self.throughput_once(&mut t, &r, name, k, per, rate) {
                     t.note(name, e);
                 }
             }
@@ -551,6 +593,7 @@ impl Bench {
         name: &str,
         k: u32,
         per: u64,
+        rate: Option<f64>,
     ) -> Result<()> {
         let dir = TempDir::new("tp").map_err(|e| e.to_string())?;
         let cmd = self.cmd(&format!(
@@ -558,13 +601,14 @@ impl Bench {
             self.opts.per_write
         ));
         Self::procfile(&dir.0, &[("w", cmd.clone())]);
-        let run = Run::spawn(
+        let run = Run::spawn_reader(
             r.command(&dir.0, &[("w", k)], &[("w", cmd)], None),
             dir.0.join("stderr.log"),
+            rate,
         )?;
         let bytes = (per * u64::from(k) * LINE_LEN as u64) as f64;
         // At least 1 MB/s, and give up after 3 s without a byte.
-        let limit = Duration::from_secs_f64(30.0 + bytes / 1e6);
+        let limit = Duration::from_secs_f64(30.0 + bytes / 1e6 + bytes / rate.unwrap_or(1e12));
         let complete = run.wait(limit, |l, now| {
             l.counts.done >= u64::from(k)
                 || l.eof
