@@ -122,6 +122,27 @@ fn parse(args: &[String]) -> Result<Opts> {
     Ok(o)
 }
 
+/// How the harness stops a runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGINT to the runner's process group, as Ctrl-C in a terminal.
+    CtrlC,
+    /// SIGTERM to the runner's pid only, as `kill`.
+    Term,
+}
+
+impl Stop {
+    fn describe(self) -> &'static str {
+        match self {
+            Stop::CtrlC => "Ctrl-C (SIGINT to the runner's process group)",
+            Stop::Term => "`kill` (SIGTERM to the runner only)",
+        }
+    }
+}
+
+/// Seconds to wait for a runner to exit after it was asked to stop.
+const STOP_WAIT: u64 = 8;
+
 /// What the reader and waiter threads have seen so far.
 #[derive(Debug, Clone, Copy, Default)]
 struct Live {
@@ -261,6 +282,19 @@ impl Run {
         }
     }
 
+    /// Stops the runner as a user would.
+    fn stop(&self, how: Stop) {
+        match how {
+            // A terminal sends SIGINT to the whole foreground process group:
+            // the runner, and its instances unless it gave them their own.
+            // SAFETY: signalling the process group we created.
+            Stop::CtrlC => unsafe {
+                libc::kill(-(self.pid as i32), libc::SIGINT);
+            },
+            Stop::Term => sys::kill(self.pid, libc::SIGTERM),
+        }
+    }
+
     fn live(&self) -> Live {
         *self.shared.live.lock().expect("lock")
     }
@@ -387,7 +421,8 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
         }
     }
     if sd {
-        bench.shutdown();
+        bench.shutdown(Stop::CtrlC);
+        bench.shutdown(Stop::Term);
     }
     if stb {
         bench.stubborn();
@@ -670,7 +705,7 @@ impl Bench {
                 col("ms to all ready", 1),
                 col("runner RSS MiB (idle)", 1),
                 col("runner CPU ms", 0),
-                col("ms SIGINT to exit", 1),
+                col("ms Ctrl-C to exit", 1),
                 worst("not ready"),
                 worst("left running"),
             ],
@@ -735,11 +770,11 @@ impl Bench {
             (u64::from(k) - live.counts.ready.min(u64::from(k))) as f64,
         );
         let t_sig = now_ns();
-        sys::kill(run.pid, libc::SIGINT);
-        let exit = run.exited(Duration::from_secs(12));
+        run.stop(Stop::CtrlC);
+        let exit = run.exited(Duration::from_secs(STOP_WAIT));
         match exit {
-            Some((at, _)) => t.push(name, "ms SIGINT to exit", sys::secs(at - t_sig) * 1e3),
-            None => t.note(name, "did not exit within 12 s of SIGINT".into()),
+            Some((at, _)) => t.push(name, "ms Ctrl-C to exit", sys::secs(at - t_sig) * 1e3),
+            None => t.note(name, format!("did not exit within {STOP_WAIT} s of Ctrl-C")),
         }
         let (_, _, left) = run.finish();
         t.push(name, "left running", left as f64);
@@ -784,12 +819,15 @@ impl Bench {
         Ok(run)
     }
 
-    /// (c) 10 cooperative instances; SIGINT to the runner.
-    fn shutdown(&mut self) {
+    /// (c) 10 cooperative instances, stopped by Ctrl-C or by `kill`.
+    fn shutdown(&mut self, stop: Stop) {
         let mut t = Table::new(
-            "Shutdown: 10 instances that exit on SIGTERM/SIGINT; SIGINT to the runner".into(),
+            format!(
+                "Shutdown: 10 instances that exit on SIGTERM/SIGINT; {}",
+                stop.describe()
+            ),
             vec![
-                col("ms SIGINT to runner exit", 1),
+                col("ms signal to runner exit", 1),
                 col("ms last instance exit to runner exit", 1),
                 worst("instances not signalled"),
                 worst("left running"),
@@ -798,8 +836,8 @@ impl Bench {
         t.ratio_col = Some((0, false));
         for rep in 0..self.opts.reps {
             for r in self.peers_only() {
-                self.progress(&format!("shutdown {} rep {}", r.name, rep + 1));
-                if let Err(e) = self.shutdown_once(&mut t, &r) {
+                self.progress(&format!("shutdown ({stop:?}) {} rep {}", r.name, rep + 1));
+                if let Err(e) = self.shutdown_once(&mut t, &r, stop) {
                     t.note(r.name, e);
                 }
             }
@@ -807,25 +845,21 @@ impl Bench {
         self.tables.push(t);
     }
 
-    fn shutdown_once(&self, t: &mut Table, r: &Runner) -> Result<()> {
+    fn shutdown_once(&self, t: &mut Table, r: &Runner, stop: Stop) -> Result<()> {
         let dir = TempDir::new("sd").map_err(|e| e.to_string())?;
-        let cmd = format!(
-            "{} ready --term-log {}",
-            self.exe.display(),
-            dir.0.display()
-        );
+        let cmd = self.cmd(&format!("ready --term-log {}", dir.0.display()));
         let run = self.start_ready(r, &dir.0, &[("r", cmd)], &[("r", 10)], None)?;
         let t_sig = now_ns();
-        sys::kill(run.pid, libc::SIGINT);
-        let exit = run.exited(Duration::from_secs(15));
+        run.stop(stop);
+        let exit = run.exited(Duration::from_secs(STOP_WAIT));
         let (_, _, left) = run.finish();
         let terms = stamps(&dir.0, "term-");
         let Some((at, _)) = exit else {
-            return Err("did not exit within 15 s of SIGINT".into());
+            return Err(format!("did not exit within {STOP_WAIT} s of the signal"));
         };
         t.push(
             r.name,
-            "ms SIGINT to runner exit",
+            "ms signal to runner exit",
             sys::secs(at - t_sig) * 1e3,
         );
         if let Some(last) = terms.iter().max() {
@@ -847,7 +881,8 @@ impl Bench {
     /// (c) a stubborn instance: SIGKILL at the timeout (-t 1).
     fn stubborn(&mut self) {
         let mut t = Table::new(
-            "Stubborn instance (ignores SIGTERM/SIGINT) beside 9 cooperative ones, `-t 1`: SIGINT to the runner".into(),
+            "Stubborn instance (ignores SIGTERM/SIGINT) beside 9 cooperative ones, `-t 1`; Ctrl-C"
+                .into(),
             vec![
                 col("ms after the timeout to runner exit", 1),
                 col("timeout s", 0),
@@ -876,11 +911,7 @@ impl Bench {
 
     fn stubborn_once(&self, t: &mut Table, r: &Runner, secs: u32) -> Result<()> {
         let dir = TempDir::new("sb").map_err(|e| e.to_string())?;
-        let good = format!(
-            "{} ready --term-log {}",
-            self.exe.display(),
-            dir.0.display()
-        );
+        let good = self.cmd(&format!("ready --term-log {}", dir.0.display()));
         let bad = self.cmd("ready --stubborn");
         let flag = (r.kill_timeout() == KillTimeout::Flag).then_some(secs);
         let run = self.start_ready(
@@ -891,11 +922,14 @@ impl Bench {
             flag,
         )?;
         let t_sig = now_ns();
-        sys::kill(run.pid, libc::SIGINT);
-        let exit = run.exited(Duration::from_secs(u64::from(secs) + 10));
+        run.stop(Stop::CtrlC);
+        let exit = run.exited(Duration::from_secs(u64::from(secs) + STOP_WAIT));
         let (_, _, left) = run.finish();
         let Some((at, _)) = exit else {
-            return Err(format!("did not exit within {} s of SIGINT", secs + 10));
+            return Err(format!(
+                "did not exit within {} s of Ctrl-C",
+                secs as u64 + STOP_WAIT
+            ));
         };
         let after = sys::secs(at - t_sig) - f64::from(secs);
         t.push(r.name, "ms after the timeout to runner exit", after * 1e3);
@@ -932,11 +966,7 @@ impl Bench {
         let dir = TempDir::new("ex").map_err(|e| e.to_string())?;
         let fifo = dir.0.join("fail.fifo");
         sys::mkfifo(&fifo).map_err(|e| e.to_string())?;
-        let good = format!(
-            "{} ready --term-log {}",
-            self.exe.display(),
-            dir.0.display()
-        );
+        let good = self.cmd(&format!("ready --term-log {}", dir.0.display()));
         let bad = self.cmd(&format!(
             "ready --term-log {} --fail-fifo {} --code 3",
             dir.0.display(),
