@@ -591,7 +591,8 @@ impl Bench {
             vec![
                 col("MB/s", 1),
                 col("runner CPU s/GB", 2),
-                col("runner peak RSS MiB", 1),
+                col("peak RSS MiB (main process)", 1),
+                col("PSS MiB (all runner processes)", 1),
                 worst("lost"),
                 worst("dup"),
                 worst("split"),
@@ -673,12 +674,13 @@ impl Bench {
                 t.note(
                     name,
                     format!(
-                        "{} runner processes: RSS is their summed PSS, CPU their sum",
+                        "{} runner processes (CPU is their sum; PSS counts shared pages once)",
                         usage.procs
                     ),
                 );
             }
-            t.push(name, "runner peak RSS MiB", usage.mem_mib());
+            t.push(name, "peak RSS MiB (main process)", usage.main_hwm_mib);
+            t.push(name, "PSS MiB (all runner processes)", usage.pss_mib);
         }
         t.push(name, "lost", (expected - unique) as f64);
         t.push(name, "dup", c.duplicated as f64);
@@ -703,7 +705,8 @@ impl Bench {
             format!("Startup: {k} instance(s) until every ready line is seen"),
             vec![
                 col("ms to all ready", 1),
-                col("runner RSS MiB (idle)", 1),
+                col("peak RSS MiB (main process)", 1),
+                col("PSS MiB (all runner processes)", 1),
                 col("runner CPU ms", 0),
                 col("ms Ctrl-C to exit", 1),
                 worst("not ready"),
@@ -745,11 +748,15 @@ impl Bench {
             std::thread::sleep(Duration::from_millis(200));
             if !r.is_baseline() {
                 let u = sys::runner_usage(run.pid, &self.exe);
-                t.push(name, "runner RSS MiB (idle)", u.mem_mib());
+                t.push(name, "peak RSS MiB (main process)", u.main_hwm_mib);
+                t.push(name, "PSS MiB (all runner processes)", u.pss_mib);
                 if u.procs > 1 {
                     t.note(
                         name,
-                        format!("{} runner processes: RSS is their summed PSS", u.procs),
+                        format!(
+                            "{} runner processes (CPU is their sum; PSS counts shared pages once)",
+                            u.procs
+                        ),
                     );
                 }
                 t.push(name, "runner CPU ms", u.cpu * 1e3);

@@ -163,22 +163,14 @@ pub fn status_kb_file(path: &str, field: &str) -> Option<u64> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Usage {
     pub cpu: f64,
+    /// Peak RSS (VmHWM) of the runner's main process alone.
+    pub main_hwm_mib: f64,
+    /// Summed peak RSS of every runner process (shared pages count often).
     pub hwm_mib: f64,
     pub rss_mib: f64,
     /// Summed proportional set size: shared pages of forked helpers count once.
     pub pss_mib: f64,
     pub procs: usize,
-}
-
-impl Usage {
-    /// Peak RSS for a single-process runner; summed PSS when it forked helpers.
-    pub fn mem_mib(&self) -> f64 {
-        if self.procs > 1 {
-            self.pss_mib
-        } else {
-            self.hwm_mib
-        }
-    }
 }
 
 pub fn runner_usage(root: u32, instance_exe: &Path) -> Usage {
@@ -194,6 +186,9 @@ pub fn runner_usage(root: u32, instance_exe: &Path) -> Usage {
             }
         }
         u.procs += 1;
+        if pid == root {
+            u.main_hwm_mib = status_kb(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0;
+        }
         u.cpu += cpu_secs(pid).unwrap_or(0.0);
         u.hwm_mib += status_kb(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0;
         u.rss_mib += status_kb(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0;
