@@ -511,7 +511,7 @@ fn machine() -> String {
 
 fn version(r: &Runner) -> String {
     let arg = match r.kind {
-        Kind::Baseline => return env!("CARGO_PKG_VERSION").to_string(),
+        Kind::Baseline | Kind::BaselineFork => return env!("CARGO_PKG_VERSION").to_string(),
         Kind::Foreman => "version",
         _ => "--version",
     };
@@ -716,8 +716,22 @@ impl Bench {
         t.ratio_col = Some((0, false));
         t.baseline = Some("fork/exec".into());
         for rep in 0..self.opts.reps {
-            for r in self.runners.clone() {
-                let name = if r.is_baseline() { "fork/exec" } else { r.name };
+            let mut runners = self.runners.clone();
+            // Beside posix_spawn (vfork), the same launcher with fork():
+            // what spawning costs once a runner needs a pre_exec hook.
+            runners.insert(
+                1,
+                Runner {
+                    name: "fork() + exec",
+                    kind: Kind::BaselineFork,
+                    exe: self.exe.clone(),
+                },
+            );
+            for r in runners {
+                let name = match r.kind {
+                    Kind::Baseline => "fork/exec",
+                    _ => r.name,
+                };
                 self.progress(&format!("startup K={k} {name} rep {}", rep + 1));
                 if let Err(e) = self.startup_once(&mut t, &r, name, k) {
                     t.note(name, e);

@@ -19,6 +19,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::mem::ManuallyDrop;
 use std::os::fd::FromRawFd;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
 
@@ -151,13 +152,18 @@ fn ready(args: &[String]) -> Result<ExitCode> {
     }
 }
 
-/// `launch K1 CMD1 [K2 CMD2 ...] [--wait]`: the baseline launcher. Starts
+/// `launch K1 CMD1 [K2 CMD2 ...] [--wait] [--fork]`: the baseline launcher. Starts
 /// K1 copies of `/bin/sh -c CMD1` and so on, all sharing its stdout; then
 /// either waits for them all (`--wait`) or for SIGTERM/SIGINT/SIGHUP, which it
-/// passes on as SIGTERM before waiting for them.
+/// passes on as SIGTERM before waiting for them. `--fork` spawns with
+/// fork() instead of posix_spawn, to measure what that costs.
 fn launch(args: &[String]) -> Result<ExitCode> {
     let wait = args.iter().any(|a| a == "--wait");
-    let pairs: Vec<&String> = args.iter().filter(|a| *a != "--wait").collect();
+    let fork = args.iter().any(|a| a == "--fork");
+    let pairs: Vec<&String> = args
+        .iter()
+        .filter(|a| *a != "--wait" && *a != "--fork")
+        .collect();
     if !pairs.len().is_multiple_of(2) {
         return Err("launch: expected K CMD pairs".into());
     }
@@ -166,11 +172,15 @@ fn launch(args: &[String]) -> Result<ExitCode> {
     for pair in pairs.chunks(2) {
         let k: u32 = pair[0].parse().map_err(|_| "launch: bad count")?;
         for _ in 0..k {
-            let child = Command::new("/bin/sh")
-                .arg("-c")
-                .arg(pair[1])
-                .spawn()
-                .map_err(|e| format!("launch: {e}"))?;
+            let mut cmd = Command::new("/bin/sh");
+            cmd.arg("-c").arg(pair[1]);
+            if fork {
+                // A pre_exec hook makes std fork() instead of posix_spawn
+                // (vfork): what a runner that sets up the child pays.
+                // SAFETY: the hook does nothing.
+                unsafe { cmd.pre_exec(|| Ok(())) };
+            }
+            let child = cmd.spawn().map_err(|e| format!("launch: {e}"))?;
             children.push(child);
         }
     }

@@ -19,6 +19,8 @@ pub enum KillTimeout {
 pub enum Kind {
     /// No runner: K processes started by the bench launcher into one pipe.
     Baseline,
+    /// The same launcher spawning with fork() instead of posix_spawn.
+    BaselineFork,
     Procrun,
     Foreman,
     Honcho,
@@ -35,12 +37,12 @@ pub struct Runner {
 
 impl Runner {
     pub fn is_baseline(&self) -> bool {
-        self.kind == Kind::Baseline
+        matches!(self.kind, Kind::Baseline | Kind::BaselineFork)
     }
 
     pub fn kill_timeout(&self) -> KillTimeout {
         match self.kind {
-            Kind::Baseline => KillTimeout::Never,
+            Kind::Baseline | Kind::BaselineFork => KillTimeout::Never,
             Kind::Procrun | Kind::Foreman | Kind::Ultraman => KillTimeout::Flag,
             Kind::Honcho => KillTimeout::Fixed(5),
             Kind::NodeForeman => KillTimeout::Never,
@@ -65,8 +67,11 @@ impl Runner {
         let mut push = |s: &str| args.push(s.into());
         let t = timeout.map(|t| t.to_string());
         match self.kind {
-            Kind::Baseline => {
+            Kind::Baseline | Kind::BaselineFork => {
                 push("launch");
+                if self.kind == Kind::BaselineFork {
+                    push("--fork");
+                }
                 for (name, k) in formation {
                     if let Some((_, cmd)) = commands.iter().find(|(n, _)| n == name) {
                         push(&k.to_string());
