@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::line::{Checker, Counts, LINE_LEN};
-use crate::report::{Table, col, jstr, worst};
+use crate::report::{Agg, Table, col, jstr, worst};
 use crate::runners::{KillTimeout, Kind, Runner, find_peers, which};
 use crate::sys::{self, TempDir, now_ns};
 
@@ -479,6 +479,36 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
                 .join(",")
         );
         fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
+    }
+    // Correctness, never speed: procrun and the baselines must lose,
+    // split or leave behind nothing, and every scenario must have run.
+    let mut failures = Vec::new();
+    for t in &bench.tables {
+        for row in &t.rows {
+            if !matches!(
+                row.runner.as_str(),
+                "procrun" | "raw pipe" | "fork/exec" | "fork() + exec"
+            ) {
+                continue;
+            }
+            for note in &row.notes {
+                if !note.contains("runner processes") {
+                    failures.push(format!("{}: {}: {note}", t.title, row.runner));
+                }
+            }
+            for (c, vals) in t.cols.iter().zip(&row.values) {
+                if c.agg == Agg::Max && vals.iter().any(|v| *v > 0.0) {
+                    failures.push(format!("{}: {}: {} > 0", t.title, row.runner, c.name));
+                }
+            }
+        }
+    }
+    if !failures.is_empty() {
+        eprintln!("procrun-bench: correctness failures:");
+        for f in &failures {
+            eprintln!("  {f}");
+        }
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }
