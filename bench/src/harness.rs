@@ -26,7 +26,8 @@ USAGE: procrun-bench [OPTIONS]
                      baselines and peers run)
   --peers LIST       comma-separated peers to run: foreman, honcho,
                      node-foreman, ultraman, or `none` [default: all found]
-  --only LIST        scenarios: throughput, backpressure, startup, shutdown,
+  --only LIST        scenarios: throughput, linebuffered (one line per
+                     write, K = 1 and 16), backpressure, startup, shutdown,
                      stubborn, exit [default: all]
   --reps N           repetitions [default: 5; --quick: 1]
   --quick            smoke run in seconds: small volumes, K ≤ 100, 1 rep
@@ -399,8 +400,9 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
             .as_ref()
             .is_none_or(|o| o.iter().any(|x| x == s))
     };
-    let (tp, bp, st, sd, stb, ex) = (
+    let (tp, lb, bp, st, sd, stb, ex) = (
         want("throughput"),
+        want("linebuffered"),
         want("backpressure"),
         want("startup"),
         want("shutdown"),
@@ -409,11 +411,16 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     );
     if tp {
         for k in bench.opts.writers.clone() {
-            bench.throughput(k, None);
+            bench.throughput(k, None, bench.opts.per_write);
+        }
+    }
+    if lb {
+        for k in [1, 16] {
+            bench.throughput(k, None, 1);
         }
     }
     if bp {
-        bench.throughput(16, Some(bench.opts.slow_mbps * 1e6));
+        bench.throughput(16, Some(bench.opts.slow_mbps * 1e6), bench.opts.per_write);
     }
     if st {
         for k in bench.opts.instances.clone() {
@@ -608,8 +615,11 @@ impl Bench {
     }
 
     /// (a) K writers flat out.
-    fn throughput(&mut self, k: u32, rate: Option<f64>) {
+    fn throughput(&mut self, k: u32, rate: Option<f64>, per_write: u32) {
         let title = match rate {
+            None if per_write == 1 => {
+                format!("Throughput: {k} writer(s) × 100-byte lines, one line per write(2)")
+            }
             None => format!("Throughput: {k} writer(s) × 100-byte lines"),
             Some(r) => format!(
                 "Back-pressure: {k} writers flat out, the reader takes only {:.0} MB/s",
@@ -635,16 +645,21 @@ impl Bench {
         for rep in 0..self.opts.reps {
             for r in self.runners.clone() {
                 let name = if r.is_baseline() { "raw pipe" } else { r.name };
-                let mib = if rate.is_some() {
+                let mut mib = if rate.is_some() {
                     self.opts.slow_mib
                 } else if matches!(r.kind, Kind::Baseline | Kind::Procrun) {
                     self.opts.mib
                 } else {
                     self.opts.peer_mib
                 };
+                if per_write == 1 && rate.is_none() {
+                    // Several times slower per byte: a quarter of the volume.
+                    mib /= 4.0;
+                }
                 let per = ((mib * 1048576.0 / LINE_LEN as f64) / f64::from(k)).ceil() as u64;
                 self.progress(&format!("throughput K={k} {name} rep {}", rep + 1));
-                if let Err(e) = self.throughput_once(&mut t, &r, name, k, per, rate) {
+                let shape = (k, per, per_write, rate);
+                if let Err(e) = self.throughput_once(&mut t, &r, name, shape) {
                     t.note(name, e);
                 }
             }
@@ -657,14 +672,11 @@ impl Bench {
         t: &mut Table,
         r: &Runner,
         name: &str,
-        k: u32,
-        per: u64,
-        rate: Option<f64>,
+        (k, per, per_write, rate): (u32, u64, u32, Option<f64>),
     ) -> Result<()> {
         let dir = TempDir::new("tp").map_err(|e| e.to_string())?;
         let cmd = self.cmd(&format!(
-            "produce --lines {per} --per-write {} --linger",
-            self.opts.per_write
+            "produce --lines {per} --per-write {per_write} --linger"
         ));
         Self::procfile(&dir.0, &[("w", cmd.clone())]);
         let run = Run::spawn_reader(
