@@ -22,11 +22,8 @@ pub struct Report {
 /// Validates the Procfile, env files and formation.
 pub fn check(settings: &Settings, args: &CheckArgs) -> Result<Report, Error> {
     let (procfile, plan) = settings.plan(&args.formation, &[])?;
-    let mut warnings = procfile.warnings.clone();
-    warnings.extend(plan.env.warnings.iter().cloned());
-    warnings.extend(plan.warnings.iter().cloned());
     Ok(Report {
-        warnings,
+        warnings: plan.warnings.clone(),
         summary: summary(&procfile, &plan),
     })
 }

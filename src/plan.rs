@@ -80,7 +80,7 @@ pub struct Plan {
     pub port_source: PortSource,
     /// The env files' variables (without PORT/PS).
     pub env: EnvSet,
-    /// Findings worth a warning in `check`.
+    /// Non-fatal findings of the Procfile, the env files and the plan.
     pub warnings: Vec<Diagnostic>,
 }
 
@@ -117,7 +117,10 @@ pub fn build(
     inherited: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, Vec<Diagnostic>> {
     let mut errors = Vec::new();
-    let mut warnings = Vec::new();
+    // Every non-fatal finding in one place: the Procfile's, the env files'
+    // and the plan's own.
+    let mut warnings = procfile.warnings.clone();
+    warnings.extend(env.warnings.iter().cloned());
     let known = procfile.names().collect::<Vec<_>>().join(", ");
     let pf_source = procfile.path.display().to_string();
 

@@ -20,13 +20,10 @@ use crate::supervisor::watchdog::Watchdog;
 
 /// Runs `procrun start`; returns the exit code.
 pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
-    let (procfile, plan) = settings.plan(&args.formation, &args.names)?;
-    let mut warnings = procfile.warnings.clone();
-    warnings.extend(plan.env.warnings.iter().cloned());
-    warnings.extend(plan.warnings.iter().cloned());
+    let (_, plan) = settings.plan(&args.formation, &args.names)?;
     eprint!(
         "{}",
-        diagnostic::render_all(&warnings, settings.color_stderr())
+        diagnostic::render_all(&plan.warnings, settings.color_stderr())
     );
 
     let nofile = raise_nofile_limit();
