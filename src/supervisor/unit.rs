@@ -30,16 +30,16 @@ pub const DRAIN_IDLE: Duration = Duration::from_millis(100);
 /// After the child exited: give up on a pipe after this long in all.
 pub const DRAIN_TOTAL: Duration = Duration::from_secs(2);
 
-/// A read shorter than this means the writer trickles: the pipe was
-/// drained faster than it fills.
-const SMALL_READ: usize = 16 * 1024;
+/// A read shorter than this left the pipe far from full (64 KiB): there
+/// was room to wait for more.
+const SMALL_READ: usize = 48 * 1024;
 
-/// A read this large means the pipe (64 KiB) was nearly full: the writer
-/// is fast enough that pausing would make it wait.
-const LARGE_READ: usize = 48 * 1024;
+/// A stream writing faster than this (bytes per second) would fill its
+/// pipe during a pause, so it never asks for one.
+const FAST_RATE: f64 = 400e6;
 
-/// After a large read, this many reads of the stream never ask for a pause.
-const LARGE_READ_SPELL: u32 = 16;
+/// How often a stream re-estimates its rate.
+const RATE_WINDOW: Duration = Duration::from_millis(1);
 
 /// How long the runtime waits before parking after a small read (see
 /// [`gather`]).
@@ -53,9 +53,8 @@ static TRICKLING: AtomicBool = AtomicBool::new(false);
 /// (a line-buffered program: one line per `write(2)`) has filled its pipe
 /// with many lines by the next read: one wake-up, one read and one chunk
 /// for the printer per batch instead of per few lines. A line waits at most
-/// `GATHER` longer. A pipe (64 KiB) does not fill in that time below
-/// ~600 MB/s; a stream that writes faster makes large reads, and then asks
-/// for no pause for a while, so it is never capped by the pauses.
+/// `GATHER` longer. A stream faster than [`FAST_RATE`] (which would fill
+/// its pipe and be slowed by the pauses) asks for none.
 pub fn gather() {
     if TRICKLING.swap(false, Ordering::Relaxed) {
         std::thread::sleep(GATHER);
@@ -137,8 +136,10 @@ async fn pump(
     let mut lines = LineBuffer::new();
     let mut chunks = Vec::new();
     let mut drain_until: Option<Instant> = None;
-    // Reads left before this stream may ask for a pause again.
-    let mut fast_spell = 0;
+    // The stream's rate, estimated over windows of RATE_WINDOW.
+    let mut window = std::time::Instant::now();
+    let mut window_bytes = 0;
+    let mut fast = false;
     loop {
         let read = match drain_until {
             None => {
@@ -165,11 +166,14 @@ async fn pump(
         match read {
             Ok(0) => break,
             Ok(n) => {
-                if n >= LARGE_READ {
-                    fast_spell = LARGE_READ_SPELL;
-                } else if fast_spell > 0 {
-                    fast_spell -= 1;
-                } else if n < SMALL_READ {
+                window_bytes += n;
+                let elapsed = window.elapsed();
+                if elapsed >= RATE_WINDOW {
+                    fast = window_bytes as f64 > FAST_RATE * elapsed.as_secs_f64();
+                    window += elapsed;
+                    window_bytes = 0;
+                }
+                if !fast && n < SMALL_READ {
                     TRICKLING.store(true, Ordering::Relaxed);
                 }
                 lines.filled(&mut chunks);
