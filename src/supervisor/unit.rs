@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::output::lines::LineBuffer;
-use crate::output::printer::OutputSender;
+use crate::output::printer::{OutputSender, backlogged};
 use crate::supervisor::signals::{Outcome, kill_group};
 
 /// After the child exited: give up on a pipe that stays silent this long.
@@ -48,6 +48,9 @@ const GATHER_FILL: f64 = 32.0 * 1024.0;
 /// ... but never longer than this.
 pub const GATHER_MAX: Duration = Duration::from_millis(1);
 
+/// The pause while a reader waits for the printer (see [`gather`]).
+pub const GATHER_BACKLOGGED: Duration = Duration::from_micros(100);
+
 /// The shortest pause asked for since the runtime last parked, in
 /// nanoseconds; `u64::MAX` when none was.
 static GATHER_NS: AtomicU64 = AtomicU64::new(u64::MAX);
@@ -60,10 +63,17 @@ static GATHER_NS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// any stream read since the last park asked for (see [`Pace`]), at most
 /// [`GATHER_MAX`]; a stream faster than [`FAST_RATE`] asks for none, so it
 /// is never slowed down, nor is any stream read alongside it.
+///
+/// While a reader waits for the printer (stdout is slower than the
+/// children), its pipe keeps reporting new data that no task can take, and
+/// the runtime would wake for each write of the children; then it pauses
+/// [`GATHER_BACKLOGGED`] (the printer has up to `IN_FLIGHT` chunks queued).
 pub fn gather() {
     let ns = GATHER_NS.swap(u64::MAX, Ordering::Relaxed);
     if ns != u64::MAX && ns > 0 {
         std::thread::sleep(Duration::from_nanos(ns));
+    } else if ns == u64::MAX && backlogged() {
+        std::thread::sleep(GATHER_BACKLOGGED);
     }
 }
 
