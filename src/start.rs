@@ -58,6 +58,7 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
     // parent-death signal only fires when procrun itself dies (pitfall 9).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .on_thread_park(crate::supervisor::unit::gather)
         .build()
         .map_err(|e| Error::io("starting the runtime", e))?;
     let options = Options {

@@ -22,6 +22,7 @@
 
 use std::io::Write;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -56,6 +57,32 @@ pub enum Message {
     System(String),
 }
 
+/// Readers waiting for a permit, in every printer of the process.
+static WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether a reader is waiting for the printer (stdout is the bottleneck).
+/// Its pipe keeps signalling new data that it cannot take yet, so the
+/// runtime would wake for nothing (see `supervisor::unit::gather`).
+pub fn backlogged() -> bool {
+    WAITING.load(Ordering::Relaxed) > 0
+}
+
+/// Counts a waiting reader while alive (also if its future is dropped).
+struct Waiting;
+
+impl Waiting {
+    fn new() -> Self {
+        WAITING.fetch_add(1, Ordering::Relaxed);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        WAITING.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// The sending side, cloned into every reader.
 #[derive(Clone, Debug)]
 pub struct OutputSender {
@@ -67,8 +94,16 @@ impl OutputSender {
     /// Queues lines of instance `unit`, waiting while [`IN_FLIGHT`] chunks
     /// are already queued.
     pub async fn lines(&self, unit: usize, chunk: Chunk) {
-        let Ok(permit) = self.permits.clone().acquire_owned().await else {
-            return;
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(tokio::sync::TryAcquireError::Closed) => return,
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                let _waiting = Waiting::new();
+                let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                    return;
+                };
+                permit
+            }
         };
         let _ = self.tx.send(Message::Output {
             unit,
