@@ -299,6 +299,35 @@ fn web_script() -> String {
 /// The instances of the fixture formation: (PS, port offset).
 const WEBS: &[(&str, u16)] = &[("web.1", 0), ("web.2", 1)];
 
+/// Every web instance of the fixture answers on its PORT (waiting up to
+/// 10 s for each), with its PS, environment and working directory.
+fn webs_answer(base: u16, root: &Path) {
+    for (ps, offset) in WEBS {
+        let mut last = Err(String::new());
+        wait_until(Duration::from_secs(10), || {
+            last = check_web(base + offset, ps, root);
+            last.is_ok()
+        });
+        last.unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+/// The line the fixture's worker prints at start, for a base port.
+fn worker_line(base: u16) -> String {
+    format!("worker worker.1 starting; 50% done, PORT={}", base + 100)
+}
+
+/// Waits up to 5 s for the worker's line in the log file `log`.
+fn worker_logged(log: &Path, base: u16) {
+    let want = worker_line(base);
+    assert!(
+        wait_until(Duration::from_secs(5), || std::fs::read_to_string(log)
+            .is_ok_and(|l| l.contains(&want))),
+        "worker log {} lacks {want:?}",
+        log.display()
+    );
+}
+
 // ----------------------------------------------------------------- tests
 
 #[test]
@@ -335,23 +364,8 @@ fn supervisord_runs_the_export() {
     for name in ["shop:shop-web-1", "shop:shop-web-2", "shop:shop-worker-1"] {
         assert!(status.contains(name), "{name} missing:\n{status}");
     }
-    for (ps, offset) in WEBS {
-        let mut last = Err(String::new());
-        wait_until(Duration::from_secs(10), || {
-            last = check_web(base + offset, ps, &root);
-            last.is_ok()
-        });
-        last.unwrap_or_else(|e| panic!("{e}"));
-    }
-    let worker_log = out.join("log/shop-worker-1.log");
-    let want = format!("worker worker.1 starting; 50% done, PORT={}", base + 100);
-    assert!(
-        wait_until(Duration::from_secs(5), || std::fs::read_to_string(
-            &worker_log
-        )
-        .is_ok_and(|l| l.contains(&want))),
-        "worker log lacks {want:?}"
-    );
+    webs_answer(base, &root);
+    worker_logged(&out.join("log/shop-worker-1.log"), base);
     let pids: Vec<i32> = ctl(&["pid", "all"])
         .1
         .lines()
@@ -439,21 +453,8 @@ fn runit_runs_the_export() {
             == 3
     });
     assert!(all_up, "not every service is up:\n{status}");
-    for (ps, offset) in WEBS {
-        let mut last = Err(String::new());
-        wait_until(Duration::from_secs(10), || {
-            last = check_web(base + offset, ps, &root);
-            last.is_ok()
-        });
-        last.unwrap_or_else(|e| panic!("{e}"));
-    }
-    let log = out.join("shop-worker-1/log/main/current");
-    let want = format!("worker worker.1 starting; 50% done, PORT={}", base + 100);
-    assert!(
-        wait_until(Duration::from_secs(5), || std::fs::read_to_string(&log)
-            .is_ok_and(|l| l.contains(&want))),
-        "worker log lacks {want:?}"
-    );
+    webs_answer(base, &root);
+    worker_logged(&out.join("shop-worker-1/log/main/current"), base);
     let pids: Vec<i32> = status
         .lines()
         .filter_map(|l| {
@@ -616,16 +617,9 @@ fn systemd_boots_the_export_in_nspawn() {
             log_text()
         );
     }
-    for (ps, offset) in WEBS {
-        let mut last = Err(String::new());
-        wait_until(Duration::from_secs(10), || {
-            last = check_web(base + offset, ps, &root);
-            last.is_ok()
-        });
-        last.unwrap_or_else(|e| panic!("{e}"));
-    }
+    webs_answer(base, &root);
     let journal = in_ct(&["journalctl", "--no-pager", "-u", "shop-worker-1.service"]).1;
-    let want = format!("worker worker.1 starting; 50% done, PORT={}", base + 100);
+    let want = worker_line(base);
     assert!(
         journal.contains(&want),
         "journal lacks {want:?}:\n{journal}"
