@@ -28,10 +28,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
 use nix::unistd::Pid;
+use owo_colors::OwoColorize as _;
 
 use crate::cli::{FormationArgs, RunArgs};
 use crate::diagnostic::{self, Diagnostic};
 use crate::error::Error;
+use crate::outcome::{Outcome, signal_name};
 use crate::procfile::Procfile;
 use crate::settings::Settings;
 
@@ -40,8 +42,6 @@ use crate::settings::Settings;
 pub const EXIT_NOT_EXECUTABLE: i32 = 126;
 /// Exit code when the command is not found, as in POSIX shells.
 pub const EXIT_NOT_FOUND: i32 = 127;
-/// A signal death becomes this plus the signal number.
-pub const EXIT_SIGNAL_BASE: i32 = 128;
 
 /// What to execute.
 #[derive(Debug)]
@@ -272,33 +272,30 @@ fn wait_exited(pid: Pid) -> std::io::Result<()> {
 /// from a signal (except SIGINT, which the user just pressed, and SIGPIPE,
 /// the normal end of `procrun run cmd | head`).
 fn exit_code(target: &Target, status: ExitStatus, color: bool) -> i32 {
-    if let Some(code) = status.code() {
-        return code;
-    }
-    let Some(signal) = status.signal() else {
-        return crate::error::EXIT_FAILURE;
-    };
-    if signal != libc::SIGINT && signal != libc::SIGPIPE {
-        let name = nix::sys::signal::Signal::try_from(signal)
-            .map_or_else(|_| format!("signal {signal}"), |s| s.as_str().to_owned());
+    let outcome = Outcome::from_status(status);
+    if let Outcome::Killed(signal) = outcome
+        && signal != libc::SIGINT
+        && signal != libc::SIGPIPE
+    {
         let core = if status.core_dumped() {
             " (core dumped)"
         } else {
             ""
         };
         let message = format!(
-            "`{}` was terminated by {name}{core}: exit code {}",
+            "`{}` was terminated by {}{core}: exit code {}",
             shown(target),
-            EXIT_SIGNAL_BASE + signal
+            signal_name(signal),
+            outcome.exit_code()
         );
-        let prefix = if color {
-            "\x1b[1mprocrun:\x1b[0m"
+        let prefix = "procrun:";
+        if color {
+            eprintln!("{} {message}", prefix.bold());
         } else {
-            "procrun:"
-        };
-        eprintln!("{prefix} {message}");
+            eprintln!("{prefix} {message}");
+        }
     }
-    EXIT_SIGNAL_BASE + signal
+    outcome.exit_code()
 }
 
 /// How the command is named in messages.

@@ -23,10 +23,11 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use crate::error::Error;
+use crate::outcome::{Outcome, SIGNAL_EXIT_BASE, signal_name};
 use crate::output::printer::OutputSender;
 use crate::plan::Plan;
 use crate::supervisor::reap;
-use crate::supervisor::signals::{Outcome, kill_process, name as signal_name};
+use crate::supervisor::signals::kill_process;
 use crate::supervisor::spawn::{SpawnContext, spawn};
 use crate::supervisor::unit::{self, Event};
 use crate::supervisor::watchdog::Watchdog;
@@ -233,7 +234,7 @@ impl Dispatcher {
     fn exit_code(&self) -> i32 {
         match self.stop {
             Some(Stop::Instance(outcome)) => outcome.exit_code(),
-            Some(Stop::Signal(n)) => 128 + n,
+            Some(Stop::Signal(n)) => SIGNAL_EXIT_BASE + n,
             Some(Stop::OutputClosed) | None => 0,
         }
     }

@@ -20,9 +20,10 @@ use tokio::process::Child;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::outcome::Outcome;
 use crate::output::lines::LineBuffer;
 use crate::output::printer::{OutputSender, backlogged};
-use crate::supervisor::signals::{Outcome, kill_group};
+use crate::supervisor::signals::kill_group;
 
 /// After the child exited: give up on a pipe that stays silent this long.
 pub const DRAIN_IDLE: Duration = Duration::from_millis(100);
