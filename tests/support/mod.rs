@@ -56,16 +56,22 @@ impl Project {
 
 /// The real `procrun` binary with a clean, predictable environment.
 pub fn procrun() -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::cargo_bin("procrun").expect("binary built");
+    let mut cmd = std::process::Command::new(procrun_path());
+    scrub(&mut cmd);
+    let mut cmd = assert_cmd::Command::from_std(cmd);
+    cmd.timeout(TIMEOUT);
+    cmd
+}
+
+/// Removes what would change procrun's behaviour from `cmd`'s environment:
+/// its own settings (`PROCRUN_*`), colour and log settings, and `PORT`.
+pub fn scrub(cmd: &mut std::process::Command) {
     for (key, _) in std::env::vars_os() {
-        let key_str = key.to_string_lossy();
-        if key_str.starts_with("PROCRUN_") || key_str == "NO_COLOR" || key_str == "PORT" {
+        let k = key.to_string_lossy();
+        if k.starts_with("PROCRUN_") || k == "NO_COLOR" || k == "PORT" || k == "RUST_LOG" {
             cmd.env_remove(&key);
         }
     }
-    cmd.env_remove("RUST_LOG");
-    cmd.timeout(TIMEOUT);
-    cmd
 }
 
 /// Path of the built binary, for tests that drive it with std::process.

@@ -54,12 +54,7 @@ impl Running {
     pub fn start_in(dir: &Path, args: &[&str], extra_env: &[(&str, &str)]) -> Running {
         let mut cmd = std::process::Command::new(procrun_path());
         cmd.args(args).current_dir(dir);
-        for (key, _) in std::env::vars_os() {
-            let k = key.to_string_lossy();
-            if k.starts_with("PROCRUN_") || k == "NO_COLOR" || k == "PORT" || k == "RUST_LOG" {
-                cmd.env_remove(&key);
-            }
-        }
+        crate::support::scrub(&mut cmd);
         cmd.envs(extra_env.iter().copied());
         Running::spawn(cmd)
     }

@@ -22,13 +22,7 @@ use crate::support::TIMEOUT;
 pub fn clean_command(program: impl AsRef<OsStr>, dir: &Path) -> Command {
     let mut cmd = Command::new(program);
     cmd.current_dir(dir);
-    for (key, _) in std::env::vars_os() {
-        let key_str = key.to_string_lossy();
-        if key_str.starts_with("PROCRUN_") || key_str == "NO_COLOR" || key_str == "PORT" {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env_remove("RUST_LOG");
+    crate::support::scrub(&mut cmd);
     cmd
 }
 
