@@ -14,6 +14,7 @@ pub mod formation;
 pub mod outcome;
 pub mod output;
 pub mod plan;
+pub mod policy;
 pub mod procfile;
 pub mod run;
 pub mod settings;

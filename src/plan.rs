@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use crate::diagnostic::{Diagnostic, Location};
 use crate::env::EnvSet;
 use crate::formation::Formation;
+use crate::policy::Policy;
 use crate::procfile::Procfile;
 
 /// The default base port (foreman's).
@@ -28,6 +29,8 @@ pub struct ProcessType {
     pub count: u32,
     /// The PORT of instance 1.
     pub port: u32,
+    /// What procrun does when an instance ends, and how it stops one.
+    pub policy: Policy,
 }
 
 /// One instance to run, e.g. `web.2`.
@@ -50,6 +53,8 @@ pub struct ProcessSpec {
     /// Variables to set on top of the inherited environment: the env files'
     /// values, then `PORT` and `PS`.
     pub env: Vec<(String, String)>,
+    /// Its type's policy.
+    pub policy: Policy,
 }
 
 /// Where the base port came from (shown by `check`).
@@ -216,6 +221,7 @@ pub fn build(
                 port: instance_port,
                 cwd: request.root.clone(),
                 env: vars,
+                policy: Policy::default(),
             });
         }
         types.push(ProcessType {
@@ -224,6 +230,7 @@ pub fn build(
             index,
             count,
             port,
+            policy: Policy::default(),
         });
     }
 
