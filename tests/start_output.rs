@@ -75,13 +75,21 @@ fn no_timestamp_drops_the_time() {
 
 #[test]
 fn stderr_is_merged() {
-    // A pause between the writes makes the order observable: the streams
-    // are two pipes, read independently.
-    let (_, lines) = run_to_end(
-        "web: echo out; sleep 0.5; echo err >&2; sleep 0.5; echo out2\n",
-        &["--no-timestamp"],
-    );
-    assert_eq!(texts(&lines, "web.1"), ["out", "err", "out2"]);
+    // stdout and stderr are two pipes, read independently: each write
+    // waits until the test has seen the one before it, so the order on
+    // procrun's stdout is the order of the writes.
+    let mut r = Test::new()
+        .procfile(
+            "web: echo out; until [ -e go1 ]; do sleep 0.01; done; echo err >&2; until [ -e go2 ]; do sleep 0.01; done; echo out2\n",
+        )
+        .start(&[]);
+    r.wait_for("web.1  | out");
+    std::fs::write(r.join("go1"), "").expect("go1");
+    r.wait_for("web.1  | err");
+    std::fs::write(r.join("go2"), "").expect("go2");
+    assert_eq!(r.wait_exit(), Some(0), "{}", r.transcript());
+    assert_eq!(texts(&r.lines(), "web.1"), ["out", "err", "out2"]);
+    assert_eq!(r.stderr(), "", "a child's stderr goes to procrun's stdout");
 }
 
 #[test]
@@ -156,11 +164,11 @@ fn port_and_ps_per_instance() {
         ])
         .spawn();
     for want in [
-        "web.1    | ps=web.1 port=21000",
-        "web.2    | ps=web.2 port=21001",
-        "worker.1 | ps=worker.1 port=21100",
+        "web.1    | ps=web.1 port=21000".to_owned(),
+        "web.2    | ps=web.2 port=21001".to_owned(),
+        "worker.1 | ps=worker.1 port=21100".to_owned(),
     ] {
-        r.wait_for(want);
+        r.wait_for(&want);
     }
     r.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(r.wait_exit(), Some(143));
