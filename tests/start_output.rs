@@ -150,6 +150,7 @@ fn output_is_live() {
 
 #[test]
 fn port_and_ps_per_instance() {
+    let base = free_port();
     let mut r = Test::new()
         .procfile(
             "web: echo \"ps=$PS port=$PORT\"; exec sleep 30\nworker: echo \"ps=$PS port=$PORT\"; exec sleep 30\n",
@@ -157,16 +158,16 @@ fn port_and_ps_per_instance() {
         .args([
             "start",
             "-p",
-            "21000",
+            &base.to_string(),
             "-m",
             "web=2,worker=1",
             "--no-timestamp",
         ])
         .spawn();
     for want in [
-        "web.1    | ps=web.1 port=21000".to_owned(),
-        "web.2    | ps=web.2 port=21001".to_owned(),
-        "worker.1 | ps=worker.1 port=21100".to_owned(),
+        format!("web.1    | ps=web.1 port={base}"),
+        format!("web.2    | ps=web.2 port={}", base + 1),
+        format!("worker.1 | ps=worker.1 port={}", base + 100),
     ] {
         r.wait_for(&want);
     }
