@@ -258,40 +258,86 @@ fn every_line_exactly_once_with_20_writers() {
 }
 
 /// A reader that does not keep up slows the writers down instead of making
-/// procrun buffer: its memory stays flat while a writer could produce
-/// hundreds of megabytes.
+/// procrun buffer: while the test stops reading, a writer that could
+/// produce gigabytes per second ends up blocked on a full pipe, having got
+/// only a few MiB past procrun, whose memory stays flat.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_slow_reader_applies_back_pressure() {
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     use std::time::{Duration, Instant};
 
+    /// What procrun may hold with its own buffers full (32 chunks of at
+    /// most 64 KiB, a 1 MiB line, a 128 KiB batch), with room to spare.
+    const MAX_WRITTEN: u64 = 16 << 20;
+    const MAX_RSS_KIB: u64 = 48 << 10;
+
     let mut r = Test::new()
-        .procfile("w: echo first; head -c 400000000 /dev/zero | tr '\\0' x | fold -w 100\n")
+        .procfile(&format!("w: echo first; exec yes {}\n", "x".repeat(100)))
         .start(&[]);
+    let writer = r.pid_of("w.1"); // `exec`: the shell becomes `yes`
     r.wait_for("w.1    | first");
-    // Stop reading, and sample procrun's memory while the writer pushes
-    // against the full pipes.
     r.pause_stdout();
-    let pid = r.pid();
-    let rss_kb = || {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
+
+    let procrun = r.pid();
+    let rss_kib = || {
+        let status = std::fs::read_to_string(format!("/proc/{procrun}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .expect("VmRSS")
     };
-    let mut peak = 0;
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        peak = peak.max(rss_kb());
-        std::thread::sleep(Duration::from_millis(20));
+    let written = || {
+        let io = std::fs::read_to_string(format!("/proc/{writer}/io")).unwrap_or_default();
+        io.lines()
+            .find_map(|l| l.strip_prefix("wchar: "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("wchar")
+    };
+    // The writer's stdout: the pipe procrun reads it from.
+    let pipe = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/{writer}/fd/1"))
+        .expect("open the writer's pipe");
+    // SAFETY: F_GETPIPE_SZ and FIONREAD on an open pipe descriptor, the
+    // latter writing one int.
+    let capacity = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    assert!(capacity > 0, "F_GETPIPE_SZ");
+    let queued = || {
+        let mut n: libc::c_int = 0;
+        let rc = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
+        assert_eq!(rc, 0, "FIONREAD");
+        n
+    };
+
+    // Event: the writer is blocked on its full pipe (no progress over a few
+    // looks in a row). Fails as soon as procrun takes more than its buffers
+    // can hold, or grows.
+    let start = written();
+    let deadline = Instant::now() + support::WAIT;
+    let (mut last, mut still, mut peak) = (start, 0, 0);
+    while still < 5 {
+        assert!(Instant::now() < deadline, "the writer never blocked");
+        std::thread::sleep(Duration::from_millis(10));
+        let (now, rss) = (written(), rss_kib());
+        peak = peak.max(rss);
+        assert!(
+            now - start < MAX_WRITTEN,
+            "procrun took {} bytes while nobody read its output",
+            now - start
+        );
+        assert!(rss < MAX_RSS_KIB, "procrun grew to {rss} KiB");
+        still = if now == last && queued() >= capacity - 4096 {
+            still + 1
+        } else {
+            0
+        };
+        last = now;
     }
+    drop(pipe);
     r.signal(nix::sys::signal::Signal::SIGINT);
-    // Reading resumes: procrun can finish.
-    r.wait_exit();
-    assert!(peak > 0, "no RSS sample");
-    assert!(peak < 48 * 1024, "procrun grew to {peak} KiB");
+    assert_eq!(r.wait_exit(), Some(130), "peak {peak} KiB");
 }
