@@ -21,6 +21,26 @@ fn command() -> impl Strategy<Value = String> {
     "[!-~]([ -~]{0,40}[!-~])?"
 }
 
+/// The (name, command) pairs of `text` read line by line, for texts of
+/// `name[ ]:[ ]command` lines, comments and blank lines; `None` where the
+/// Procfile is invalid: an empty command, a repeated name, or no entry.
+fn expected_entries(text: &str) -> Option<Vec<(String, String)>> {
+    let mut entries: Vec<(String, String)> = Vec::new();
+    for line in text.split('\n') {
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.trim().is_empty() || line.trim_start().starts_with('#') {
+            continue;
+        }
+        let (name, command) = line.split_once(':')?;
+        let (name, command) = (name.trim(), command.trim());
+        if command.is_empty() || entries.iter().any(|(n, _)| n == name) {
+            return None;
+        }
+        entries.push((name.to_owned(), command.to_owned()));
+    }
+    (!entries.is_empty()).then_some(entries)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
@@ -54,18 +74,33 @@ proptest! {
         prop_assert_eq!(parsed.entries, entries);
     }
 
+    /// Text that may or may not be a valid Procfile: it parses exactly when
+    /// a simple reading of the grammar says so, into the entries that
+    /// reading finds, and those render and parse back to themselves.
     #[test]
     fn parsed_procfiles_round_trip(text in "([a-z]{1,3}[ ]?:[ ]?[a-z :$'\"]{0,6}\r?\n|#[^\n]*\n|\n){1,8}") {
-        if let Ok(first) = procfile::parse(Path::new("P"), &text) {
-            let again = procfile::parse(Path::new("P"), &procfile::render(&first.entries))
-                .expect("rendered Procfile parses");
-            let strip = |p: procfile::Procfile| -> Vec<(String, String)> {
-                p.entries.into_iter().map(|e| (e.name, e.command)).collect()
-            };
-            prop_assert_eq!(strip(first), strip(again));
+        let expected = expected_entries(&text);
+        let strip = |p: procfile::Procfile| -> Vec<(String, String)> {
+            p.entries.into_iter().map(|e| (e.name, e.command)).collect()
+        };
+        match (procfile::parse(Path::new("P"), &text), expected) {
+            (Ok(first), Some(expected)) => {
+                let again = procfile::parse(Path::new("P"), &procfile::render(&first.entries))
+                    .expect("rendered Procfile parses");
+                let first = strip(first);
+                prop_assert_eq!(&first, &expected);
+                prop_assert_eq!(strip(again), first);
+            }
+            (Err(errors), None) => prop_assert!(!errors.is_empty()),
+            (got, expected) => prop_assert!(
+                false,
+                "{:?}: parsed {:?}, expected {:?}",
+                text,
+                got.map(strip).map_err(|e| e.len()),
+                expected
+            ),
         }
     }
-
     #[test]
     fn env_parser_never_panics(text in "\\PC*") {
         let _ = env::parse(".env", &text, &no_env);
