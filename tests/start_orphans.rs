@@ -90,24 +90,53 @@ fn children_die_with_a_sigkilled_procrun() {
             "{pid} outlived procrun"
         );
     }
+    r.assert_no_leftovers();
 }
 
+/// The watchdog (src/supervisor/watchdog.rs): when procrun is SIGKILLed,
+/// the parent-death signal kills only its direct children, here shells
+/// that are not `exec`ed; their own children (in the same process groups)
+/// are killed by the watchdog, which then goes too.
 #[test]
 fn grandchildren_die_with_a_sigkilled_procrun() {
-    // The shell stays and has a child of its own: the watchdog kills the
-    // whole group when procrun disappears.
-    let mut r = start("web: sleep 300 & echo \"grandchild $!\"; wait\n", &[]);
+    let mut r = start(
+        "web: sleep 300 & echo \"grandchild $!\"; wait\n\
+         worker: trap '' TERM HUP INT; sleep 300 & echo \"grandchild $!\"; wait\n",
+        &["-m", "web=2,worker=1"],
+    );
     let mut cleanup = Cleanup::default();
-    let shell = cleanup.add(r.pid_of("web.1"));
-    let line = r.wait_for("grandchild ");
-    let grandchild = cleanup.add(number_after(&line, "grandchild "));
+    let mut watched = Vec::new();
+    for name in ["web.1", "web.2", "worker.1"] {
+        let shell = cleanup.add(r.pid_of(name));
+        let line = r.wait_for_line(
+            |l| l.starts_with(&format!("{name:<8} | grandchild ")),
+            support::WAIT,
+        );
+        let grandchild = cleanup.add(number_after(&line, "grandchild "));
+        assert!(alive(grandchild));
+        watched.extend([shell, grandchild]);
+    }
+    if cfg!(target_os = "linux") {
+        let watchdog = r
+            .leftovers()
+            .into_iter()
+            .filter(|&p| p != r.pid())
+            .find(|&p| support::running::describe(p).ends_with("(procrun-watch)"));
+        assert!(watchdog.is_some(), "no watchdog among {:?}", r.leftovers());
+    }
     r.signal(Signal::SIGKILL);
     assert_eq!(r.wait_exit(), None);
-    assert!(gone_within(shell, Duration::from_secs(2)), "shell survived");
-    assert!(
-        gone_within(grandchild, Duration::from_secs(2)),
-        "grandchild outlived procrun"
-    );
+    for pid in watched {
+        assert!(
+            gone_within(pid, support::WAIT),
+            "{} outlived procrun",
+            support::running::describe(pid)
+        );
+    }
+    // Nothing procrun started is left, the watchdog included, and nothing
+    // holds procrun's stdout open.
+    r.assert_no_leftovers();
+    assert!(r.stdout_closed(), "procrun's stdout is still held open");
 }
 
 #[test]
