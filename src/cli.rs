@@ -12,8 +12,25 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// A fast, careful Procfile runner: runs a twelve-factor app's processes
 /// locally and exports them to production process managers.
+///
+/// `check` validates the Procfile and env files, `start` runs the processes
+/// in the foreground, `run` runs a one-off command in the same environment,
+/// `export` writes them as configuration for systemd, supervisord, runit,
+/// launchd, Docker Compose or Kubernetes.
+///
+/// Every option can also be set from the environment as
+/// PROCRUN_<LONG_NAME> (e.g. PROCRUN_PROCFILE=Procfile.dev,
+/// PROCRUN_NO_TIMESTAMP=1); a flag on the command line wins.
+///
+/// Exit codes: 0 success; 1 procrun itself failed while running; 2 invalid
+/// input (a flag, the Procfile, an env file, the formation or a port), and
+/// nothing was started. `start` exits with the code of the first instance
+/// to end, 128+N if it died from signal N or procrun was stopped by signal N
+/// (130 after Ctrl-C), 127 if it could not be started, 0 if procrun's stdout
+/// was closed. `run` exits with the command's code, 128+N if it died from
+/// signal N, 127 if it was not found, 126 if it could not be executed.
 #[derive(Debug, Parser)]
-#[command(name = "procrun", version, about, long_about = None, max_term_width = 100)]
+#[command(name = "procrun", version, about, max_term_width = 100)]
 pub struct Cli {
     /// Options shared by every command.
     #[command(flatten)]
@@ -81,8 +98,28 @@ pub enum ColorChoice {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the Procfile and env files and show what would run
+    ///
+    /// Starts nothing. Prints each process type with its instance count,
+    /// ports and command, then the base port and where it came from, the app
+    /// root and the env files read. Every problem is reported at once, with
+    /// file:line:col, and makes procrun exit 2. Warnings do not fail: `web:cmd`
+    /// without a blank after the colon, PORT or PS set in an env file, a key
+    /// set twice in one file, more than 100 instances of a type.
     Check(CheckArgs),
     /// Run the formation in the foreground, output prefixed, until one process ends or Ctrl-C
+    ///
+    /// Each instance runs as `/bin/sh -c COMMAND` (`exec COMMAND` when the
+    /// command is simple) in the app root, in a process group of its own,
+    /// with the env files' variables, PORT and PS (e.g. PS=web.2). Its stdout
+    /// and stderr are shown line by line as `HH:MM:SS web.1 | line`.
+    ///
+    /// procrun stops everything when an instance ends (it exits with that
+    /// instance's code, 128+N if signal N killed it, 127 if it could not be
+    /// started), when it receives SIGINT, SIGTERM or SIGHUP (exit 128+N), or
+    /// when its stdout is closed (exit 0). Stopping sends SIGTERM to every
+    /// process group, waits --timeout seconds, then sends SIGKILL; a second
+    /// Ctrl-C kills at once. SIGUSR1 and SIGUSR2 are forwarded to every group.
+    /// When procrun is killed, a watchdog process kills every group.
     Start(StartArgs),
     /// Run a one-off command, or a Procfile entry, with the app's environment
     ///
@@ -91,8 +128,22 @@ pub enum Command {
     /// shell. Everything after COMMAND is passed to it. procrun exits with the
     /// command's exit code: 128+N if it died from signal N, 127 if it was not
     /// found, 126 if it could not be executed.
+    ///
+    /// The command gets procrun's environment plus the env files (which win),
+    /// runs in the app root, and has procrun's stdin, stdout, stderr and
+    /// terminal. Ctrl-C typed at the terminal reaches it directly, once;
+    /// signals sent to procrun (SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+    /// SIGWINCH, SIGALRM, SIGINT) are forwarded to it.
     Run(RunArgs),
     /// Write the app's processes as configuration for a production process manager
+    ///
+    /// Every process gets the command, PORT, PS and env-file values it gets
+    /// under `procrun start`, each value quoted for the format. All files are
+    /// rendered first, then written under temporary names and renamed into
+    /// place; a `.procrun-export` file lists them, so the next export into
+    /// the same directory removes the files that are no longer part of it. A
+    /// value the format cannot hold, or a missing required option, fails the
+    /// export with exit code 2, and nothing is written.
     Export(ExportArgs),
     /// Print the manual page (roff), e.g. `procrun man | man -l -`
     Man,

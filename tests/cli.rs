@@ -73,3 +73,39 @@ fn man_page_is_generated_from_the_cli_definition() {
     );
     assert!(page.contains("procfile"), "{page}");
 }
+
+#[test]
+fn every_command_has_a_long_help_and_a_short_one() {
+    for (command, long) in [
+        ("check", "file:line:col"),
+        ("start", "SIGKILL"),
+        ("run", "128+N"),
+        ("export", ".procrun-export"),
+        ("man", "roff"),
+        ("completions", "bash"),
+    ] {
+        let out = support::Test::new()
+            .args([command, "--help"])
+            .code(0)
+            .stdout_has(&format!("Usage: procrun {command}"))
+            .stdout_has(long)
+            .run();
+        assert_eq!(out.stderr, "", "{command}");
+        // -h is the summary: the first paragraph only.
+        let short = support::Test::new().args([command, "-h"]).code(0).run();
+        assert!(short.stdout.len() < out.stdout.len(), "{command}");
+    }
+}
+
+#[test]
+fn the_top_level_help_and_man_page_carry_the_reference() {
+    let help = support::Test::new().arg("--help").code(0).run().stdout;
+    let man = support::Test::new().arg("man").code(0).run().stdout;
+    for text in ["PROCRUN_<LONG_NAME>", "Exit codes: 0 success", "126"] {
+        assert!(help.contains(text), "--help lacks {text:?}");
+        assert!(man.contains(text), "man lacks {text:?}");
+    }
+    for command in ["check", "start", "run", "export", "man", "completions"] {
+        assert!(man.contains(&format!("procrun\\-{command}")), "{command}");
+    }
+}
