@@ -2,24 +2,22 @@
 //! session leader in the foreground, as under an interactive shell. What is
 //! typed reaches the command; Ctrl-C reaches it exactly once.
 
-#[path = "support/pty.rs"]
-mod pty;
-#[path = "support/running.rs"]
-mod running;
 mod support;
 
 use nix::sys::signal::Signal;
-use pty::PtyRun;
-use running::{clean_command, procrun_run_sh};
-use support::Project;
+use support::Test;
+
+/// `procrun run sh -c SCRIPT` in a new directory.
+fn run_sh(script: &str) -> Test {
+    Test::new().args(["run", "sh", "-c", script])
+}
 
 #[test]
 fn an_interactive_command_reads_from_the_terminal() {
-    let p = Project::new();
-    let mut r = PtyRun::start(procrun_run_sh(
-        p.path(),
+    let mut r = run_sh(
         "[ -t 0 ] && [ -t 1 ] && echo on-a-tty; printf 'name? '; read name; echo \"hello, $name\"",
-    ));
+    )
+    .pty();
     r.expect("on-a-tty");
     r.expect("name? ");
     r.send(b"world\n");
@@ -30,16 +28,15 @@ fn an_interactive_command_reads_from_the_terminal() {
 
 #[test]
 fn ctrl_c_reaches_the_command_exactly_once() {
-    let p = Project::new();
     // The command counts SIGINTs. SIGUSR1, forwarded by procrun after
     // anything procrun would itself have forwarded for the Ctrl-C, prints the
     // count and ends it.
-    let mut r = PtyRun::start(procrun_run_sh(
-        p.path(),
+    let mut r = run_sh(
         "n=0; trap 'n=$((n+1)); echo \"INT number $n\"' INT; \
          trap 'echo \"total $n\"; exit 0' USR1; \
          echo ready; while :; do sleep 0.05; done",
-    ));
+    )
+    .pty();
     r.expect("ready");
     // Two SIGINTs sent close together merge into one pending signal, which
     // would hide a second delivery. So procrun is held stopped while the
@@ -81,16 +78,15 @@ fn procrun_is_not_stopped_when_the_command_takes_the_terminal() {
     // Writing its message and taking the terminal back would stop procrun
     // with SIGTTOU if it did not ignore it; the outer bash would then report
     // a stopped job (exit status 150) instead of 137.
-    let p = Project::new();
-    let procrun = support::procrun_path();
     let inner = r#"stty tostop; set -m; sh -c "kill -KILL \$PPID"; :"#;
     let outer = format!(
-        "set -m; '{}' --color never run bash -c '{inner}'; echo \"procrun exited $?\"; stty -tostop",
-        procrun.display()
+        "set -m; {} --color never run bash -c '{inner}'; echo \"procrun exited $?\"; stty -tostop",
+        support::procrun_quoted()
     );
-    let mut cmd = clean_command("bash", p.path());
-    cmd.args(["--norc", "--noprofile", "-c", &outer]);
-    let r = PtyRun::start(cmd);
+    let r = Test::new()
+        .program("bash")
+        .args(["--norc", "--noprofile", "-c", &outer])
+        .pty();
     r.expect("procrun exited");
     let (status, output) = r.finish();
     assert!(output.contains("procrun exited 137"), "{output:?}");
@@ -107,16 +103,12 @@ fn procrun_takes_the_terminal_back_from_a_command_that_died_holding_it() {
     // terminal. The command gives the terminal to a job of its own and is
     // killed; unless procrun takes the terminal back, the script's `read`
     // runs in a background group and fails.
-    let p = Project::new();
-    let procrun = support::procrun_path();
     let inner = r#"set -m; sh -c "kill -KILL \$PPID"; :"#;
     let outer = format!(
-        "'{}' --color never run bash -c '{inner}'; echo \"code $?\"; read x; echo \"read $x\"",
-        procrun.display()
+        "{} --color never run bash -c '{inner}'; echo \"code $?\"; read x; echo \"read $x\"",
+        support::procrun_quoted()
     );
-    let mut cmd = clean_command("sh", p.path());
-    cmd.args(["-c", &outer]);
-    let mut r = PtyRun::start(cmd);
+    let mut r = Test::new().program("sh").args(["-c", &outer]).pty();
     r.expect("code 137");
     r.send(b"hi\n");
     let (status, output) = r.finish();
@@ -130,16 +122,15 @@ fn ctrl_z_stops_procrun_and_the_command_together_and_fg_resumes_both() {
     // Ctrl-Z stops the job, the script resumes it with `fg`. (A script, not
     // an interactive bash: readline may drop keys typed while it resets the
     // terminal after a stop.)
-    let p = Project::new();
-    let procrun = support::procrun_path();
     let job = "echo ready; read x; echo \"got $x\"";
     let script = format!(
-        "set -m; '{}' run sh -c '{job}'; echo \"stopped with $?\"; fg; echo \"status $?\"",
-        procrun.display()
+        "set -m; {} run sh -c '{job}'; echo \"stopped with $?\"; fg; echo \"status $?\"",
+        support::procrun_quoted()
     );
-    let mut cmd = clean_command("bash", p.path());
-    cmd.args(["--norc", "--noprofile", "-c", &script]);
-    let mut r = PtyRun::start(cmd);
+    let mut r = Test::new()
+        .program("bash")
+        .args(["--norc", "--noprofile", "-c", &script])
+        .pty();
     r.expect("ready");
     r.send(b"\x1a");
     // 148 = 128 + SIGTSTP: bash saw the job (procrun) stop.

@@ -1,7 +1,5 @@
 //! The example app of the quick start runs under `procrun start`.
 
-#[path = "support/processes.rs"]
-mod processes;
 mod support;
 
 use std::io::{Read, Write};
@@ -9,7 +7,7 @@ use std::net::TcpStream;
 use std::path::Path;
 
 use nix::sys::signal::Signal;
-use processes::{Running, unique_port};
+use support::{Test, free_port};
 
 #[test]
 fn the_example_app_runs_answers_and_stops_on_ctrl_c() {
@@ -23,10 +21,9 @@ fn the_example_app_runs_answers_and_stops_on_ctrl_c() {
         return;
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let port = unique_port();
-    let mut r = Running::start_in(
-        root,
-        &[
+    let port = free_port().to_string();
+    let mut r = Test::in_dir(root)
+        .args([
             "start",
             "-f",
             "Procfile.example",
@@ -35,9 +32,8 @@ fn the_example_app_runs_answers_and_stops_on_ctrl_c() {
             "-p",
             &port,
             "--no-timestamp",
-        ],
-        &[],
-    );
+        ])
+        .spawn();
     r.wait_for(&format!("web.1    | listening on http://127.0.0.1:{port}"));
     r.wait_for("worker.1 | processed job 1 from queue default");
     r.wait_for("clock.1  | tick 1");
@@ -59,6 +55,7 @@ fn the_example_app_runs_answers_and_stops_on_ctrl_c() {
     assert_eq!(r.wait_exit(), Some(130), "{}", r.transcript());
     let t = r.transcript();
     assert!(t.contains("web.1 exited with code 0"), "{t}");
+    r.assert_no_leftovers();
     assert!(t.contains("worker.1 exited with code 0"), "{t}");
     assert!(t.contains("worker.1 | worker finished its last job"), "{t}");
 }

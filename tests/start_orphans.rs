@@ -1,25 +1,23 @@
-//! `procrun start` leaves nothing behind (issue 3, "No orphans, ever").
+//! `procrun start` leaves nothing behind: not on a normal stop, not when
+//! procrun itself is killed.
 
-#[path = "support/processes.rs"]
-mod processes;
 mod support;
 
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use processes::{Cleanup, Running, alive, gone_within, number_after, unique_port};
-use support::Project;
+use support::{Cleanup, Running, Test, alive, gone_within, number_after};
 
-fn start(p: &Project, extra: &[&str]) -> Running {
-    Running::start_app(p, extra)
+/// `procrun start -p FREE_PORT --no-timestamp EXTRA…` on `procfile`.
+fn start(procfile: &str, extra: &[&str]) -> Running {
+    Test::new().procfile(procfile).start(extra)
 }
 
 #[test]
 fn a_grandchild_in_the_group_is_stopped() {
     // The shell stays (not a simple command); its background child is in
     // the same process group.
-    let p = Project::with_procfile("web: sleep 300 & echo \"grandchild $!\"; wait\n");
-    let mut r = start(&p, &[]);
+    let mut r = start("web: sleep 300 & echo \"grandchild $!\"; wait\n", &[]);
     let mut cleanup = Cleanup::default();
     let shell = cleanup.add(r.pid_of("web.1"));
     let line = r.wait_for("grandchild ");
@@ -39,10 +37,10 @@ fn a_grandchild_in_the_group_is_stopped() {
 fn a_setsid_grandchild_is_gone_after_exit() {
     // The grandchild leaves the group (new session) and its parent exits at
     // once: only the subreaper sweep can find it.
-    let p = Project::with_procfile(
+    let mut r = start(
         "daemonizer: setsid sleep 300 & echo \"grandchild $!\"\nweb: exec sleep 300\n",
+        &[],
     );
-    let mut r = start(&p, &[]);
     let mut cleanup = Cleanup::default();
     cleanup.add(r.pid_of("web.1"));
     let line = r.wait_for("grandchild ");
@@ -57,11 +55,11 @@ fn a_setsid_grandchild_is_gone_after_exit() {
 #[cfg(target_os = "linux")]
 #[test]
 fn a_double_forked_daemon_that_ignores_sigterm_is_killed() {
-    let p = Project::with_procfile(
+    let mut r = start(
         // The ignored SIGTERM survives the exec, so the daemon is `sleep`.
         "daemonizer: (setsid sh -c 'trap \"\" TERM; echo \"daemon $$\"; exec sleep 300' &)\nweb: exec sleep 300\n",
+        &["-t", "0.3"],
     );
-    let mut r = start(&p, &["-t", "0.3"]);
     let mut cleanup = Cleanup::default();
     let line = r.wait_for("daemon ");
     let daemon = cleanup.add(number_after(&line, "daemon "));
@@ -78,8 +76,7 @@ fn a_double_forked_daemon_that_ignores_sigterm_is_killed() {
 #[test]
 fn children_die_with_a_sigkilled_procrun() {
     // Direct children get a parent-death signal from the kernel.
-    let p = Project::with_procfile("a: exec sleep 300\nb: exec sleep 300\n");
-    let mut r = start(&p, &["-m", "a=2,b=1"]);
+    let mut r = start("a: exec sleep 300\nb: exec sleep 300\n", &["-m", "a=2,b=1"]);
     let mut cleanup = Cleanup::default();
     let pids: Vec<i32> = ["a.1", "a.2", "b.1"]
         .iter()
@@ -99,8 +96,7 @@ fn children_die_with_a_sigkilled_procrun() {
 fn grandchildren_die_with_a_sigkilled_procrun() {
     // The shell stays and has a child of its own: the watchdog kills the
     // whole group when procrun disappears.
-    let p = Project::with_procfile("web: sleep 300 & echo \"grandchild $!\"; wait\n");
-    let mut r = start(&p, &[]);
+    let mut r = start("web: sleep 300 & echo \"grandchild $!\"; wait\n", &[]);
     let mut cleanup = Cleanup::default();
     let shell = cleanup.add(r.pid_of("web.1"));
     let line = r.wait_for("grandchild ");
@@ -118,70 +114,54 @@ fn grandchildren_die_with_a_sigkilled_procrun() {
 fn a_closed_stdout_ends_procrun_quietly() {
     // `procrun start | head -1`: head exits after the first line; procrun
     // must stop (no panic, no error) and take `yes` with it.
-    let p = Project::with_procfile("web: yes\n");
     let script = format!(
-        "{{ '{}' start -p {} --no-timestamp; echo $? > rc; }} | head -1",
-        support::procrun_path().display(),
-        unique_port()
+        "{{ {} start -p {} --no-timestamp; echo $? > rc; }} | head -1",
+        support::procrun_quoted(),
+        support::free_port()
     );
-    let started = Instant::now();
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(p.path())
-        .env_remove("NO_COLOR")
-        .output()
-        .expect("run the pipeline");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
-    assert!(stderr.is_empty(), "procrun wrote to stderr: {stderr}");
-    assert!(started.elapsed() < Duration::from_secs(10));
-    let rc = std::fs::read_to_string(p.join("rc")).expect("procrun's exit code");
+    let mut r = Test::new()
+        .procfile("web: yes\n")
+        .program("sh")
+        .args(["-c", &script])
+        .spawn();
+    assert_eq!(r.wait_exit(), Some(0), "{}", r.stderr());
+    assert_eq!(r.stderr(), "", "procrun wrote to stderr");
+    let rc = std::fs::read_to_string(r.join("rc")).expect("procrun's exit code");
     assert_eq!(rc.trim(), "0", "a closed stdout is a normal end");
-    let pid = number_after(&stdout, "started with pid ");
+    let pid = number_after(&r.stdout(), "started with pid ");
     let mut cleanup = Cleanup::default();
     cleanup.add(pid);
     assert!(gone_within(pid, Duration::from_secs(2)), "yes survived");
+    r.assert_no_leftovers();
 }
 
 #[test]
 fn a_reader_going_away_stops_even_quiet_processes() {
     // After its one line nothing more is printed: procrun must notice the
     // closed pipe by itself rather than at the next write.
-    let p = Project::with_procfile("web: exec sleep 300\n");
     let script = format!(
-        "{{ '{}' start -p {} --no-timestamp; echo $? > rc; }} | head -1",
-        support::procrun_path().display(),
-        unique_port()
+        "{{ {} start -p {} --no-timestamp; echo $? > rc; }} | head -1",
+        support::procrun_quoted(),
+        support::free_port()
     );
-    let mut pipeline = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(&script)
-        .current_dir(p.path())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("run the pipeline");
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(pipeline.stdout.take().expect("stdout")),
-        &mut first,
-    )
-    .expect("read");
+    let mut r = Test::new()
+        .procfile("web: exec sleep 300\n")
+        .program("sh")
+        .args(["-c", &script])
+        .spawn();
+    let first = r.wait_for("started with pid ");
     let pid = number_after(&first, "started with pid ");
     let mut cleanup = Cleanup::default();
     cleanup.add(pid);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pipeline.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = pipeline.kill();
-            panic!("procrun kept running after its reader left");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    assert_eq!(
+        r.wait_exit_within(Duration::from_secs(10)),
+        Some(0),
+        "procrun kept running after its reader left"
+    );
     assert!(gone_within(pid, Duration::from_secs(2)), "sleep survived");
-    let rc = std::fs::read_to_string(p.join("rc")).expect("procrun's exit code");
+    let rc = std::fs::read_to_string(r.join("rc")).expect("procrun's exit code");
     assert_eq!(rc.trim(), "0");
+    r.assert_no_leftovers();
 }
 
 #[test]
@@ -189,10 +169,10 @@ fn a_grandchild_holding_the_pipe_does_not_stall_the_exit_report() {
     // The shell exits at once, but its background child keeps stdout open
     // (and ignores SIGTERM): the exit must still be reported promptly and
     // procrun must end after the timeout, not wait for end-of-file.
-    let p = Project::with_procfile(
+    let mut r = start(
         "web: echo hi; (trap '' TERM; echo \"holder $(sh -c 'echo $PPID')\"; exec sleep 300) &\nother: exec sleep 300\n",
+        &["-t", "0.5"],
     );
-    let mut r = start(&p, &["-t", "0.5"]);
     let mut cleanup = Cleanup::default();
     cleanup.add(r.pid_of("other.1"));
     let line = r.wait_for("holder ");

@@ -1,22 +1,20 @@
-//! `procrun start`: what reaches stdout (issue 3, "Output").
+//! `procrun start`: what reaches stdout.
 
-#[path = "support/processes.rs"]
-mod processes;
 mod support;
 
 use std::collections::HashMap;
 
-use processes::{Running, unique_port};
-use support::Project;
+use support::{Test, free_port};
 
-/// Runs `start ARGS…` until it exits by itself; returns (code, stdout lines).
-fn run_to_end(p: &Project, args: &[&str]) -> (Option<i32>, Vec<String>) {
-    let port = unique_port();
-    let mut all = vec!["start", "-p", &port];
-    all.extend_from_slice(args);
-    let mut r = Running::start(p, &all, &[]);
-    let code = r.wait_exit();
-    (code, r.seen.clone())
+/// Runs `start -p FREE_PORT ARGS…` on `procfile` until it exits by itself;
+/// returns (code, stdout lines).
+fn run_to_end(procfile: &str, args: &[&str]) -> (Option<i32>, Vec<String>) {
+    let out = Test::new()
+        .procfile(procfile)
+        .args(["start", "-p", &free_port().to_string()])
+        .args(args)
+        .run();
+    (out.code(), out.lines)
 }
 
 /// Lines of `name` with the prefix removed.
@@ -34,8 +32,7 @@ fn texts<'a>(lines: &'a [String], name: &str) -> Vec<&'a str> {
 
 #[test]
 fn prefix_has_time_and_aligned_names() {
-    let p = Project::with_procfile("web: echo hello\nbackground_job: sleep 30\n");
-    let (code, lines) = run_to_end(&p, &[]);
+    let (code, lines) = run_to_end("web: echo hello\nbackground_job: sleep 30\n", &[]);
     assert_eq!(code, Some(0));
     // "background_job.1" is the longest name: 16 characters.
     let hello = lines
@@ -68,8 +65,7 @@ fn prefix_has_time_and_aligned_names() {
 
 #[test]
 fn no_timestamp_drops_the_time() {
-    let p = Project::with_procfile("web: echo hello\n");
-    let (_, lines) = run_to_end(&p, &["--no-timestamp"]);
+    let (_, lines) = run_to_end("web: echo hello\n", &["--no-timestamp"]);
     assert!(lines.contains(&"web.1  | hello".to_owned()), "{lines:#?}");
     assert!(
         lines[0].starts_with("system | web.1 started with pid "),
@@ -79,18 +75,26 @@ fn no_timestamp_drops_the_time() {
 
 #[test]
 fn stderr_is_merged() {
-    // A pause between the writes makes the order observable: the streams
-    // are two pipes, read independently.
-    let p =
-        Project::with_procfile("web: echo out; sleep 0.5; echo err >&2; sleep 0.5; echo out2\n");
-    let (_, lines) = run_to_end(&p, &["--no-timestamp"]);
-    assert_eq!(texts(&lines, "web.1"), ["out", "err", "out2"]);
+    // stdout and stderr are two pipes, read independently: each write
+    // waits until the test has seen the one before it, so the order on
+    // procrun's stdout is the order of the writes.
+    let mut r = Test::new()
+        .procfile(
+            "web: echo out; until [ -e go1 ]; do sleep 0.01; done; echo err >&2; until [ -e go2 ]; do sleep 0.01; done; echo out2\n",
+        )
+        .start(&[]);
+    r.wait_for("web.1  | out");
+    std::fs::write(r.join("go1"), "").expect("go1");
+    r.wait_for("web.1  | err");
+    std::fs::write(r.join("go2"), "").expect("go2");
+    assert_eq!(r.wait_exit(), Some(0), "{}", r.transcript());
+    assert_eq!(texts(&r.lines(), "web.1"), ["out", "err", "out2"]);
+    assert_eq!(r.stderr(), "", "a child's stderr goes to procrun's stdout");
 }
 
 #[test]
 fn unterminated_last_line_is_printed_before_the_exit() {
-    let p = Project::with_procfile("web: printf 'first\\nno newline'\n");
-    let (_, lines) = run_to_end(&p, &["--no-timestamp"]);
+    let (_, lines) = run_to_end("web: printf 'first\\nno newline'\n", &["--no-timestamp"]);
     let last = lines
         .iter()
         .position(|l| l == "web.1  | no newline")
@@ -104,10 +108,10 @@ fn unterminated_last_line_is_printed_before_the_exit() {
 
 #[test]
 fn a_one_mebibyte_line_stays_whole_and_longer_ones_are_marked() {
-    let p = Project::with_procfile(
+    let (_, lines) = run_to_end(
         "web: head -c 1048576 /dev/zero | tr '\\0' x; echo; head -c 1048580 /dev/zero | tr '\\0' y; echo; echo after\n",
+        &["--no-timestamp"],
     );
-    let (_, lines) = run_to_end(&p, &["--no-timestamp"]);
     let got = texts(&lines, "web.1");
     assert_eq!(
         got.len(),
@@ -125,16 +129,19 @@ fn a_one_mebibyte_line_stays_whole_and_longer_ones_are_marked() {
 
 #[test]
 fn invalid_utf8_is_passed_through_lossily() {
-    let p = Project::with_procfile("web: printf 'bad \\377 byte\\n\\303\\251t\\303\\251\\n'\n");
-    let (_, lines) = run_to_end(&p, &["--no-timestamp"]);
+    let (_, lines) = run_to_end(
+        "web: printf 'bad \\377 byte\\n\\303\\251t\\303\\251\\n'\n",
+        &["--no-timestamp"],
+    );
     assert_eq!(texts(&lines, "web.1"), ["bad \u{fffd} byte", "été"]);
 }
 
 #[test]
 fn output_is_live() {
-    let p = Project::with_procfile("web: echo first; exec sleep 30\n");
-    let port = unique_port();
-    let mut r = Running::start(&p, &["start", "-p", &port], &[]);
+    let mut r = Test::new()
+        .procfile("web: echo first; exec sleep 30\n")
+        .args(["start", "-p", &free_port().to_string()])
+        .spawn();
     // Seen while the process is still running (it sleeps 30 s).
     r.wait_for("web.1  | first");
     r.signal(nix::sys::signal::Signal::SIGINT);
@@ -143,27 +150,26 @@ fn output_is_live() {
 
 #[test]
 fn port_and_ps_per_instance() {
-    let p = Project::with_procfile(
-        "web: echo \"ps=$PS port=$PORT\"; exec sleep 30\nworker: echo \"ps=$PS port=$PORT\"; exec sleep 30\n",
-    );
-    let mut r = Running::start(
-        &p,
-        &[
+    let base = free_port();
+    let mut r = Test::new()
+        .procfile(
+            "web: echo \"ps=$PS port=$PORT\"; exec sleep 30\nworker: echo \"ps=$PS port=$PORT\"; exec sleep 30\n",
+        )
+        .args([
             "start",
             "-p",
-            "21000",
+            &base.to_string(),
             "-m",
             "web=2,worker=1",
             "--no-timestamp",
-        ],
-        &[],
-    );
+        ])
+        .spawn();
     for want in [
-        "web.1    | ps=web.1 port=21000",
-        "web.2    | ps=web.2 port=21001",
-        "worker.1 | ps=worker.1 port=21100",
+        format!("web.1    | ps=web.1 port={base}"),
+        format!("web.2    | ps=web.2 port={}", base + 1),
+        format!("worker.1 | ps=worker.1 port={}", base + 100),
     ] {
-        r.wait_for(want);
+        r.wait_for(&want);
     }
     r.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(r.wait_exit(), Some(143));
@@ -178,8 +184,10 @@ fn port_and_ps_per_instance() {
 fn a_port_in_use_gives_a_warning_not_a_failure() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port().to_string();
-    let p = Project::with_procfile("web: echo ran\n");
-    let mut r = Running::start(&p, &["start", "-p", &port, "--no-timestamp"], &[]);
+    let mut r = Test::new()
+        .procfile("web: echo ran\n")
+        .args(["start", "-p", &port, "--no-timestamp"])
+        .spawn();
     assert_eq!(r.wait_exit(), Some(0));
     let t = r.transcript();
     assert!(
@@ -198,26 +206,20 @@ fn every_line_exactly_once_with_20_writers() {
     let script = format!(
         "awk -v ps=\"$PS\" 'BEGIN {{ for (i = 1; i <= {N}; i++) {{ line = sprintf(\"%s %d %s\", ps, i, sprintf(\"%0*d\", 40 + i % 50, i)); if (i % 2) print line; else print line > \"/dev/stderr\" }} }}'; exec sleep 60"
     );
-    let p = Project::with_procfile(&format!("w: {script}\n"));
-    let port = unique_port();
-    let mut r = Running::start(
-        &p,
-        &["start", "-p", &port, "-m", "w=20", "--no-timestamp"],
-        &[],
-    );
+    let mut r = Test::new()
+        .procfile(&format!("w: {script}\n"))
+        .start(&["-m", "w=20"]);
     // Wait for each instance's last line, then stop.
     for i in 1..=20 {
         let name = format!("w.{i}");
-        r.wait_until(
-            |l| l.starts_with(&format!("{name:<6} | {name} {N} ")),
-            &format!("last line of {name}"),
-        );
+        let last = format!("{name:<6} | {name} {N} ");
+        r.wait_for_line(|l| l.starts_with(&last), support::WAIT);
     }
     r.signal(nix::sys::signal::Signal::SIGINT);
     assert_eq!(r.wait_exit(), Some(130));
 
     let mut next: HashMap<String, u32> = HashMap::new();
-    for line in r.seen.iter().filter(|l| !l.starts_with("system")) {
+    for line in r.lines().iter().filter(|l| !l.starts_with("system")) {
         let (prefix, text) = line.split_once(" | ").expect("prefixed");
         let mut words = text.split(' ');
         let (ps, seq, payload) = (
@@ -256,65 +258,86 @@ fn every_line_exactly_once_with_20_writers() {
 }
 
 /// A reader that does not keep up slows the writers down instead of making
-/// procrun buffer: its memory stays flat while a writer could produce
-/// hundreds of megabytes.
+/// procrun buffer: while the test stops reading, a writer that could
+/// produce gigabytes per second ends up blocked on a full pipe, having got
+/// only a few MiB past procrun, whose memory stays flat.
 #[cfg(target_os = "linux")]
 #[test]
 fn a_slow_reader_applies_back_pressure() {
-    use std::io::BufRead as _;
+    use std::os::fd::AsRawFd as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     use std::time::{Duration, Instant};
 
-    let p = Project::with_procfile(
-        "w: echo first; head -c 400000000 /dev/zero | tr '\\0' x | fold -w 100\n",
-    );
-    let mut child = std::process::Command::new(support::procrun_path())
-        .args(["start", "-p", &unique_port(), "--no-timestamp"])
-        .current_dir(p.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn procrun");
-    let mut out = std::io::BufReader::new(child.stdout.take().expect("stdout"));
-    let mut line = String::new();
-    while !line.contains("w.1    | first") {
-        line.clear();
-        out.read_line(&mut line).expect("read");
-    }
-    // Stop reading, and sample procrun's memory while the writer pushes
-    // against the full pipes.
-    let pid = child.id();
-    let rss_kb = || {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find(|l| l.starts_with("VmRSS:"))
-                    .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
+    /// What procrun may hold with its own buffers full (32 chunks of at
+    /// most 64 KiB, a 1 MiB line, a 128 KiB batch), with room to spare.
+    const MAX_WRITTEN: u64 = 16 << 20;
+    const MAX_RSS_KIB: u64 = 48 << 10;
+
+    let mut r = Test::new()
+        .procfile(&format!("w: echo first; exec yes {}\n", "x".repeat(100)))
+        .start(&[]);
+    let writer = r.pid_of("w.1"); // `exec`: the shell becomes `yes`
+    r.wait_for("w.1    | first");
+    r.pause_stdout();
+
+    let procrun = r.pid();
+    let rss_kib = || {
+        let status = std::fs::read_to_string(format!("/proc/{procrun}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .expect("VmRSS")
     };
-    let mut peak = 0;
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        peak = peak.max(rss_kb());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGINT,
-    );
-    // Drain so procrun can finish, bounded by the test support's limit.
-    let drain = std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    let deadline = Instant::now() + processes::WAIT;
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("procrun did not stop");
-        }
+    let written = || {
+        let io = std::fs::read_to_string(format!("/proc/{writer}/io")).unwrap_or_default();
+        io.lines()
+            .find_map(|l| l.strip_prefix("wchar: "))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .expect("wchar")
+    };
+    // The writer's stdout: the pipe procrun reads it from.
+    let pipe = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(format!("/proc/{writer}/fd/1"))
+        .expect("open the writer's pipe");
+    // SAFETY: F_GETPIPE_SZ and FIONREAD on an open pipe descriptor, the
+    // latter writing one int.
+    let capacity = unsafe { libc::fcntl(pipe.as_raw_fd(), libc::F_GETPIPE_SZ) };
+    assert!(capacity > 0, "F_GETPIPE_SZ");
+    let queued = || {
+        let mut n: libc::c_int = 0;
+        let rc = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
+        assert_eq!(rc, 0, "FIONREAD");
+        n
+    };
+
+    // Event: the writer is blocked on its full pipe (no progress over a few
+    // looks in a row). Fails as soon as procrun takes more than its buffers
+    // can hold, or grows.
+    let start = written();
+    let deadline = Instant::now() + support::WAIT;
+    let (mut last, mut still, mut peak) = (start, 0, 0);
+    while still < 5 {
+        assert!(Instant::now() < deadline, "the writer never blocked");
         std::thread::sleep(Duration::from_millis(10));
+        let (now, rss) = (written(), rss_kib());
+        peak = peak.max(rss);
+        assert!(
+            now - start < MAX_WRITTEN,
+            "procrun took {} bytes while nobody read its output",
+            now - start
+        );
+        assert!(rss < MAX_RSS_KIB, "procrun grew to {rss} KiB");
+        still = if now == last && queued() >= capacity - 4096 {
+            still + 1
+        } else {
+            0
+        };
+        last = now;
     }
-    let _ = drain.join();
-    assert!(peak > 0, "no RSS sample");
-    assert!(peak < 48 * 1024, "procrun grew to {peak} KiB");
+    drop(pipe);
+    r.signal(nix::sys::signal::Signal::SIGINT);
+    assert_eq!(r.wait_exit(), Some(130), "peak {peak} KiB");
 }

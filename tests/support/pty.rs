@@ -11,14 +11,14 @@
 use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsRawFd as _, OwnedFd};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 
-use crate::support::TIMEOUT;
+use super::{Launch, Project, TIMEOUT};
 
 /// Appended to the output once the pty reports the end (every slave closed).
 const EOF: &str = "\0EOF";
@@ -29,11 +29,19 @@ pub struct PtyRun {
     master: File,
     output: Arc<(Mutex<Vec<u8>>, Condvar)>,
     reaped: bool,
+    mark: String,
+    _owned: Option<Project>,
 }
 
 impl PtyRun {
-    /// Starts `command` with stdin, stdout and stderr on a new pty.
-    pub fn start(mut command: Command) -> PtyRun {
+    /// Starts the command with stdin, stdout and stderr on a new pty.
+    pub(crate) fn start(launch: Launch) -> PtyRun {
+        let Launch {
+            cmd: mut command,
+            owned,
+            mark,
+            ..
+        } = launch;
         use std::os::unix::process::CommandExt as _;
         let pty = nix::pty::openpty(None, None).expect("openpty");
         let slave: OwnedFd = pty.slave;
@@ -91,6 +99,8 @@ impl PtyRun {
             master,
             output,
             reaped: false,
+            mark,
+            _owned: owned,
         }
     }
 
@@ -171,6 +181,9 @@ impl Drop for PtyRun {
             // procrun's session and group: only what this test started.
             let _ = killpg(self.pid(), Signal::SIGKILL);
             let _ = self.child.wait();
+        }
+        for pid in super::running::marked(&self.mark) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
     }
 }
