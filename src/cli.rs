@@ -193,6 +193,19 @@ pub struct StartArgs {
     /// Do not print timestamps
     #[arg(long, env = "PROCRUN_NO_TIMESTAMP", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_timestamp: bool,
+
+    /// How output is written: prefixed lines, or one JSON object per line (see docs/json.md)
+    #[arg(long, env = "PROCRUN_LOG_FORMAT", value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// `HH:MM:SS web.1 | line`, procrun's messages under `system`.
+    Text,
+    /// NDJSON: one object per child line and per event of procrun's.
+    Json,
 }
 
 /// `procrun run`.

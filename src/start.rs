@@ -1,16 +1,15 @@
 //! `procrun start`: run the formation in the foreground, its output
-//! multiplexed onto stdout, until one instance ends or procrun is told to
-//! stop (issue 3).
+//! multiplexed onto stdout, until it ends or procrun is told to stop.
 
 use std::io::IsTerminal as _;
 
 use tokio::sync::mpsc;
 
+use crate::cli::LogFormat;
 use crate::cli::StartArgs;
 use crate::diagnostic;
 use crate::error::Error;
-use crate::output::printer::{Format, Printer};
-use crate::output::style::{Prefix, name_width};
+use crate::output::printer::{Looks, Printer};
 use crate::settings::Settings;
 use crate::supervisor::dispatcher::{self, Options};
 use crate::supervisor::reap;
@@ -20,7 +19,10 @@ use crate::supervisor::watchdog::Watchdog;
 
 /// Runs `procrun start`; returns the exit code.
 pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
-    let (_, plan) = settings.plan(&args.formation, &args.names)?;
+    let (_, mut plan) = settings.plan(&args.formation, &args.names)?;
+    for instance in &mut plan.instances {
+        instance.policy.stop_timeout = args.timeout;
+    }
     eprint!(
         "{}",
         diagnostic::render_all(&plan.warnings, settings.color_stderr())
@@ -33,36 +35,32 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
     let watchdog = Watchdog::start();
 
     let tty = std::io::stdout().is_terminal();
-    let color = settings.color_stdout();
-    let timestamps = !args.no_timestamp;
-    let width = name_width(plan.instances.iter().map(|i| i.name.as_str()));
-    let format = Format {
-        instances: plan
-            .instances
-            .iter()
-            .map(|i| Prefix::instance(&i.name, i.type_index, width, color, timestamps))
-            .collect(),
-        system: Prefix::system(width, color, timestamps),
-        timestamps,
+    let json = args.log_format == LogFormat::Json;
+    let looks = Looks {
+        color: settings.color_stdout() && !json,
+        timestamps: !args.no_timestamp,
+        json,
     };
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let closed_tx = events_tx.clone();
-    let (output, printer) = Printer::start(format, tty, move || {
+    let (output, printer) = Printer::start(looks, tty, move || {
         let _ = closed_tx.send(Event::OutputClosed);
     })
     .map_err(|e| Error::io("starting the output thread", e))?;
 
     // A current-thread runtime on the main thread: every child is forked
     // from this thread, which lives until procrun exits, so the children's
-    // parent-death signal only fires when procrun itself dies (pitfall 9).
+    // parent-death signal only fires when procrun itself dies (PR_SET_PDEATHSIG is tied to the thread, see spawn.rs).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .on_thread_park(crate::supervisor::unit::gather)
+        .on_thread_park({
+            let pacing = output.pacing().clone();
+            move || pacing.gather()
+        })
         .build()
         .map_err(|e| Error::io("starting the runtime", e))?;
     let options = Options {
-        timeout: args.timeout,
         spawn: SpawnContext::current(nofile),
     };
     let result = runtime.block_on(dispatcher::supervise(

@@ -1,6 +1,11 @@
 //! Output: the byte-level line splitter ([`lines`]), the single writer of
-//! stdout ([`printer`]) and how lines look ([`style`]).
+//! stdout ([`printer`]), how lines look ([`style`]), procrun's own messages
+//! ([`notice`]), the JSON records of `--log-format json` ([`json`]) and the
+//! pacing of reads ([`pacing`]).
 
+pub mod json;
 pub mod lines;
+pub mod notice;
+pub mod pacing;
 pub mod printer;
 pub mod style;

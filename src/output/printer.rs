@@ -22,13 +22,15 @@
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::output::lines::{Chunk, MAX_LINE};
-use crate::output::style::{Clock, Prefix};
+use crate::output::json::{self, Stream};
+use crate::output::lines::{Chunk, MAX_LINE, Tail};
+use crate::output::notice::{Ident, Key, Notice};
+use crate::output::pacing::Pacing;
+use crate::output::style::{Clock, Prefix, SYSTEM};
 
 /// Chunks of output that may wait for the printer at once.
 pub const IN_FLIGHT: usize = 32;
@@ -44,43 +46,21 @@ const _: () = assert!(MAX_LINE == 1024 * 1024, "SPLIT_MARK names the cap");
 /// What the printer prints.
 #[derive(Debug)]
 pub enum Message {
-    /// Lines of instance number `unit`.
+    /// A new instance: from now on its lines and notices may arrive.
+    Register(Ident),
+    /// Lines of one instance's stream.
     Output {
-        /// Index of the instance in the plan.
-        unit: usize,
+        /// Which instance.
+        key: Key,
+        /// Which of its pipes.
+        stream: Stream,
         /// Its lines.
         chunk: Chunk,
         /// Released once formatted.
         permit: OwnedSemaphorePermit,
     },
-    /// One of procrun's own messages, shown under `system`.
-    System(String),
-}
-
-/// Readers waiting for a permit, in every printer of the process.
-static WAITING: AtomicUsize = AtomicUsize::new(0);
-
-/// Whether a reader is waiting for the printer (stdout is the bottleneck).
-/// Its pipe keeps signalling new data that it cannot take yet, so the
-/// runtime would wake for nothing (see `supervisor::unit::gather`).
-pub fn backlogged() -> bool {
-    WAITING.load(Ordering::Relaxed) > 0
-}
-
-/// Counts a waiting reader while alive (also if its future is dropped).
-struct Waiting;
-
-impl Waiting {
-    fn new() -> Self {
-        WAITING.fetch_add(1, Ordering::Relaxed);
-        Waiting
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        WAITING.fetch_sub(1, Ordering::Relaxed);
-    }
+    /// One of procrun's own messages.
+    Notice(Notice),
 }
 
 /// The sending side, cloned into every reader.
@@ -88,17 +68,18 @@ impl Drop for Waiting {
 pub struct OutputSender {
     tx: mpsc::UnboundedSender<Message>,
     permits: Arc<Semaphore>,
+    pacing: Pacing,
 }
 
 impl OutputSender {
-    /// Queues lines of instance `unit`, waiting while [`IN_FLIGHT`] chunks
+    /// Queues lines of instance `key`, waiting while [`IN_FLIGHT`] chunks
     /// are already queued.
-    pub async fn lines(&self, unit: usize, chunk: Chunk) {
+    pub async fn lines(&self, key: Key, stream: Stream, chunk: Chunk) {
         let permit = match self.permits.clone().try_acquire_owned() {
             Ok(permit) => permit,
             Err(tokio::sync::TryAcquireError::Closed) => return,
             Err(tokio::sync::TryAcquireError::NoPermits) => {
-                let _waiting = Waiting::new();
+                let _waiting = self.pacing.waiting();
                 let Ok(permit) = self.permits.clone().acquire_owned().await else {
                     return;
                 };
@@ -106,61 +87,227 @@ impl OutputSender {
             }
         };
         let _ = self.tx.send(Message::Output {
-            unit,
+            key,
+            stream,
             chunk,
             permit,
         });
     }
 
-    /// Queues a message under `system`. Never waits: procrun's own messages
-    /// are few, and the dispatcher must stay responsive.
-    pub fn system(&self, text: impl Into<String>) {
-        let _ = self.tx.send(Message::System(text.into()));
+    /// Makes an instance known to the printer (its prefix, its colour).
+    pub fn register(&self, ident: Ident) {
+        let _ = self.tx.send(Message::Register(ident));
+    }
+
+    /// Queues one of procrun's messages. Never waits: they are few, and the
+    /// dispatcher must stay responsive.
+    pub fn notice(&self, notice: Notice) {
+        let _ = self.tx.send(Message::Notice(notice));
+    }
+
+    /// The run's output pacing (see [`crate::output::pacing`]).
+    pub fn pacing(&self) -> &Pacing {
+        &self.pacing
     }
 }
 
-/// How lines are shown.
-#[derive(Debug)]
-pub struct Format {
-    /// One prefix per instance, in plan order.
-    pub instances: Vec<Prefix>,
-    /// The prefix of `system`.
-    pub system: Prefix,
-    /// Whether lines start with `HH:MM:SS`.
+/// How output is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Looks {
+    /// Colour the prefixes (text only).
+    pub color: bool,
+    /// Lines start with `HH:MM:SS` (text only).
     pub timestamps: bool,
+    /// NDJSON records instead of prefixed lines.
+    pub json: bool,
 }
 
-impl Format {
-    /// Appends the formatted lines of `message` to `out`.
-    pub fn render(&self, clock: &mut Clock, message: &Message, out: &mut Vec<u8>) {
-        match message {
-            Message::Output { unit, chunk, .. } => {
-                let prefix = &self.instances[*unit];
-                let time: &[u8] = if self.timestamps { clock.now() } else { b"" };
-                let valid = std::str::from_utf8(&chunk.data).is_ok();
-                chunk.for_each_line(|line, split| {
-                    out.extend_from_slice(&prefix.before);
-                    out.extend_from_slice(time);
-                    out.extend_from_slice(&prefix.after);
-                    if valid {
-                        out.extend_from_slice(line);
-                    } else {
-                        out.extend_from_slice(String::from_utf8_lossy(line).as_bytes());
-                    }
-                    if split {
-                        out.extend_from_slice(SPLIT_MARK.as_bytes());
-                    }
-                    out.push(b'\n');
-                });
+/// An instance as the printer knows it.
+#[derive(Debug)]
+struct Entry {
+    ident: Ident,
+    prefix: Prefix,
+    /// Its JSON envelope after `ts` (name, type, instance, pid).
+    head: Vec<u8>,
+    /// Records written so far (JSON `seq`).
+    seq: u64,
+}
+
+fn prefix_of(ident: &Ident, width: usize, looks: Looks) -> Prefix {
+    Prefix::instance(
+        &ident.name,
+        ident.type_index,
+        width,
+        looks.color,
+        looks.timestamps,
+    )
+}
+
+/// Formats messages: keeps every instance's prefix, pid and sequence
+/// number, registered as instances appear.
+#[derive(Debug)]
+pub struct Renderer {
+    looks: Looks,
+    entries: Vec<Option<Entry>>,
+    /// The width names are padded to: the longest name seen, and `system`.
+    width: usize,
+    system: Prefix,
+    procrun_head: Vec<u8>,
+    procrun_seq: u64,
+    clock: Clock,
+}
+
+impl Renderer {
+    /// A renderer that knows no instance yet.
+    pub fn new(looks: Looks) -> Self {
+        let width = SYSTEM.len();
+        Renderer {
+            looks,
+            entries: Vec::new(),
+            width,
+            system: Prefix::system(width, looks.color, looks.timestamps),
+            procrun_head: json::procrun_head(),
+            procrun_seq: 0,
+            clock: Clock::default(),
+        }
+    }
+
+    fn register(&mut self, ident: Ident) {
+        let index = ident.key.index();
+        if self.entries.len() <= index {
+            self.entries.resize_with(index + 1, || None);
+        }
+        if ident.name.len() > self.width {
+            // A longer name widens every prefix, so columns stay aligned
+            // from here on.
+            self.width = ident.name.len();
+            self.system = Prefix::system(self.width, self.looks.color, self.looks.timestamps);
+            let (width, looks) = (self.width, self.looks);
+            for entry in self.entries.iter_mut().flatten() {
+                entry.prefix = prefix_of(&entry.ident, width, looks);
             }
-            Message::System(text) => {
-                let time: &[u8] = if self.timestamps { clock.now() } else { b"" };
-                for line in text.lines() {
-                    out.extend_from_slice(&self.system.before);
-                    out.extend_from_slice(time);
-                    out.extend_from_slice(&self.system.after);
-                    out.extend_from_slice(line.as_bytes());
-                    out.push(b'\n');
+        }
+        self.entries[index] = Some(Entry {
+            prefix: prefix_of(&ident, self.width, self.looks),
+            head: json::instance_head(&ident, None),
+            seq: 0,
+            ident,
+        });
+    }
+
+    fn name(&self, key: Key) -> String {
+        match self.entries.get(key.index()) {
+            Some(Some(entry)) => entry.ident.name.clone(),
+            _ => format!("instance {}", key.0),
+        }
+    }
+
+    /// Appends the formatted `message` to `out`.
+    pub fn render(&mut self, message: &Message, out: &mut Vec<u8>) {
+        match message {
+            Message::Register(ident) => self.register(ident.clone()),
+            Message::Output {
+                key, stream, chunk, ..
+            } => {
+                if self.looks.json {
+                    self.output_json(*key, *stream, chunk, out);
+                } else {
+                    self.output_text(*key, chunk, out);
+                }
+            }
+            Message::Notice(notice) => {
+                if let Notice::Started { key, pid, .. } = notice
+                    && let Some(Some(entry)) = self.entries.get_mut(key.index())
+                {
+                    entry.head = json::instance_head(&entry.ident, *pid);
+                }
+                if self.looks.json {
+                    self.notice_json(notice, out);
+                } else {
+                    let text = notice.text(&|k| self.name(k));
+                    let time: &[u8] = if self.looks.timestamps {
+                        self.clock.now()
+                    } else {
+                        b""
+                    };
+                    for line in text.lines() {
+                        out.extend_from_slice(&self.system.before);
+                        out.extend_from_slice(time);
+                        out.extend_from_slice(&self.system.after);
+                        out.extend_from_slice(line.as_bytes());
+                        out.push(b'\n');
+                    }
+                }
+            }
+        }
+    }
+
+    fn output_text(&mut self, key: Key, chunk: &Chunk, out: &mut Vec<u8>) {
+        let Some(Some(entry)) = self.entries.get(key.index()) else {
+            return;
+        };
+        let prefix = &entry.prefix;
+        let time: &[u8] = if self.looks.timestamps {
+            self.clock.now()
+        } else {
+            b""
+        };
+        let valid = std::str::from_utf8(&chunk.data).is_ok();
+        chunk.for_each_line(|line, split| {
+            out.extend_from_slice(&prefix.before);
+            out.extend_from_slice(time);
+            out.extend_from_slice(&prefix.after);
+            if valid {
+                out.extend_from_slice(line);
+            } else {
+                out.extend_from_slice(String::from_utf8_lossy(line).as_bytes());
+            }
+            if split {
+                out.extend_from_slice(SPLIT_MARK.as_bytes());
+            }
+            out.push(b'\n');
+        });
+    }
+
+    fn output_json(&mut self, key: Key, stream: Stream, chunk: &Chunk, out: &mut Vec<u8>) {
+        let Some(Some(entry)) = self.entries.get_mut(key.index()) else {
+            return;
+        };
+        let ts = json::timestamp();
+        let eof = chunk.tail == Tail::Eof;
+        let lines = memchr::memchr_iter(b'\n', &chunk.data).count()
+            + usize::from(chunk.tail != Tail::Lines);
+        let mut n = 0;
+        chunk.for_each_line(|line, split| {
+            n += 1;
+            entry.seq += 1;
+            let end = if split {
+                json::End::Split
+            } else if eof && n == lines {
+                json::End::Partial
+            } else {
+                json::End::Newline
+            };
+            json::line(out, &ts, &entry.head, stream, entry.seq, line, end);
+        });
+    }
+
+    fn notice_json(&mut self, notice: &Notice, out: &mut Vec<u8>) {
+        let events = json::events(notice, &|n| n.text(&|k| self.name(k)));
+        let ts = json::timestamp();
+        for event in &events {
+            let subject = event
+                .subject
+                .and_then(|k| self.entries.get_mut(k.index()))
+                .and_then(Option::as_mut);
+            match subject {
+                Some(entry) => {
+                    entry.seq += 1;
+                    json::event(out, &ts, &entry.head, entry.seq, event);
+                }
+                None => {
+                    self.procrun_seq += 1;
+                    json::event(out, &ts, &self.procrun_head, self.procrun_seq, event);
                 }
             }
         }
@@ -178,7 +325,7 @@ impl Printer {
     /// writes; `closed` is called (perhaps more than once) when stdout stops
     /// accepting output.
     pub fn start(
-        format: Format,
+        looks: Looks,
         tty: bool,
         closed: impl Fn() + Send + Sync + 'static,
     ) -> std::io::Result<(OutputSender, Printer)> {
@@ -198,10 +345,19 @@ impl Printer {
         let sender = OutputSender {
             tx,
             permits: Arc::new(Semaphore::new(IN_FLIGHT)),
+            pacing: Pacing::default(),
         };
         let thread = std::thread::Builder::new()
             .name("printer".into())
-            .spawn(move || print_loop(format, tty, rx, std::io::stdout().lock(), closed))?;
+            .spawn(move || {
+                print_loop(
+                    Renderer::new(looks),
+                    tty,
+                    rx,
+                    std::io::stdout().lock(),
+                    closed,
+                )
+            })?;
         Ok((sender, Printer { thread }))
     }
 
@@ -251,25 +407,24 @@ fn wait_for_reader_gone() -> bool {
 }
 
 fn print_loop(
-    format: Format,
+    mut renderer: Renderer,
     tty: bool,
     mut rx: mpsc::UnboundedReceiver<Message>,
     mut out: impl Write,
     closed: impl FnOnce(),
 ) {
-    let mut clock = Clock::default();
     let mut buf = Vec::with_capacity(if tty { 4096 } else { BATCH });
     let mut closed = Some(closed);
     while let Some(message) = rx.blocking_recv() {
         if closed.is_none() {
             continue; // stdout is gone: drop output, release permits
         }
-        format.render(&mut clock, &message, &mut buf);
+        renderer.render(&message, &mut buf);
         drop(message);
         if !tty {
             while buf.len() < BATCH {
                 let Ok(more) = rx.try_recv() else { break };
-                format.render(&mut clock, &more, &mut buf);
+                renderer.render(&more, &mut buf);
             }
         }
         let written = out.write_all(&buf).and_then(|()| out.flush());
@@ -288,75 +443,237 @@ fn print_loop(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::output::lines::Tail;
 
-    fn format(timestamps: bool) -> Format {
-        Format {
-            instances: vec![
-                Prefix::instance("web.1", 0, 8, false, timestamps),
-                Prefix::instance("worker.1", 1, 8, false, timestamps),
-            ],
-            system: Prefix::system(8, false, timestamps),
-            timestamps,
+    fn ident(key: u32, name: &str, type_index: usize) -> Ident {
+        let (type_name, number) = name.split_once('.').expect("name.N");
+        Ident {
+            key: Key(key),
+            name: name.into(),
+            type_name: type_name.into(),
+            type_index,
+            number: number.parse().expect("number"),
         }
     }
 
-    fn render(f: &Format, unit: usize, data: &[u8], tail: Tail) -> String {
+    fn output(key: u32, stream: Stream, data: &[u8], tail: Tail) -> Message {
         let permit = Arc::new(Semaphore::new(1))
             .try_acquire_owned()
             .expect("a permit");
-        let message = Message::Output {
-            unit,
+        Message::Output {
+            key: Key(key),
+            stream,
             chunk: Chunk {
                 data: data.to_vec(),
                 tail,
             },
             permit,
-        };
+        }
+    }
+
+    fn renderer(timestamps: bool, json: bool) -> Renderer {
+        let mut r = Renderer::new(Looks {
+            color: false,
+            timestamps,
+            json,
+        });
+        let mut sink = Vec::new();
+        r.render(&Message::Register(ident(0, "web.1", 0)), &mut sink);
+        r.render(&Message::Register(ident(1, "worker.1", 1)), &mut sink);
+        assert!(sink.is_empty(), "registering prints nothing");
+        r
+    }
+
+    fn text(r: &mut Renderer, message: Message) -> String {
         let mut out = Vec::new();
-        f.render(&mut Clock::default(), &message, &mut out);
+        r.render(&message, &mut out);
         String::from_utf8(out).expect("printer output is UTF-8")
     }
 
     #[test]
     fn lines_get_aligned_prefixes() {
-        let f = format(false);
+        let mut r = renderer(false, false);
         assert_eq!(
-            render(&f, 0, b"a\nb\r\n", Tail::Lines),
+            text(&mut r, output(0, Stream::Stdout, b"a\nb\r\n", Tail::Lines)),
             "web.1    | a\nweb.1    | b\n"
         );
-        assert_eq!(render(&f, 1, b"end", Tail::Eof), "worker.1 | end\n");
-        let mut out = Vec::new();
-        f.render(
-            &mut Clock::default(),
-            &Message::System("hi".into()),
-            &mut out,
+        assert_eq!(
+            text(&mut r, output(1, Stream::Stderr, b"end", Tail::Eof)),
+            "worker.1 | end\n"
         );
-        assert_eq!(out, b"system   | hi\n");
+        assert_eq!(
+            text(&mut r, Message::Notice(Notice::GaveUp)),
+            "system   | processes still not gone after SIGKILL; giving up on them\n"
+        );
+    }
+
+    #[test]
+    fn a_longer_name_registered_later_widens_every_prefix() {
+        let mut r = renderer(false, false);
+        text(&mut r, Message::Register(ident(2, "scheduler.10", 2)));
+        assert_eq!(
+            text(&mut r, output(0, Stream::Stdout, b"a\n", Tail::Lines)),
+            "web.1        | a\n"
+        );
+        assert_eq!(
+            text(&mut r, output(2, Stream::Stdout, b"b\n", Tail::Lines)),
+            "scheduler.10 | b\n"
+        );
     }
 
     #[test]
     fn timestamps_lead() {
-        let text = render(&format(true), 0, b"a\n", Tail::Lines);
-        assert_eq!(text.len(), "HH:MM:SS web.1    | a\n".len(), "{text}");
-        assert!(text.ends_with(" web.1    | a\n"), "{text}");
+        let mut r = renderer(true, false);
+        let t = text(&mut r, output(0, Stream::Stdout, b"a\n", Tail::Lines));
+        assert_eq!(t.len(), "HH:MM:SS web.1    | a\n".len(), "{t}");
+        assert!(t.ends_with(" web.1    | a\n"), "{t}");
     }
 
     #[test]
-    fn invalid_utf8_is_replaced() {
-        let f = format(false);
+    fn invalid_utf8_is_replaced_in_text() {
+        let mut r = renderer(false, false);
         assert_eq!(
-            render(&f, 0, b"ok\nbad \xff\n", Tail::Lines),
+            text(
+                &mut r,
+                output(0, Stream::Stdout, b"ok\nbad \xff\n", Tail::Lines)
+            ),
             "web.1    | ok\nweb.1    | bad \u{fffd}\n"
         );
     }
 
     #[test]
     fn split_pieces_are_marked() {
-        let f = format(false);
+        let mut r = renderer(false, false);
         assert_eq!(
-            render(&f, 0, b"abc", Tail::Split),
+            text(&mut r, output(0, Stream::Stdout, b"abc", Tail::Split)),
             format!("web.1    | abc{SPLIT_MARK}\n")
         );
+    }
+
+    fn records(t: &str) -> Vec<serde_json::Value> {
+        t.lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON record"))
+            .collect()
+    }
+
+    #[test]
+    fn json_counts_records_per_instance_and_marks_the_partial_line() {
+        let mut r = renderer(false, true);
+        let started = Notice::Started {
+            key: Key(0),
+            pid: Some(42),
+            port: Some(5000),
+        };
+        let mut all = records(&text(&mut r, Message::Notice(started)));
+        all.extend(records(&text(
+            &mut r,
+            output(0, Stream::Stdout, b"one\ntwo\nthree", Tail::Eof),
+        )));
+        all.extend(records(&text(
+            &mut r,
+            output(1, Stream::Stderr, b"x\n", Tail::Lines),
+        )));
+        assert_eq!(all[0]["event"], "start");
+        assert_eq!(all[0]["port"], 5000);
+        assert_eq!(all[0]["pid"], 42);
+        let seqs: Vec<i64> = all
+            .iter()
+            .map(|v| v["seq"].as_i64().expect("seq"))
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 1]);
+        assert_eq!(all[1]["msg"], "one");
+        assert_eq!(all[1]["pid"], 42, "lines carry the current pid");
+        assert!(all[2].get("partial").is_none());
+        assert_eq!(all[3]["msg"], "three");
+        assert_eq!(all[3]["partial"], true);
+        assert_eq!(all[4]["stream"], "stderr");
+        assert_eq!(all[4]["name"], "worker.1");
+        assert!(all[4].get("pid").is_none(), "not started: no pid");
+    }
+
+    #[test]
+    fn json_system_records_of_procrun_itself() {
+        let mut r = renderer(false, true);
+        let all = records(&text(
+            &mut r,
+            Message::Notice(Notice::Received { signal: 2 }),
+        ));
+        assert_eq!(all[0]["name"], "procrun");
+        assert_eq!(all[0]["stream"], "system");
+        assert_eq!(all[0]["event"], "stop");
+        assert_eq!(all[0]["signal"], "SIGINT");
+        assert_eq!(all[0]["seq"], 1);
+    }
+
+    /// A writer that fails after `ok` writes.
+    struct Failing {
+        ok: usize,
+        written: Vec<u8>,
+    }
+
+    impl Write for Failing {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if self.ok == 0 {
+                return Err(std::io::ErrorKind::BrokenPipe.into());
+            }
+            self.ok -= 1;
+            self.written.extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn print_loop_batches_and_reports_a_closed_stdout_once() {
+        let looks = Looks {
+            color: false,
+            timestamps: false,
+            json: false,
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(Message::Register(ident(0, "web.1", 0)))
+            .expect("open");
+        tx.send(output(0, Stream::Stdout, b"a\n", Tail::Lines))
+            .expect("open");
+        tx.send(output(0, Stream::Stdout, b"b\n", Tail::Lines))
+            .expect("open");
+        drop(tx);
+        let mut sink = Failing {
+            ok: usize::MAX,
+            written: Vec::new(),
+        };
+        print_loop(Renderer::new(looks), false, rx, &mut sink, || {});
+        assert_eq!(sink.written, b"web.1  | a\nweb.1  | b\n");
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let permits = Arc::new(Semaphore::new(4));
+        tx.send(Message::Register(ident(0, "web.1", 0)))
+            .expect("open");
+        for _ in 0..3 {
+            let permit = permits.clone().try_acquire_owned().expect("a permit");
+            tx.send(Message::Output {
+                key: Key(0),
+                stream: Stream::Stdout,
+                chunk: Chunk {
+                    data: b"x\n".to_vec(),
+                    tail: Tail::Lines,
+                },
+                permit,
+            })
+            .expect("open");
+        }
+        drop(tx);
+        let calls = std::cell::Cell::new(0);
+        let mut sink = Failing {
+            ok: 0,
+            written: Vec::new(),
+        };
+        // On a terminal every message is its own write: the first fails.
+        print_loop(Renderer::new(looks), true, rx, &mut sink, || {
+            calls.set(calls.get() + 1)
+        });
+        assert_eq!(calls.get(), 1, "closed is reported once");
+        assert_eq!(permits.available_permits(), 4, "every permit came back");
     }
 }

@@ -1,20 +1,17 @@
-//! The dispatcher: one task that owns all state of a `procrun start` and
-//! `select!`s over unit events, OS signals and timers. It decides when to
-//! stop and what the exit code is; everything else only reports to it.
+//! The dispatcher: the one task of a `procrun start` that gathers events
+//! (unit events, OS signals, the clock), hands them to the state machine
+//! ([`super::machine`], which decides) and performs the actions it returns:
+//! spawning instances, signalling their groups, sweeping `/proc` for
+//! descendants that left their group, and queueing procrun's messages.
 //!
-//! Lifecycle (issue 3):
-//! - the first instance to end, for whatever reason, stops all the others
-//!   and its code (or 128+n after signal n) becomes procrun's;
-//! - SIGINT, SIGTERM or SIGHUP stop everything; procrun then exits 128+n;
+//! - SIGINT, SIGTERM and SIGHUP stop everything (procrun then exits 128+n);
 //!   the same signal again while stopping kills at once;
-//! - stopping means SIGTERM once to every process group, then SIGKILL to
-//!   whatever is still alive after the timeout;
 //! - SIGUSR1 and SIGUSR2 are forwarded to every group;
-//! - a closed stdout stops everything quietly (exit 0, unless an instance
-//!   had already ended);
+//! - a closed stdout stops everything quietly;
 //! - on Linux, descendants that left their group are found through `/proc`
 //!   (procrun is their subreaper), signalled with the rest and reaped.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -23,9 +20,10 @@ use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
 use crate::error::Error;
-use crate::outcome::{Outcome, SIGNAL_EXIT_BASE, signal_name};
+use crate::output::notice::{Ident, Key, Notice};
 use crate::output::printer::OutputSender;
 use crate::plan::Plan;
+use crate::supervisor::machine::{Action, Input, Machine};
 use crate::supervisor::reap;
 use crate::supervisor::signals::kill_process;
 use crate::supervisor::spawn::{SpawnContext, spawn};
@@ -42,40 +40,30 @@ const GIVE_UP: Duration = Duration::from_secs(5);
 /// Options of a supervision run.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {
-    /// Grace period between SIGTERM and SIGKILL.
-    pub timeout: Duration,
     /// Spawn settings.
     pub spawn: SpawnContext,
 }
 
-/// Why procrun stops.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Stop {
-    /// An instance ended (or could not start).
-    Instance(Outcome),
-    /// procrun received this signal.
-    Signal(i32),
-    /// stdout was closed.
-    OutputClosed,
-}
-
+/// A running instance's task, as the dispatcher reaches it.
 #[derive(Debug)]
-struct Slot {
-    name: String,
-    /// The pid (= process group id) while the child is not reaped.
+struct Unit {
+    /// The pid (= process group id) until the unit reports the exit.
     pid: Option<u32>,
-    control: Option<mpsc::UnboundedSender<Signal>>,
+    control: mpsc::UnboundedSender<Signal>,
 }
 
+/// The effects layer around the machine.
 #[derive(Debug)]
 struct Dispatcher {
-    slots: Vec<Slot>,
+    machine: Machine,
+    /// By key; `None` while the instance does not run.
+    units: Vec<Option<Unit>>,
     options: Options,
     output: OutputSender,
-    stop: Option<Stop>,
-    deadline: Option<Instant>,
-    killed_at: Option<Instant>,
+    events_tx: mpsc::UnboundedSender<Event>,
     watchdog: Option<Watchdog>,
+    /// When descendants last got SIGKILL.
+    killed_at: Option<Instant>,
 }
 
 /// Runs the plan until everything has stopped; returns the exit code.
@@ -97,76 +85,40 @@ pub async fn supervise(
     let mut sigusr2 = listen(SignalKind::user_defined2(), "SIGUSR2")?;
     let mut sigchld = listen(SignalKind::child(), "SIGCHLD")?;
 
+    let machine = Machine::new(plan.instances.iter().cloned());
     let mut d = Dispatcher {
-        slots: Vec::with_capacity(plan.instances.len()),
+        units: (0..plan.instances.len()).map(|_| None).collect(),
+        machine,
         options,
         output,
-        stop: None,
-        deadline: None,
-        killed_at: None,
+        events_tx,
         watchdog,
+        killed_at: None,
     };
-
-    for spec in &plan.instances {
-        if port_in_use(spec.port) {
-            d.output.system(format!(
-                "warning: PORT {} of {} is already in use on this machine",
-                spec.port, spec.name
-            ));
+    for (key, spec) in d.machine.specs() {
+        d.output.register(Ident {
+            key,
+            name: spec.name.clone(),
+            type_name: spec.type_name.clone(),
+            type_index: spec.type_index,
+            number: spec.number,
+        });
+    }
+    for (key, spec) in d.machine.specs() {
+        if spec.policy.port && port_in_use(spec.port) {
+            d.output.notice(Notice::PortInUse {
+                key,
+                port: spec.port,
+            });
         }
     }
-    for (index, spec) in plan.instances.iter().enumerate() {
-        match spawn(spec, options.spawn) {
-            Ok(child) => {
-                let pid = child.id();
-                if let (Some(w), Some(pid)) = (d.watchdog.as_mut(), pid) {
-                    w.watch(pid);
-                }
-                d.output.system(format!(
-                    "{} started with pid {} (PORT={})",
-                    spec.name,
-                    pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
-                    spec.port
-                ));
-                let (control_tx, control_rx) = mpsc::unbounded_channel();
-                tokio::spawn(unit::run(
-                    index,
-                    child,
-                    control_rx,
-                    events_tx.clone(),
-                    d.output.clone(),
-                ));
-                d.slots.push(Slot {
-                    name: spec.name.clone(),
-                    pid,
-                    control: Some(control_tx),
-                });
-            }
-            Err(e) => {
-                d.output.system(format!(
-                    "{} failed to start: {} (command `{}` in {})",
-                    spec.name,
-                    crate::error::io_reason(&e),
-                    spec.command,
-                    spec.cwd.display()
-                ));
-                d.slots.push(Slot {
-                    name: spec.name.clone(),
-                    pid: None,
-                    control: None,
-                });
-                d.begin_stop(Stop::Instance(Outcome::FailedToStart));
-                break;
-            }
-        }
-    }
-    drop(events_tx);
+    let actions = d.machine.start(Instant::now().into_std());
+    d.perform(actions);
 
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
-    let mut events_open = true;
     loop {
         let mut poll_at = far;
-        if d.stop.is_some() && d.running() == 0 {
+        if d.machine.finished() {
             if d.strays_alive() == 0 {
                 break;
             }
@@ -179,173 +131,119 @@ pub async fn supervise(
         if let Some(t) = d.killed_at {
             let give_up_at = t + GIVE_UP + unit::DRAIN_TOTAL;
             if Instant::now() >= give_up_at {
-                d.output
-                    .system("processes still not gone after SIGKILL; giving up on them");
+                d.output.notice(Notice::GaveUp);
                 break;
             }
             poll_at = poll_at.min(give_up_at);
         }
-        let kill_at = match (d.deadline, d.killed_at) {
-            (Some(t), None) => t,
-            _ => far,
-        };
-        tokio::select! {
+        let due = d.machine.next_deadline().map_or(far, Instant::from_std);
+        let input = tokio::select! {
             biased;
-            event = events.recv(), if events_open => match event {
-                Some(Event::Exited { unit, outcome }) => d.exited(unit, outcome),
-                Some(Event::OutputClosed) => d.begin_stop(Stop::OutputClosed),
-                None => {
-                    // Every unit task is gone (it cannot happen while the
-                    // printer lives, but never spin on a closed channel).
-                    events_open = false;
-                    for slot in &mut d.slots {
-                        slot.pid = None;
-                        slot.control = None;
-                    }
-                    if d.stop.is_none() {
-                        d.begin_stop(Stop::OutputClosed);
-                    }
+            event = events.recv() => match event {
+                Some(Event::Exited { key, outcome }) => {
+                    d.exited(key);
+                    Input::Exited { key, outcome }
                 }
+                Some(Event::OutputClosed) => Input::OutputClosed,
+                // The dispatcher holds a sender: never closed while it runs.
+                None => Input::UnitsGone,
             },
-            _ = sigint.recv() => d.signalled(libc::SIGINT),
-            _ = sigterm.recv() => d.signalled(libc::SIGTERM),
-            _ = sighup.recv() => d.signalled(libc::SIGHUP),
-            _ = sigusr1.recv() => d.forward(Signal::SIGUSR1),
-            _ = sigusr2.recv() => d.forward(Signal::SIGUSR2),
+            _ = sigint.recv() => Input::Signal(libc::SIGINT),
+            _ = sigterm.recv() => Input::Signal(libc::SIGTERM),
+            _ = sighup.recv() => Input::Signal(libc::SIGHUP),
+            _ = sigusr1.recv() => Input::Forward(Signal::SIGUSR1),
+            _ = sigusr2.recv() => Input::Forward(Signal::SIGUSR2),
             _ = sigchld.recv() => {
-                if d.stop.is_none() {
+                if d.machine.stop().is_none() {
                     // An adopted orphan may have died: reap it now rather
                     // than keep a zombie until the end.
                     d.reap_strays();
                 }
+                continue;
             }
-            () = sleep_until(kill_at) => d.kill_all(),
-            () = sleep_until(poll_at) => {}
-        }
+            () = sleep_until(due) => Input::Tick,
+            () = sleep_until(poll_at) => continue,
+        };
+        let actions = d.machine.handle(input, Instant::now().into_std());
+        d.perform(actions);
     }
-    Ok((d.exit_code(), d.watchdog.take()))
+    Ok((d.machine.exit_code(), d.watchdog.take()))
 }
 
 impl Dispatcher {
-    fn running(&self) -> usize {
-        self.slots.iter().filter(|s| s.control.is_some()).count()
-    }
-
-    fn exit_code(&self) -> i32 {
-        match self.stop {
-            Some(Stop::Instance(outcome)) => outcome.exit_code(),
-            Some(Stop::Signal(n)) => SIGNAL_EXIT_BASE + n,
-            Some(Stop::OutputClosed) | None => 0,
+    /// Performs `actions` in order, and those that their results bring.
+    fn perform(&mut self, actions: Vec<Action>) {
+        let mut queue = VecDeque::from(actions);
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Spawn(key) => {
+                    let input = self.spawn(key);
+                    queue.extend(self.machine.handle(input, Instant::now().into_std()));
+                }
+                Action::Signal(key, signal) => {
+                    if let Some(Some(unit)) = self.units.get(key.index()) {
+                        let _ = unit.control.send(signal);
+                    }
+                }
+                Action::SignalStrays(signal) => self.signal_strays(signal),
+                Action::Notice(notice) => self.output.notice(notice),
+            }
         }
     }
 
-    fn exited(&mut self, unit: usize, outcome: Outcome) {
-        let Some(slot) = self.slots.get_mut(unit) else {
-            return;
-        };
-        if let (Some(w), Some(pid)) = (self.watchdog.as_mut(), slot.pid) {
+    /// Starts instance `key` and its unit task.
+    fn spawn(&mut self, key: Key) -> Input {
+        let spec = self.machine.spec(key);
+        match spawn(spec, self.options.spawn) {
+            Ok(child) => {
+                let pid = child.id();
+                if let (Some(w), Some(pid)) = (self.watchdog.as_mut(), pid) {
+                    w.watch(pid);
+                }
+                let (control, control_rx) = mpsc::unbounded_channel();
+                tokio::spawn(unit::run(
+                    key,
+                    child,
+                    control_rx,
+                    self.events_tx.clone(),
+                    self.output.clone(),
+                ));
+                self.units[key.index()] = Some(Unit { pid, control });
+                Input::Started { key, pid }
+            }
+            Err(e) => Input::SpawnFailed {
+                key,
+                reason: crate::error::io_reason(&e),
+            },
+        }
+    }
+
+    /// The unit of `key` reaped its child.
+    fn exited(&mut self, key: Key) {
+        if let Some(unit) = self.units.get_mut(key.index()).and_then(Option::take)
+            && let (Some(w), Some(pid)) = (self.watchdog.as_mut(), unit.pid)
+        {
             w.forget(pid);
         }
-        slot.pid = None;
-        slot.control = None;
-        let name = slot.name.clone();
-        self.output.system(format!("{name} {}", outcome.describe()));
-        if self.stop.is_none() {
-            self.begin_stop(Stop::Instance(outcome));
-        }
     }
 
-    fn signalled(&mut self, signal: i32) {
-        if self.stop.is_none() {
-            self.output
-                .system(format!("{} received", signal_name(signal)));
-            self.begin_stop(Stop::Signal(signal));
-        } else if self.killed_at.is_none() {
-            self.output.system(format!(
-                "{} received again: killing at once",
-                signal_name(signal)
-            ));
-            self.kill_all();
+    /// SIGTERM to descendants outside every live group (those inside get
+    /// their group's signal); SIGKILL to every descendant.
+    fn signal_strays(&mut self, signal: Signal) {
+        if signal == Signal::SIGKILL {
+            self.killed_at = Some(Instant::now());
         }
-    }
-
-    fn forward(&mut self, signal: Signal) {
-        let mut n = 0;
-        for slot in &self.slots {
-            if let Some(control) = &slot.control {
-                let _ = control.send(signal);
-                n += 1;
-            }
-        }
-        self.output.system(format!(
-            "{} received: forwarded to {n} process{}",
-            signal.as_str(),
-            if n == 1 { "" } else { "es" }
-        ));
-    }
-
-    /// SIGTERM to every group, once; SIGKILL after the timeout.
-    fn begin_stop(&mut self, reason: Stop) {
-        if self.stop.is_some() {
-            return;
-        }
-        self.stop = Some(reason);
-        self.deadline = Some(Instant::now() + self.options.timeout);
-        let n = self.running();
-        if n > 0 && reason != Stop::OutputClosed {
-            self.output.system(format!(
-                "stopping {n} process{}: SIGTERM, then SIGKILL after {:?}",
-                if n == 1 { "" } else { "es" },
-                self.options.timeout
-            ));
-        }
-        for slot in &self.slots {
-            if let Some(control) = &slot.control {
-                let _ = control.send(Signal::SIGTERM);
-            }
-        }
-        // Descendants outside every live group would not get the group
-        // signal; they get their own, once.
         let groups: Vec<i32> = self
-            .slots
+            .units
             .iter()
-            .filter_map(|s| s.pid.map(|p| p as i32))
+            .flatten()
+            .filter_map(|u| u.pid.map(|p| p as i32))
             .collect();
         for p in self.strays() {
-            if !groups.contains(&p.pgid) && !p.zombie {
-                kill_process(p.pid, Signal::SIGTERM);
+            if p.zombie || (signal != Signal::SIGKILL && groups.contains(&p.pgid)) {
+                continue;
             }
-        }
-        if self.options.timeout.is_zero() {
-            self.kill_all();
-        }
-    }
-
-    /// SIGKILL to every group still running and every descendant.
-    fn kill_all(&mut self) {
-        if self.killed_at.is_some() {
-            return;
-        }
-        self.killed_at = Some(Instant::now());
-        let names: Vec<&str> = self
-            .slots
-            .iter()
-            .filter(|s| s.control.is_some())
-            .map(|s| s.name.as_str())
-            .collect();
-        if !names.is_empty() && !self.options.timeout.is_zero() {
-            self.output
-                .system(format!("sending SIGKILL to {}", names.join(", ")));
-        }
-        for slot in &self.slots {
-            if let Some(control) = &slot.control {
-                let _ = control.send(Signal::SIGKILL);
-            }
-        }
-        for p in self.strays() {
-            if !p.zombie {
-                kill_process(p.pid, Signal::SIGKILL);
-            }
+            kill_process(p.pid, signal);
         }
     }
 
@@ -372,7 +270,10 @@ impl Dispatcher {
 
     /// Whether `pid` is a direct child a unit task has not reaped yet.
     fn is_unit(&self, pid: i32) -> bool {
-        self.slots.iter().any(|s| s.pid == Some(pid as u32))
+        self.units
+            .iter()
+            .flatten()
+            .any(|u| u.pid == Some(pid as u32))
     }
 }
 

@@ -1,7 +1,10 @@
 //! The supervisor: spawns the plan's instances, pumps their output to the
 //! printer, stops them and leaves nothing behind.
 //!
-//! - [`dispatcher`]: the one task that owns all state and decides;
+//! - [`machine`]: the pure state machine that decides (restarts, stops,
+//!   the exit code), tested without processes;
+//! - [`dispatcher`]: the one task that feeds it events and performs its
+//!   actions;
 //! - [`unit`](mod@unit): one task per instance (wait, signal its group) plus its
 //!   output readers;
 //! - [`spawn`]: how an instance is started;
@@ -10,6 +13,7 @@
 //! - [`watchdog`]: kills every group if procrun itself is killed.
 
 pub mod dispatcher;
+pub mod machine;
 pub mod reap;
 pub mod signals;
 pub mod spawn;

@@ -1,0 +1,347 @@
+//! procrun's own messages as typed events. The supervisor decides them;
+//! the printer renders them, as a line under `system` or as a JSON record.
+
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+
+use crate::outcome::{Outcome, signal_name};
+
+/// The stable identity of one instance for the lifetime of a run (`web.3`
+/// keeps its key through restarts). Keys are never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Key(pub u32);
+
+impl Key {
+    /// As an index into a table of instances.
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// What the printer needs to know of an instance to show its lines.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ident {
+    /// Its key.
+    pub key: Key,
+    /// `web.3`.
+    pub name: String,
+    /// `web`.
+    pub type_name: String,
+    /// Position of the type in the Procfile: decides the colour.
+    pub type_index: usize,
+    /// `3`.
+    pub number: u32,
+}
+
+/// What happens after an instance ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Nothing: it is done (or procrun is stopping anyway).
+    Nothing,
+    /// It is started again after `delay`; this is restart `count` of a
+    /// streak limited to `max`.
+    Restart {
+        /// The wait before the restart.
+        delay: Duration,
+        /// Which consecutive restart this is (1-based).
+        count: u32,
+        /// The limit of consecutive restarts, if any.
+        max: Option<u32>,
+    },
+}
+
+/// One of procrun's own messages.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// An instance started.
+    Started {
+        /// Which.
+        key: Key,
+        /// Its pid (its process group id).
+        pid: Option<u32>,
+        /// Its PORT, unless its type gets none.
+        port: Option<u16>,
+    },
+    /// An instance could not be started.
+    SpawnFailed {
+        /// Which.
+        key: Key,
+        /// Why (the operating system's reason).
+        reason: String,
+        /// The command that was to run.
+        command: String,
+        /// Where.
+        cwd: String,
+    },
+    /// An instance ended.
+    Exited {
+        /// Which.
+        key: Key,
+        /// How.
+        outcome: Outcome,
+        /// What follows.
+        next: Next,
+    },
+    /// An instance kept ending too soon after starting: it is not restarted.
+    Failed {
+        /// Which.
+        key: Key,
+        /// How many restarts in a row it had.
+        restarts: u32,
+        /// Runs shorter than this counted.
+        min_uptime: Duration,
+    },
+    /// procrun received a signal that stops it.
+    Received {
+        /// The signal.
+        signal: i32,
+    },
+    /// The stop signal came again while stopping: kill at once.
+    ReceivedAgain {
+        /// The signal.
+        signal: i32,
+    },
+    /// A signal procrun passes on was sent to every running instance.
+    Forwarded {
+        /// The signal.
+        signal: Signal,
+        /// To how many instances.
+        count: usize,
+    },
+    /// procrun is stopping these instances.
+    Stopping {
+        /// Each with its stop signal and the time it gets before SIGKILL.
+        targets: Vec<(Key, Signal, Duration)>,
+    },
+    /// These instances did not stop in time and get SIGKILL.
+    Killing {
+        /// Which.
+        targets: Vec<Key>,
+    },
+    /// Something already listens on an instance's PORT.
+    PortInUse {
+        /// Which instance.
+        key: Key,
+        /// The port.
+        port: u16,
+    },
+    /// Descendants survived SIGKILL; procrun leaves them.
+    GaveUp,
+}
+
+impl Notice {
+    /// The notice as the text shown under `system`; `name` resolves keys.
+    pub fn text(&self, name: &dyn Fn(Key) -> String) -> String {
+        match self {
+            Notice::Started { key, pid, port } => {
+                let pid = pid.map_or_else(|| "?".to_owned(), |p| p.to_string());
+                match port {
+                    Some(port) => format!("{} started with pid {pid} (PORT={port})", name(*key)),
+                    None => format!("{} started with pid {pid}", name(*key)),
+                }
+            }
+            Notice::SpawnFailed {
+                key,
+                reason,
+                command,
+                cwd,
+            } => format!(
+                "{} failed to start: {reason} (command `{command}` in {cwd})",
+                name(*key)
+            ),
+            Notice::Exited { key, outcome, next } => match next {
+                Next::Nothing => format!("{} {}", name(*key), outcome.describe()),
+                Next::Restart { delay, count, max } => format!(
+                    "{} {}; restarting in {} (restart {count}{})",
+                    name(*key),
+                    outcome.describe(),
+                    seconds(*delay),
+                    max.map_or_else(String::new, |m| format!(" of {m}"))
+                ),
+            },
+            Notice::Failed {
+                key,
+                restarts,
+                min_uptime,
+            } => format!(
+                "{} failed: {restarts} restart{} in a row ran less than {}",
+                name(*key),
+                if *restarts == 1 { "" } else { "s" },
+                seconds(*min_uptime)
+            ),
+            Notice::Received { signal } => format!("{} received", signal_name(*signal)),
+            Notice::ReceivedAgain { signal } => {
+                format!("{} received again: killing at once", signal_name(*signal))
+            }
+            Notice::Forwarded { signal, count } => format!(
+                "{} received: forwarded to {count} process{}",
+                signal.as_str(),
+                plural_es(*count)
+            ),
+            Notice::Stopping { targets } => stopping_text(targets, name),
+            Notice::Killing { targets } => {
+                let names: Vec<String> = targets.iter().map(|k| name(*k)).collect();
+                format!("sending SIGKILL to {}", names.join(", "))
+            }
+            Notice::PortInUse { key, port } => format!(
+                "warning: PORT {port} of {} is already in use on this machine",
+                name(*key)
+            ),
+            Notice::GaveUp => "processes still not gone after SIGKILL; giving up on them".into(),
+        }
+    }
+}
+
+fn plural_es(n: usize) -> &'static str {
+    if n == 1 { "" } else { "es" }
+}
+
+/// `stopping 2 processes: SIGTERM, then SIGKILL after 5s` when every
+/// target stops alike, else one clause per kind of stop.
+fn stopping_text(targets: &[(Key, Signal, Duration)], name: &dyn Fn(Key) -> String) -> String {
+    let n = targets.len();
+    let mut kinds: Vec<(Signal, Duration, Vec<Key>)> = Vec::new();
+    for &(key, signal, timeout) in targets {
+        match kinds
+            .iter_mut()
+            .find(|(s, t, _)| *s == signal && *t == timeout)
+        {
+            Some((_, _, keys)) => keys.push(key),
+            None => kinds.push((signal, timeout, vec![key])),
+        }
+    }
+    if let [(signal, timeout, _)] = kinds.as_slice() {
+        return format!(
+            "stopping {n} process{}: {}, then SIGKILL after {timeout:?}",
+            plural_es(n),
+            signal.as_str()
+        );
+    }
+    let clauses: Vec<String> = kinds
+        .iter()
+        .map(|(signal, timeout, keys)| {
+            let names: Vec<String> = keys.iter().map(|k| name(*k)).collect();
+            format!(
+                "{} to {} (SIGKILL after {timeout:?})",
+                signal.as_str(),
+                names.join(", ")
+            )
+        })
+        .collect();
+    format!(
+        "stopping {n} process{}: {}",
+        plural_es(n),
+        clauses.join("; ")
+    )
+}
+
+/// `2s`, `0.5s`, `1.25s`: seconds as a user writes them.
+pub fn seconds(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        let text = format!("{:.3}", d.as_secs_f64());
+        format!("{}s", text.trim_end_matches('0').trim_end_matches('.'))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn name(k: Key) -> String {
+        ["web.1", "worker.1", "db.1"][k.index()].to_owned()
+    }
+
+    #[test]
+    fn texts_match_what_procrun_always_printed() {
+        let t = |n: Notice| n.text(&name);
+        assert_eq!(
+            t(Notice::Started {
+                key: Key(0),
+                pid: Some(42),
+                port: Some(5000)
+            }),
+            "web.1 started with pid 42 (PORT=5000)"
+        );
+        assert_eq!(
+            t(Notice::Exited {
+                key: Key(1),
+                outcome: Outcome::Killed(15),
+                next: Next::Nothing
+            }),
+            "worker.1 killed by SIGTERM"
+        );
+        assert_eq!(
+            t(Notice::Stopping {
+                targets: vec![
+                    (Key(0), Signal::SIGTERM, Duration::from_secs(5)),
+                    (Key(1), Signal::SIGTERM, Duration::from_secs(5))
+                ]
+            }),
+            "stopping 2 processes: SIGTERM, then SIGKILL after 5s"
+        );
+        assert_eq!(
+            t(Notice::Forwarded {
+                signal: Signal::SIGUSR1,
+                count: 1
+            }),
+            "SIGUSR1 received: forwarded to 1 process"
+        );
+        assert_eq!(
+            t(Notice::ReceivedAgain { signal: 2 }),
+            "SIGINT received again: killing at once"
+        );
+        assert_eq!(
+            t(Notice::Killing {
+                targets: vec![Key(0), Key(2)]
+            }),
+            "sending SIGKILL to web.1, db.1"
+        );
+    }
+
+    #[test]
+    fn restart_texts() {
+        let t = |n: Notice| n.text(&name);
+        assert_eq!(
+            t(Notice::Exited {
+                key: Key(1),
+                outcome: Outcome::Exited(1),
+                next: Next::Restart {
+                    delay: Duration::from_secs(2),
+                    count: 2,
+                    max: Some(10)
+                }
+            }),
+            "worker.1 exited with code 1; restarting in 2s (restart 2 of 10)"
+        );
+        assert_eq!(
+            t(Notice::Failed {
+                key: Key(1),
+                restarts: 10,
+                min_uptime: Duration::from_secs(10)
+            }),
+            "worker.1 failed: 10 restarts in a row ran less than 10s"
+        );
+        assert_eq!(
+            t(Notice::Stopping {
+                targets: vec![
+                    (Key(2), Signal::SIGINT, Duration::from_secs(10)),
+                    (Key(0), Signal::SIGTERM, Duration::from_millis(500)),
+                ]
+            }),
+            "stopping 2 processes: SIGINT to db.1 (SIGKILL after 10s); SIGTERM to web.1 (SIGKILL after 500ms)"
+        );
+    }
+
+    #[test]
+    fn seconds_read_naturally() {
+        assert_eq!(seconds(Duration::from_secs(2)), "2s");
+        assert_eq!(seconds(Duration::from_millis(500)), "0.5s");
+        assert_eq!(seconds(Duration::from_millis(1250)), "1.25s");
+        assert_eq!(seconds(Duration::from_millis(10)), "0.01s");
+        assert_eq!(seconds(Duration::ZERO), "0s");
+    }
+}
