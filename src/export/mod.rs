@@ -159,7 +159,7 @@ impl Outcome {
 
 /// `procrun export`: plan, check, render, write.
 pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Outcome, Error> {
-    let (procfile, plan) = settings.plan(&args.formation, &[])?;
+    let (_, plan) = settings.plan(&args.formation, &[])?;
     let output_shown = args
         .output
         .clone()
@@ -192,11 +192,9 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Outcome, Error> 
         all.extend(warnings);
         return Err(all.into());
     }
-    // In the order `check` shows them: Procfile, env files, plan, export.
-    let mut before = procfile.warnings.clone();
-    before.extend(plan.env.warnings.iter().cloned());
-    before.extend(plan.warnings.iter().cloned());
-    warnings.splice(0..0, before);
+    // The plan's warnings already hold the Procfile's and the env files'
+    // (in the order `check` shows them); the export's own come after.
+    warnings.splice(0..0, plan.warnings.iter().cloned());
     let files = render(args.format, &plan, &options);
     for folder in write_all(&options.output_dir, &files)? {
         warnings.push(Diagnostic::warning(format!(
