@@ -9,6 +9,7 @@ pub mod cli;
 pub mod diagnostic;
 pub mod env;
 pub mod error;
+pub mod exit_code;
 pub mod export;
 pub mod formation;
 pub mod outcome;
