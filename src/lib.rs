@@ -1,8 +1,8 @@
 //! procrun: a Procfile runner and process supervisor.
 //!
-//! Data flows one way: the pure layers ([`procfile`], [`env`], [`formation`],
-//! [`plan`]) turn text into a [`plan::Plan`]; the commands act on it. The
-//! binary is a thin layer over [`main`].
+//! Data flows one way: the pure layers ([`procfile`], [`env`](mod@env),
+//! [`formation`], [`plan`]) turn text into a [`plan::Plan`]; the commands act
+//! on it. The binary is a thin layer over [`main`].
 
 pub mod check;
 pub mod cli;

@@ -16,7 +16,7 @@
 //! exit code 128+n (a shell would, but callers such as CI runners and
 //! `make` often see the raw wait status). The child stays in procrun's
 //! process group, so the terminal's Ctrl-C reaches it directly; see
-//! [`signals`] for what is forwarded and what is not.
+//! `run/signals.rs` for what is forwarded and what is not.
 
 mod signals;
 mod terminal;
