@@ -1,5 +1,5 @@
 //! `procrun run`: one-off admin processes (migrations, consoles, scripts) in
-//! the app's environment (issue #4).
+//! the app's environment.
 //!
 //! The child gets the inherited environment plus the env files (files win),
 //! runs in the app root, and owns stdin, stdout, stderr and the terminal:

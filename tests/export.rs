@@ -111,7 +111,7 @@ fn systemd_user_units_snapshot() {
 
 #[test]
 fn procfile_example_exports_with_one_command() {
-    // What docs/export.md promises: the example app, one command per target.
+    // What the README promises: the example app, one command per target.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     for format in FORMATS {
         let out = tempfile::tempdir().expect("temp dir");

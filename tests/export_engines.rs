@@ -1,6 +1,6 @@
-//! Every export format on its real engine or validator (issue 6), with the
-//! hostile fixture of tests/export_support: supervisord and runit run the
-//! exports and their web instances answer with exactly the env, arguments and
+//! Every export format on its real engine or validator, with the hostile
+//! fixture of tests/export_support: supervisord and runit run the exports
+//! and their web instances answer with exactly the env, arguments and
 //! working directory they should have; systemd units pass
 //! `systemd-analyze verify` (exit 0 and empty stderr) and boot in
 //! `systemd-nspawn`; Kubernetes manifests pass `kubernetes-validate --strict`
