@@ -62,7 +62,7 @@ pub trait Format {
 }
 
 /// The [`Format`] that implements `format`.
-pub fn format(format: ExportFormat) -> &'static dyn Format {
+pub fn format_of(format: ExportFormat) -> &'static dyn Format {
     match format {
         ExportFormat::Systemd => &systemd::Systemd,
         ExportFormat::Supervisord => &supervisord::Supervisord,
@@ -193,7 +193,7 @@ impl ExportFile {
 
 /// Renders `plan` in `format`.
 pub fn render(format: ExportFormat, plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
-    self::format(format).render(plan, options)
+    format_of(format).render(plan, options)
 }
 
 /// Everything that stops `format` from representing `plan` faithfully: the
@@ -207,7 +207,7 @@ pub fn check(format: ExportFormat, plan: &Plan, options: &ExportOptions) -> Vec<
             )));
         }
     }
-    found.extend(self::format(format).check(plan, options));
+    found.extend(format_of(format).check(plan, options));
     found
 }
 
@@ -217,7 +217,7 @@ pub fn ignored_options(format: ExportFormat, args: &ExportArgs) -> Vec<Diagnosti
     SharedOption::ALL
         .into_iter()
         .filter(|option| option.given(args))
-        .filter_map(|option| match self::format(format).support(option) {
+        .filter_map(|option| match format_of(format).support(option) {
             Support::Used => None,
             Support::Ignored => Some(Diagnostic::warning(format!(
                 "{} has no effect on {name}",
@@ -297,7 +297,7 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Exported, Error>
             .filter(|f| f.kind != FileKind::Dir)
             .map(|f| f.path.clone())
             .collect(),
-        next_steps: self::format(args.format).next_steps(&options, &dir),
+        next_steps: format_of(args.format).next_steps(&options, &dir),
         output_dir: output_shown,
     })
 }
