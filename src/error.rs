@@ -1,29 +1,23 @@
-//! procrun's errors and exit codes.
-//!
-//! | code | meaning |
-//! |------|---------|
-//! | 0 | success |
-//! | 1 | procrun failed at run time (an I/O error such as an unwritable output directory) |
-//! | 2 | invalid input: a bad flag, Procfile, env file, formation or port |
-//! | N | `start`: the code of the first process that exited; `run`: the command's code |
-//! | 128+N | `start`/`run`: stopped by, or the process died from, signal N (130 after Ctrl-C) |
-//! | 126, 127 | `run`: the command is not executable / not found |
+//! procrun's errors, each with the exit code it ends procrun with (see
+//! [`crate::exit_code`]).
 
 use crate::diagnostic::Diagnostic;
+use crate::exit_code::ExitCode;
 
-/// Exit code: success.
-pub const EXIT_OK: i32 = 0;
-/// Exit code: procrun itself failed while running.
-pub const EXIT_FAILURE: i32 = 1;
-/// Exit code: invalid usage or configuration.
-pub const EXIT_USAGE: i32 = 2;
+/// [`ExitCode::OK`], under its older name.
+pub const EXIT_OK: i32 = ExitCode::OK;
+/// [`ExitCode::FAILURE`], under its older name.
+pub const EXIT_FAILURE: i32 = ExitCode::FAILURE;
+/// [`ExitCode::USAGE`], under its older name.
+pub const EXIT_USAGE: i32 = ExitCode::USAGE;
 
 /// An error that ends a procrun command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Problems in the user's input, each located.
+    /// Problems in the user's input or command, each located, rendered on
+    /// stderr as they are.
     #[error("invalid configuration")]
-    Diagnostics(Vec<Diagnostic>),
+    Diagnostics(Diagnostics),
     /// An operating-system error while doing `context`.
     #[error("{context}: {}", io_reason(.source))]
     Io {
@@ -34,12 +28,32 @@ pub enum Error {
     },
 }
 
+/// The diagnostics of an [`Error::Diagnostics`] and the exit code they end
+/// procrun with. Derefs to the list.
+#[derive(Debug)]
+pub struct Diagnostics {
+    /// The problems, in the order they are shown.
+    pub list: Vec<Diagnostic>,
+    /// [`ExitCode::USAGE`] for invalid input; `run`'s
+    /// [`ExitCode::NOT_FOUND`] or [`ExitCode::NOT_EXECUTABLE`] for a command
+    /// it cannot start.
+    pub code: i32,
+}
+
+impl std::ops::Deref for Diagnostics {
+    type Target = [Diagnostic];
+
+    fn deref(&self) -> &[Diagnostic] {
+        &self.list
+    }
+}
+
 impl Error {
     /// The exit code this error ends procrun with.
     pub fn exit_code(&self) -> i32 {
         match self {
-            Error::Diagnostics(_) => EXIT_USAGE,
-            Error::Io { .. } => EXIT_FAILURE,
+            Error::Diagnostics(d) => d.code,
+            Error::Io { .. } => ExitCode::FAILURE,
         }
     }
 
@@ -50,17 +64,29 @@ impl Error {
             source,
         }
     }
+
+    /// One problem that ends procrun with `code` instead of
+    /// [`ExitCode::USAGE`].
+    pub fn with_code(diagnostic: Diagnostic, code: i32) -> Self {
+        Error::Diagnostics(Diagnostics {
+            list: vec![diagnostic],
+            code,
+        })
+    }
 }
 
 impl From<Vec<Diagnostic>> for Error {
-    fn from(d: Vec<Diagnostic>) -> Self {
-        Error::Diagnostics(d)
+    fn from(list: Vec<Diagnostic>) -> Self {
+        Error::Diagnostics(Diagnostics {
+            list,
+            code: ExitCode::USAGE,
+        })
     }
 }
 
 impl From<Diagnostic> for Error {
     fn from(d: Diagnostic) -> Self {
-        Error::Diagnostics(vec![d])
+        vec![d].into()
     }
 }
 
@@ -70,5 +96,22 @@ pub fn io_reason(e: &std::io::Error) -> String {
     match text.find(" (os error") {
         Some(i) => text[..i].to_owned(),
         None => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_carry_their_exit_code() {
+        assert_eq!(
+            Error::from(Diagnostic::error("bad")).exit_code(),
+            ExitCode::USAGE
+        );
+        let not_found = Error::with_code(Diagnostic::error("nope"), ExitCode::NOT_FOUND);
+        assert_eq!(not_found.exit_code(), 127);
+        let io = Error::io("x", std::io::Error::other("y"));
+        assert_eq!(io.exit_code(), ExitCode::FAILURE);
     }
 }

@@ -1,14 +1,15 @@
 //! procrun: a Procfile runner and process supervisor.
 //!
-//! Data flows one way: the pure layers ([`procfile`], [`env`], [`formation`],
-//! [`plan`]) turn text into a [`plan::Plan`]; the commands act on it. The
-//! binary is a thin layer over [`main`].
+//! Data flows one way: the pure layers ([`procfile`], [`env`](mod@env),
+//! [`formation`], [`plan`]) turn text into a [`plan::Plan`]; the commands act
+//! on it. The binary is a thin layer over [`main`].
 
 pub mod check;
 pub mod cli;
 pub mod diagnostic;
 pub mod env;
 pub mod error;
+pub mod exit_code;
 pub mod export;
 pub mod formation;
 pub mod outcome;

@@ -6,8 +6,10 @@ use std::process::ExitStatus;
 
 use nix::sys::signal::Signal;
 
-/// A death by signal n is reported as exit code 128+n, as shells do.
-pub const SIGNAL_EXIT_BASE: i32 = 128;
+use crate::exit_code::ExitCode;
+
+/// [`ExitCode::SIGNAL_BASE`], under its older name.
+pub const SIGNAL_EXIT_BASE: i32 = ExitCode::SIGNAL_BASE;
 
 /// `SIGTERM` for 15, `signal 99` for an unknown number.
 pub fn signal_name(signal: i32) -> String {
@@ -23,7 +25,8 @@ pub enum Outcome {
     Exited(i32),
     /// A signal killed it.
     Killed(i32),
-    /// It could not be started (counts as 127, like a shell's "not found").
+    /// It could not be started (counts as [`ExitCode::NOT_FOUND`], like a
+    /// shell's "not found").
     FailedToStart,
 }
 
@@ -41,8 +44,8 @@ impl Outcome {
     pub fn exit_code(self) -> i32 {
         match self {
             Outcome::Exited(code) => code,
-            Outcome::Killed(sig) => SIGNAL_EXIT_BASE + sig,
-            Outcome::FailedToStart => 127,
+            Outcome::Killed(sig) => ExitCode::SIGNAL_BASE + sig,
+            Outcome::FailedToStart => ExitCode::NOT_FOUND,
         }
     }
 

@@ -1,5 +1,5 @@
 //! `procrun run`: one-off admin processes (migrations, consoles, scripts) in
-//! the app's environment (issue #4).
+//! the app's environment.
 //!
 //! The child gets the inherited environment plus the env files (files win),
 //! runs in the app root, and owns stdin, stdout, stderr and the terminal:
@@ -16,7 +16,7 @@
 //! exit code 128+n (a shell would, but callers such as CI runners and
 //! `make` often see the raw wait status). The child stays in procrun's
 //! process group, so the terminal's Ctrl-C reaches it directly; see
-//! [`signals`] for what is forwarded and what is not.
+//! `run/signals.rs` for what is forwarded and what is not.
 
 mod signals;
 mod terminal;
@@ -31,17 +31,12 @@ use nix::unistd::Pid;
 use owo_colors::OwoColorize as _;
 
 use crate::cli::{FormationArgs, RunArgs};
-use crate::diagnostic::{self, Diagnostic};
+use crate::diagnostic::Diagnostic;
 use crate::error::Error;
+use crate::exit_code::ExitCode;
 use crate::outcome::{Outcome, signal_name};
 use crate::procfile::Procfile;
 use crate::settings::Settings;
-
-/// Exit code when the command cannot be executed (permission denied, a
-/// directory, a bad executable), as in POSIX shells.
-pub const EXIT_NOT_EXECUTABLE: i32 = 126;
-/// Exit code when the command is not found, as in POSIX shells.
-pub const EXIT_NOT_FOUND: i32 = 127;
 
 /// What to execute.
 #[derive(Debug)]
@@ -67,9 +62,10 @@ struct Prepared {
     entries: Option<(PathBuf, Vec<String>)>,
 }
 
-/// Runs `procrun run`, returning the exit code: the child's, 128+n after a
-/// death from signal n, 126/127 when it cannot be executed. procrun's own
-/// errors (env files, Procfile) are returned before anything runs.
+/// Runs `procrun run`, returning the exit code: the child's, or 128+n after
+/// a death from signal n. A command that cannot be started is an error
+/// with [`ExitCode::NOT_FOUND`] or [`ExitCode::NOT_EXECUTABLE`]; procrun's
+/// own errors (env files, Procfile) are returned before anything runs.
 pub fn run(settings: &Settings, args: &RunArgs) -> Result<i32, Error> {
     let prepared = prepare(settings, args)?;
     let color = settings.color_stderr();
@@ -96,14 +92,7 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<i32, Error> {
     unsafe { command.pre_exec(reset) };
 
     let foreground = terminal::Foreground::remember();
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(e) => {
-            let (diagnostic, code) = spawn_failure(&prepared, &e);
-            eprint!("{}", diagnostic::render_all(&[diagnostic], color));
-            return Ok(code);
-        }
-    };
+    let mut child = command.spawn().map_err(|e| spawn_failure(&prepared, &e))?;
     // A pid always fits in pid_t; std just hands it out as u32.
     let pid = Pid::from_raw(child.id() as libc::pid_t);
     tracing::debug!("spawned `{}` as {pid}", shown(&prepared.target));
@@ -306,14 +295,14 @@ fn shown(target: &Target) -> String {
     }
 }
 
-/// The message and exit code for a command that could not be started.
-fn spawn_failure(prepared: &Prepared, e: &std::io::Error) -> (Diagnostic, i32) {
+/// The error, with its exit code, for a command that could not be started.
+fn spawn_failure(prepared: &Prepared, e: &std::io::Error) -> Error {
     let shown = shown(&prepared.target);
     let reason = crate::error::io_reason(e);
     let Target::Program { program, .. } = &prepared.target else {
-        return (
+        return Error::with_code(
             Diagnostic::error(format!("cannot start `/bin/sh` for `{shown}`: {reason}")),
-            EXIT_NOT_EXECUTABLE,
+            ExitCode::NOT_EXECUTABLE,
         );
     };
     let path_var = prepared
@@ -346,21 +335,21 @@ fn spawn_failure(prepared: &Prepared, e: &std::io::Error) -> (Diagnostic, i32) {
                     None => d.help(format!("`{shown}` is not on PATH")),
                 }
             };
-            (diagnostic, EXIT_NOT_FOUND)
+            Error::with_code(diagnostic, ExitCode::NOT_FOUND)
         }
         std::io::ErrorKind::PermissionDenied => {
             let what = match found.as_deref().map(std::fs::metadata) {
                 Some(Ok(m)) if m.is_dir() => "is a directory",
                 _ => "is not executable (permission denied)",
             };
-            (
+            Error::with_code(
                 Diagnostic::error(format!("cannot run `{shown}`: it {what}")),
-                EXIT_NOT_EXECUTABLE,
+                ExitCode::NOT_EXECUTABLE,
             )
         }
-        _ => (
+        _ => Error::with_code(
             Diagnostic::error(format!("cannot run `{shown}`: {reason}")),
-            EXIT_NOT_EXECUTABLE,
+            ExitCode::NOT_EXECUTABLE,
         ),
     }
 }

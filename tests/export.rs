@@ -111,7 +111,7 @@ fn systemd_user_units_snapshot() {
 
 #[test]
 fn procfile_example_exports_with_one_command() {
-    // What docs/export.md promises: the example app, one command per target.
+    // What the README promises: the example app, one command per target.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     for format in FORMATS {
         let out = tempfile::tempdir().expect("temp dir");
@@ -387,4 +387,25 @@ fn option_conflicts_and_unusable_names_are_errors() {
         "{stderr}"
     );
     assert!(!p.join("out").exists());
+}
+
+#[test]
+fn procfile_and_env_warnings_are_shown_once() {
+    // `web:cmd` (no blank after the colon) warns in the Procfile, a key set
+    // twice warns in the env file; the export adds its own for `-t`.
+    let p = Project::with_procfile("web:sleep 1000\n").file(".env", "A=1\nA=2\n");
+    let out = p
+        .procrun()
+        .args(["export", "runit", "out", "-t", "3"])
+        .assert()
+        .success();
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    for warning in [
+        "no blank after the `:` of `web`",
+        "`A` is set twice in `.env`",
+        "-t/--timeout has no effect on runit",
+    ] {
+        assert_eq!(stderr.matches(warning).count(), 1, "{warning}: {stderr}");
+    }
+    assert_eq!(stderr.matches("warning:").count(), 3, "{stderr}");
 }

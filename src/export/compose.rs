@@ -2,20 +2,44 @@
 //! those scaled to 0), `deploy.replicas` from the formation, the env files'
 //! values inline in `environment:`, and the `web` type's `PORT` published.
 //!
-//! Every string is a YAML double-quoted scalar ([`super::yaml_quote`]) with
+//! Every string is a YAML double-quoted scalar ([`yaml_quote`]) with
 //! `$` written `$$`, because Compose interpolates `$VAR` in every value.
 //! Inside a container each replica gets its type's first port, and `PS` is
 //! the type's name (replicas have no instance number).
+//!
+//! Compose has no checks of its own: a quoted scalar holds any value and
+//! any key, and Procfile names (letters, digits, `_`, `-`) are valid
+//! service names.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
-use super::{ExportFile, ExportOptions, GENERATED, relative_path, shell_script, yaml_quote};
-use crate::diagnostic::Diagnostic;
+use super::quote::{shell_script, yaml_quote};
+use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::plan::Plan;
 
-/// Compose needs nothing beyond the shared checks.
-pub fn check(_plan: &Plan) -> Vec<Diagnostic> {
-    Vec::new()
+/// The Docker Compose format.
+#[derive(Clone, Copy, Debug)]
+pub struct Compose;
+
+impl Format for Compose {
+    fn support(&self, option: SharedOption) -> Support {
+        match option {
+            SharedOption::Log => {
+                Support::IgnoredBecause("--log has no effect on compose: containers log to stdout")
+            }
+            SharedOption::UserUnits => Support::Ignored,
+            SharedOption::User | SharedOption::Image | SharedOption::Timeout => Support::Used,
+        }
+    }
+
+    fn render(&self, plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+        render(plan, options)
+    }
+
+    fn next_steps(&self, _options: &ExportOptions, dir: &str) -> String {
+        format!("next: docker compose -f {dir}/compose.yaml up")
+    }
 }
 
 /// A YAML string that Compose will not interpolate.
@@ -24,7 +48,7 @@ pub fn quote(value: &str) -> String {
 }
 
 /// Renders `compose.yaml`.
-pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
     let mut y = String::new();
     let _ = writeln!(y, "# {GENERATED}");
     let _ = writeln!(y, "name: {}", quote(&options.app.to_ascii_lowercase()));
@@ -76,6 +100,24 @@ pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
     vec![ExportFile::file("compose.yaml", y)]
 }
 
+/// The path from directory `from` to `to`, both absolute: `.` when equal.
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let from: Vec<_> = from.components().collect();
+    let to: Vec<_> = to.components().collect();
+    let common = from.iter().zip(&to).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..from.len() {
+        out.push("..");
+    }
+    for part in &to[common..] {
+        out.push(part);
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +125,21 @@ mod tests {
     #[test]
     fn dollars_are_doubled() {
         assert_eq!(quote("$HOME ${X}"), "\"$$HOME $${X}\"");
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative_path(Path::new("/a/b/out"), Path::new("/a/b")),
+            Path::new("..")
+        );
+        assert_eq!(
+            relative_path(Path::new("/a/b"), Path::new("/a/b")),
+            Path::new(".")
+        );
+        assert_eq!(
+            relative_path(Path::new("/x/y"), Path::new("/a/b")),
+            Path::new("../../a/b")
+        );
     }
 }

@@ -5,7 +5,7 @@
 //! `app.kubernetes.io/{name,component,managed-by}`; each Deployment selects
 //! its pods by name and component.
 //!
-//! Strings are YAML double-quoted scalars ([`super::yaml_quote`]); in the
+//! Strings are YAML double-quoted scalars ([`yaml_quote`]); in the
 //! container's `command` every `$` is written `$$`, because the kubelet
 //! expands `$(NAME)` there. ConfigMap values reach the pods through
 //! `envFrom`, which expands nothing. Every replica of a type gets the type's
@@ -13,44 +13,67 @@
 
 use std::fmt::Write as _;
 
-use super::{ExportFile, ExportOptions, GENERATED, shell_script, whole_seconds, yaml_quote};
+use super::quote::{shell_script, yaml_quote};
+use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
 use crate::plan::Plan;
 
-/// `--image` is required, and every name must be a DNS label.
-pub fn check(plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
-    let mut found = Vec::new();
-    if options.image.as_deref().is_none_or(str::is_empty) {
-        found.push(
-            Diagnostic::error("the kubernetes export needs the container image to run")
-                .help("pass --image, e.g. --image registry.example.com/myapp:1.0"),
-        );
-    }
-    if options.user.is_some() {
-        found.push(Diagnostic::warning(
-            "--user has no effect on kubernetes: set securityContext.runAsUser in the Deployments",
-        ));
-    }
-    let mut seen: Vec<(String, &str)> = Vec::new();
-    for t in &plan.types {
-        let name = resource_name(&options.app, &t.name);
-        if name.len() > 63 {
+/// The Kubernetes format.
+#[derive(Clone, Copy, Debug)]
+pub struct Kubernetes;
+
+impl Format for Kubernetes {
+    /// `--image` is required, and every name must be a DNS label.
+    fn check(&self, plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
+        let mut found = Vec::new();
+        if options.image.as_deref().is_none_or(str::is_empty) {
             found.push(
-                Diagnostic::error(format!(
-                    "`{name}` is longer than the 63 characters Kubernetes allows in a name"
-                ))
-                .help("choose a shorter --app"),
+                Diagnostic::error("the kubernetes export needs the container image to run")
+                    .help("pass --image, e.g. --image registry.example.com/myapp:1.0"),
             );
         }
-        if let Some((_, other)) = seen.iter().find(|(n, _)| *n == name) {
-            found.push(Diagnostic::error(format!(
-                "process types `{other}` and `{}` would both be named `{name}` in Kubernetes",
-                t.name
-            )));
+        let mut seen: Vec<(String, &str)> = Vec::new();
+        for t in &plan.types {
+            let name = resource_name(&options.app, &t.name);
+            if name.len() > 63 {
+                found.push(
+                    Diagnostic::error(format!(
+                        "`{name}` is longer than the 63 characters Kubernetes allows in a name"
+                    ))
+                    .help("choose a shorter --app"),
+                );
+            }
+            if let Some((_, other)) = seen.iter().find(|(n, _)| *n == name) {
+                found.push(Diagnostic::error(format!(
+                    "process types `{other}` and `{}` would both be named `{name}` in Kubernetes",
+                    t.name
+                )));
+            }
+            seen.push((name, &t.name));
         }
-        seen.push((name, &t.name));
+        found
     }
-    found
+
+    fn support(&self, option: SharedOption) -> Support {
+        match option {
+            SharedOption::Log => Support::IgnoredBecause(
+                "--log has no effect on kubernetes: containers log to stdout",
+            ),
+            SharedOption::User => Support::IgnoredBecause(
+                "--user has no effect on kubernetes: set securityContext.runAsUser in the Deployments",
+            ),
+            SharedOption::UserUnits => Support::Ignored,
+            SharedOption::Image | SharedOption::Timeout => Support::Used,
+        }
+    }
+
+    fn render(&self, plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+        render(plan, options)
+    }
+
+    fn next_steps(&self, _options: &ExportOptions, dir: &str) -> String {
+        format!("next: kubectl apply -f {dir}/")
+    }
 }
 
 /// A DNS label for a resource: lower case, `_` and `.` as `-`.
@@ -71,7 +94,7 @@ fn dns(name: &str) -> String {
 }
 
 /// Renders `APP.yaml`.
-pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
     let app = dns(&options.app);
     let image = options.image.as_deref().unwrap_or_default();
     let q = |s: &str| yaml_quote(s);
@@ -118,7 +141,7 @@ pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(
             y,
             "      terminationGracePeriodSeconds: {}",
-            whole_seconds(options.timeout)
+            options.timeout_secs()
         );
         let _ = writeln!(y, "      containers:");
         let _ = writeln!(y, "        - name: {}", q(&component));

@@ -7,21 +7,46 @@
 
 use std::fmt::Write as _;
 
-use super::{ExportFile, ExportOptions, GENERATED, shell_script, whole_seconds};
+use super::quote::shell_script;
+use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
 use crate::plan::Plan;
 
-/// Values XML cannot carry.
-pub fn check(plan: &Plan) -> Vec<Diagnostic> {
-    plan.env
-        .pairs()
-        .filter(|(_, v)| v.chars().any(|c| !xml_char(c)))
-        .map(|(k, _)| {
-            Diagnostic::error(format!(
-                "the value of {k} contains a control character that a launchd property list (XML) cannot hold"
-            ))
-        })
-        .collect()
+/// The launchd format.
+#[derive(Clone, Copy, Debug)]
+pub struct Launchd;
+
+impl Format for Launchd {
+    /// Values XML cannot carry.
+    fn check(&self, plan: &Plan, _options: &ExportOptions) -> Vec<Diagnostic> {
+        plan.env
+            .pairs()
+            .filter(|(_, v)| v.chars().any(|c| !xml_char(c)))
+            .map(|(k, _)| {
+                Diagnostic::error(format!(
+                    "the value of {k} contains a control character that a launchd property list (XML) cannot hold"
+                ))
+            })
+            .collect()
+    }
+
+    fn support(&self, option: SharedOption) -> Support {
+        match option {
+            SharedOption::UserUnits | SharedOption::Image => Support::Ignored,
+            SharedOption::Log | SharedOption::User | SharedOption::Timeout => Support::Used,
+        }
+    }
+
+    fn render(&self, plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+        render(plan, options)
+    }
+
+    fn next_steps(&self, options: &ExportOptions, dir: &str) -> String {
+        let app = &options.app;
+        format!(
+            "next: cp {dir}/*.plist ~/Library/LaunchAgents/ && launchctl load ~/Library/LaunchAgents/{app}-*.plist"
+        )
+    }
 }
 
 fn xml_char(c: char) -> bool {
@@ -30,7 +55,7 @@ fn xml_char(c: char) -> bool {
 }
 
 /// Renders the plists.
-pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
     let app = &options.app;
     let log_dir = options
         .log_dir
@@ -72,7 +97,7 @@ pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(
             p,
             "  <key>ExitTimeOut</key>\n  <integer>{}</integer>",
-            whole_seconds(options.timeout)
+            options.timeout_secs()
         );
         key_string(&mut p, "StandardOutPath", &log);
         key_string(&mut p, "StandardErrorPath", &log);

@@ -15,12 +15,42 @@
 
 use std::fmt::Write as _;
 
-use super::{ExportFile, ExportOptions, GENERATED, shell_quote, shell_script};
+use super::quote::{shell_quote, shell_script};
+use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
 use crate::plan::Plan;
 
+/// The runit format.
+#[derive(Clone, Copy, Debug)]
+pub struct Runit;
+
+impl Format for Runit {
+    fn check(&self, plan: &Plan, _options: &ExportOptions) -> Vec<Diagnostic> {
+        check(plan)
+    }
+
+    fn support(&self, option: SharedOption) -> Support {
+        match option {
+            SharedOption::Timeout => Support::IgnoredBecause(
+                "-t/--timeout has no effect on runit: `sv down` sends SIGTERM and waits (use `sv -w SECS force-stop`)",
+            ),
+            SharedOption::UserUnits | SharedOption::Image => Support::Ignored,
+            SharedOption::Log | SharedOption::User => Support::Used,
+        }
+    }
+
+    fn render(&self, plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+        render(plan, options)
+    }
+
+    fn next_steps(&self, options: &ExportOptions, dir: &str) -> String {
+        let app = &options.app;
+        format!("next: runsvdir {dir}   (or link each {dir}/{app}-* into /etc/service/)")
+    }
+}
+
 /// What runit's `env/` directories cannot carry.
-pub fn check(plan: &Plan) -> Vec<Diagnostic> {
+fn check(plan: &Plan) -> Vec<Diagnostic> {
     let mut found = Vec::new();
     for (key, value) in plan.env.pairs() {
         if key.starts_with('.') {
@@ -45,7 +75,7 @@ pub fn check(plan: &Plan) -> Vec<Diagnostic> {
 }
 
 /// Renders the service directories.
-pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
     let app = &options.app;
     let mut files = Vec::new();
     for i in &plan.instances {

@@ -18,29 +18,62 @@
 
 use std::fmt::Write as _;
 
-use super::{ExportFile, ExportOptions, GENERATED, shell_quote, shell_script, whole_seconds};
+use super::quote::{shell_quote, shell_script};
+use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
 use crate::plan::Plan;
 
-/// Keys the shell can `export`, and paths the INI reader would cut short.
-pub fn check(plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
-    let mut found = super::variable_names(plan, "the supervisord export");
-    for path in [Some(&plan.root), options.log_dir.as_ref()]
-        .into_iter()
-        .flatten()
-    {
-        let text = path.display().to_string();
-        if has_inline_comment(&text) || text.contains("%(here)s") {
-            found.push(Diagnostic::error(format!(
-                "`{text}` holds a `;` or `#` after a blank, or `%(here)s`, which supervisord's config reader would take apart"
+/// The supervisord format.
+#[derive(Clone, Copy, Debug)]
+pub struct Supervisord;
+
+impl Format for Supervisord {
+    /// Keys the shell can `export`, paths the INI reader would cut short,
+    /// and a socket path too long to bind.
+    fn check(&self, plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
+        let mut found = super::variable_names(plan, "the supervisord export");
+        for path in [Some(&plan.root), options.log_dir.as_ref()]
+            .into_iter()
+            .flatten()
+        {
+            let text = path.display().to_string();
+            if has_inline_comment(&text) || text.contains("%(here)s") {
+                found.push(Diagnostic::error(format!(
+                    "`{text}` holds a `;` or `#` after a blank, or `%(here)s`, which supervisord's config reader would take apart"
+                )));
+            }
+        }
+        let socket = options.output_dir.join("supervisor.sock");
+        // sockaddr_un holds 108 bytes, the terminating NUL included.
+        if socket.as_os_str().len() > 107 {
+            found.push(Diagnostic::warning(format!(
+                "supervisord's socket path `{}` is longer than a Unix socket allows (107 bytes): supervisord will not start from there",
+                socket.display()
             )));
         }
+        found
     }
-    found
+
+    fn support(&self, option: SharedOption) -> Support {
+        match option {
+            SharedOption::UserUnits | SharedOption::Image => Support::Ignored,
+            SharedOption::Log | SharedOption::User | SharedOption::Timeout => Support::Used,
+        }
+    }
+
+    fn render(&self, plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+        render(plan, options)
+    }
+
+    fn next_steps(&self, _options: &ExportOptions, dir: &str) -> String {
+        format!(
+            "next: supervisord -c {dir}/supervisord.conf && supervisorctl -c {dir}/supervisord.conf status"
+        )
+    }
 }
 
 /// Renders `supervisord.conf`, `APP.conf`, `APP.env` and the log folder.
-pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
     let app = &options.app;
     let log = match &options.log_dir {
         Some(dir) => escape(&dir.display().to_string()),
@@ -111,7 +144,7 @@ files = {app}.conf
         let _ = writeln!(conf, "autorestart=true");
         let _ = writeln!(conf, "startsecs=1");
         let _ = writeln!(conf, "stopsignal=TERM");
-        let _ = writeln!(conf, "stopwaitsecs={}", whole_seconds(options.timeout));
+        let _ = writeln!(conf, "stopwaitsecs={}", options.timeout_secs());
         let _ = writeln!(conf, "stopasgroup=true");
         let _ = writeln!(conf, "killasgroup=true");
         let _ = writeln!(

@@ -11,18 +11,59 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use super::{ExportFile, ExportOptions, GENERATED, shell_script};
+use super::quote::shell_script;
+use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
 use crate::plan::Plan;
 
-/// systemd ignores (with a warning) an `Environment=` whose name is not a
-/// shell variable name.
-pub fn check(plan: &Plan) -> Vec<Diagnostic> {
-    super::variable_names(plan, "systemd")
+/// The systemd format.
+#[derive(Clone, Copy, Debug)]
+pub struct Systemd;
+
+impl Format for Systemd {
+    fn check(&self, plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
+        // systemd ignores (with a warning) an `Environment=` whose name is
+        // not a shell variable name.
+        let mut found = super::variable_names(plan, "systemd");
+        if options.user_units && options.user.is_some() {
+            found.push(
+                Diagnostic::error("--user cannot be used with --user-units")
+                    .help("user units run as the user whose `systemctl --user` starts them"),
+            );
+        }
+        found
+    }
+
+    fn support(&self, option: SharedOption) -> Support {
+        match option {
+            SharedOption::Log => Support::IgnoredBecause(
+                "--log has no effect on systemd units: their output goes to the journal (journalctl -u APP-web-1)",
+            ),
+            SharedOption::Image => Support::Ignored,
+            SharedOption::User | SharedOption::UserUnits | SharedOption::Timeout => Support::Used,
+        }
+    }
+
+    fn render(&self, plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+        render(plan, options)
+    }
+
+    fn next_steps(&self, options: &ExportOptions, dir: &str) -> String {
+        let app = &options.app;
+        if options.user_units {
+            format!(
+                "next: cp {dir}/* ~/.config/systemd/user/ && systemctl --user daemon-reload && systemctl --user enable --now {app}.target"
+            )
+        } else {
+            format!(
+                "next: sudo cp {dir}/* /etc/systemd/system/ && sudo systemctl daemon-reload && sudo systemctl enable --now {app}.target"
+            )
+        }
+    }
 }
 
 /// Renders the units.
-pub fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
+fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
     let app = &options.app;
     let mut files = Vec::new();
     let types: Vec<_> = plan.types.iter().filter(|t| t.count > 0).collect();

@@ -1,4 +1,4 @@
-//! Signal handling while `procrun run` waits for its child (issue #4).
+//! Signal handling while `procrun run` waits for its child.
 //!
 //! The child stays in procrun's process group, so everything the terminal
 //! sends to the foreground group (Ctrl-C, Ctrl-\, a window resize) already
@@ -23,7 +23,8 @@
 //! wakes a thread through a self-pipe (async-signal-safe); that thread calls
 //! `kill`. That thread and the waiting thread share the child's pid behind a
 //! mutex, and the child is only reaped after the pid has been withdrawn under
-//! that mutex, so a recycled pid is never signalled (STYLE.md pitfall 12).
+//! that mutex: once reaped, the pid is free for the system to give to an
+//! unrelated process, which must never receive a forwarded signal.
 //! The thread then ends through signal-hook's [`Handle::close`].
 //!
 //! A signal that was ignored when procrun started (`nohup procrun run …`, a

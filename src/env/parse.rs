@@ -1,0 +1,355 @@
+//! The env-file parser: one assignment at a time, in three steps (key, `=`,
+//! value), each reporting its own error with the file, line and column. A
+//! bad line is reported and skipped, so that every problem in a file is
+//! shown at once; an unterminated quote ends the file, because everything
+//! after it belongs to the value.
+
+use super::expand::{self, Invalid, Reference};
+use crate::diagnostic::{Diagnostic, Location};
+
+/// Looks a variable up for `$` references: earlier keys, then the
+/// inherited environment.
+pub(super) type Lookup<'l> = &'l dyn Fn(&str) -> Option<String>;
+
+/// One `KEY=value` line (or lines, for a quoted value).
+pub(super) struct Assignment {
+    pub(super) key: String,
+    pub(super) value: String,
+    /// The 1-based line of the key.
+    pub(super) line: usize,
+}
+
+pub(super) struct Parser<'a> {
+    source: &'a str,
+    text: &'a str,
+    pos: usize,
+    line_starts: Vec<usize>,
+    errors: Vec<Diagnostic>,
+}
+
+impl<'a> Parser<'a> {
+    /// A parser for `text`, the contents of the file named `source`.
+    pub(super) fn new(source: &'a str, text: &'a str) -> Self {
+        Parser {
+            source,
+            text,
+            pos: 0,
+            line_starts: std::iter::once(0)
+                .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// The errors found so far.
+    pub(super) fn into_errors(self) -> Vec<Diagnostic> {
+        self.errors
+    }
+
+    /// The next assignment, reporting and skipping bad lines; `None` at the
+    /// end of the file.
+    pub(super) fn next_assignment(&mut self, lookup: Lookup<'_>) -> Option<Assignment> {
+        while self.skip_to_assignment() {
+            match self.assignment(lookup) {
+                Ok(assignment) => return Some(assignment),
+                Err(d) => {
+                    self.errors.push(d);
+                    self.skip_line();
+                }
+            }
+        }
+        None
+    }
+
+    /// Moves past a byte-order mark, blank lines and comment lines to the
+    /// start of the next assignment; false at the end of the file.
+    fn skip_to_assignment(&mut self) -> bool {
+        loop {
+            if self.pos >= self.text.len() {
+                return false;
+            }
+            if self.pos == 0 && self.text.starts_with('\u{feff}') {
+                self.pos = '\u{feff}'.len_utf8();
+            }
+            self.skip_blanks();
+            if self.at_line_end() || self.peek() == Some('#') {
+                self.skip_line();
+                continue;
+            }
+            return true;
+        }
+    }
+
+    /// `[export ]KEY = value`, from its first non-blank character.
+    fn assignment(&mut self, lookup: Lookup<'_>) -> Result<Assignment, Diagnostic> {
+        let line = self.line_of(self.pos);
+        if let Some(after) = self.rest().strip_prefix("export")
+            && after.starts_with([' ', '\t'])
+        {
+            self.pos += "export".len();
+            self.skip_blanks();
+        }
+        let key_start = self.pos;
+        let key = self.key()?;
+        self.equals(&key, key_start)?;
+        let value = self.value(lookup)?;
+        Ok(Assignment { key, value, line })
+    }
+
+    /// `[A-Za-z0-9_.]+`.
+    fn key(&mut self) -> Result<String, Diagnostic> {
+        let len = self
+            .rest()
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+            .unwrap_or(self.rest().len());
+        if len == 0 {
+            return Err(Diagnostic::error(
+                "expected a variable name (letters, digits, `_` or `.`)",
+            )
+            .at(self.location_at(self.pos))
+            .help("each line must look like `KEY=value`"));
+        }
+        let key = self.rest()[..len].to_owned();
+        self.pos += len;
+        Ok(key)
+    }
+
+    /// The `=` after `key` (which started at `key_start`), with blanks
+    /// around it.
+    fn equals(&mut self, key: &str, key_start: usize) -> Result<(), Diagnostic> {
+        self.skip_blanks();
+        if self.peek() == Some('=') {
+            self.pos += 1;
+            self.skip_blanks();
+            return Ok(());
+        }
+        let d = Diagnostic::error(format!("expected `=` after `{key}`"));
+        Err(if self.at_line_end() {
+            let line = self.line_of(key_start);
+            let from = key_start - self.line_starts[line - 1];
+            d.at(self.location(line, from, from + key.len()))
+                .help(format!(
+                    "write `{key}=value` (or `{key}=` for an empty value)"
+                ))
+        } else {
+            d.at(self.location_at(self.pos))
+                .help("variable names contain only letters, digits, `_` and `.`")
+        })
+    }
+
+    /// The value, quoted or not, and the rest of its line.
+    fn value(&mut self, lookup: Lookup<'_>) -> Result<String, Diagnostic> {
+        match self.peek() {
+            Some('\'') => self.single_quoted(),
+            Some('"') => self.double_quoted(lookup),
+            _ => Ok(self.unquoted(lookup)),
+        }
+    }
+
+    /// `'…'`: literal up to the next `'`.
+    fn single_quoted(&mut self) -> Result<String, Diagnostic> {
+        let open = self.pos;
+        self.pos += 1;
+        let Some(len) = self.rest().find('\'') else {
+            return Err(self.unterminated(open, '\''));
+        };
+        let value = self.rest()[..len].replace("\r\n", "\n");
+        self.pos += len + 1;
+        self.end_of_quoted()?;
+        Ok(value)
+    }
+
+    /// `"…"`: backslash escapes and `$` references.
+    fn double_quoted(&mut self, lookup: Lookup<'_>) -> Result<String, Diagnostic> {
+        let open = self.pos;
+        self.pos += 1;
+        let mut value = String::new();
+        loop {
+            let Some(c) = self.peek() else {
+                return Err(self.unterminated(open, '"'));
+            };
+            match c {
+                '"' => {
+                    self.pos += 1;
+                    break;
+                }
+                '\\' => {
+                    self.pos += 1;
+                    let Some(next) = self.peek() else {
+                        return Err(self.unterminated(open, '"'));
+                    };
+                    self.pos += next.len_utf8();
+                    match next {
+                        'n' => value.push('\n'),
+                        'r' => value.push('\r'),
+                        't' => value.push('\t'),
+                        '"' | '\\' | '$' | '\'' => value.push(next),
+                        other => {
+                            value.push('\\');
+                            value.push(other);
+                        }
+                    }
+                }
+                '$' => self.expand(&mut value, lookup)?,
+                '\r' if self.rest().starts_with("\r\n") => {
+                    self.pos += 2;
+                    value.push('\n');
+                }
+                _ => {
+                    self.pos += c.len_utf8();
+                    value.push(c);
+                }
+            }
+        }
+        self.end_of_quoted()?;
+        Ok(value)
+    }
+
+    /// After a closing quote only blanks and a comment may follow.
+    fn end_of_quoted(&mut self) -> Result<(), Diagnostic> {
+        self.skip_blanks();
+        if self.peek() == Some('#') || self.at_line_end() {
+            self.skip_line();
+            Ok(())
+        } else {
+            Err(Diagnostic::error("unexpected text after the closing quote")
+                .at(self.location_at(self.pos))
+                .help("put the whole value inside the quotes"))
+        }
+    }
+
+    fn unterminated(&mut self, open: usize, quote: char) -> Diagnostic {
+        let d = Diagnostic::error(format!("unterminated quoted value: no closing `{quote}`"))
+            .at(self.location_at(open))
+            .help(format!("add the closing `{quote}`"));
+        // Everything after an unterminated quote is part of the value: stop.
+        self.pos = self.text.len();
+        d
+    }
+
+    /// The rest of the line up to a comment, trimmed, with `\$` and `$`
+    /// references; a reference that does not parse is kept as written.
+    fn unquoted(&mut self, lookup: Lookup<'_>) -> String {
+        let line_end = self
+            .rest()
+            .find('\n')
+            .map_or(self.text.len(), |i| self.pos + i);
+        let raw = &self.text[self.pos..line_end];
+        let raw = raw.strip_suffix('\r').unwrap_or(raw);
+        // A `#` starts a comment when a blank precedes it (or it opens the
+        // value after blanks, which skip_blanks already consumed).
+        let comment = raw
+            .char_indices()
+            .find(|&(i, c)| {
+                let before = &self.text[..self.pos + i];
+                c == '#' && before.ends_with([' ', '\t'])
+            })
+            .map_or(raw.len(), |(i, _)| i);
+        let body_end = self.pos + raw[..comment].trim_end().len();
+        let mut value = String::new();
+        while self.pos < body_end {
+            let c = self.peek().unwrap_or_default();
+            if c == '\\' && self.rest().starts_with("\\$") {
+                value.push('$');
+                self.pos += 2;
+            } else if c == '$' {
+                // An unterminated `${` in an unquoted value is kept literally.
+                let start = self.pos;
+                if self.expand(&mut value, lookup).is_err() || self.pos > body_end {
+                    self.pos = start + 1;
+                    value.push('$');
+                }
+            } else {
+                value.push(c);
+                self.pos += c.len_utf8();
+            }
+        }
+        self.skip_line();
+        value
+    }
+
+    /// Expands the reference at the current position (which holds `$`),
+    /// appending to `out`, and moves past it.
+    fn expand(&mut self, out: &mut String, lookup: Lookup<'_>) -> Result<(), Diagnostic> {
+        let dollar = self.pos;
+        match expand::reference(self.rest()) {
+            Ok(Reference::Literal) => {
+                out.push('$');
+                self.pos += 1;
+                Ok(())
+            }
+            Ok(Reference::Variable { name, default, len }) => {
+                out.push_str(&expand::resolve(lookup(name), default));
+                self.pos += len;
+                Ok(())
+            }
+            Err(Invalid::Unterminated) => {
+                Err(Diagnostic::error("unterminated `${`: no closing `}`")
+                    .at(self.location_at(dollar))
+                    .help("write `${NAME}`, or `\\$` for a literal dollar sign"))
+            }
+            Err(Invalid::NotAName(inner)) => Err(Diagnostic::error(format!(
+                "invalid variable reference `${{{inner}}}`"
+            ))
+            .at(self.location_at(dollar))
+            .help("write `${NAME}` or `${NAME:-default}`")),
+        }
+    }
+
+    fn rest(&self) -> &'a str {
+        &self.text[self.pos..]
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.rest().chars().next()
+    }
+
+    fn skip_blanks(&mut self) {
+        let rest = self.rest();
+        self.pos += rest.len() - rest.trim_start_matches([' ', '\t']).len();
+    }
+
+    /// Moves past the end of the current line.
+    fn skip_line(&mut self) {
+        self.pos = self
+            .rest()
+            .find('\n')
+            .map_or(self.text.len(), |i| self.pos + i + 1);
+    }
+
+    fn at_line_end(&self) -> bool {
+        let rest = self.rest();
+        rest.is_empty() || rest.starts_with('\n') || rest.starts_with("\r\n") || rest == "\r"
+    }
+
+    fn line_of(&self, byte: usize) -> usize {
+        self.line_starts.partition_point(|&s| s <= byte)
+    }
+
+    fn line_text(&self, line: usize) -> &'a str {
+        let start = self.line_starts[line - 1];
+        let end = self
+            .line_starts
+            .get(line)
+            .map_or(self.text.len(), |&next| next - 1);
+        let text = &self.text[start..end];
+        text.strip_suffix('\r').unwrap_or(text)
+    }
+
+    /// A location at byte offsets `from..to` relative to the start of `line`.
+    pub(super) fn location(&self, line: usize, from: usize, to: usize) -> Location {
+        Location::from_bytes(self.source, line, self.line_text(line), from, to)
+    }
+
+    /// A location covering one char at absolute byte offset `at`.
+    fn location_at(&self, at: usize) -> Location {
+        let line = self.line_of(at);
+        let from = at - self.line_starts[line - 1];
+        let width = self.text[at..]
+            .chars()
+            .next()
+            .filter(|c| *c != '\n' && *c != '\r')
+            .map_or(0, char::len_utf8);
+        self.location(line, from, from + width)
+    }
+}

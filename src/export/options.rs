@@ -1,0 +1,203 @@
+//! The options every format shares, resolved from the command line, and the
+//! checks on them that do not depend on the format.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::cli::ExportArgs;
+use crate::diagnostic::Diagnostic;
+
+/// `-t` when it is not given.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Options shared by every format, resolved from the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExportOptions {
+    /// The app's name: the prefix of every unit, program and service.
+    pub app: String,
+    /// `--user`.
+    pub user: Option<String>,
+    /// `--log`, absolute.
+    pub log_dir: Option<PathBuf>,
+    /// `-t`: how long a process may take to stop.
+    pub timeout: Duration,
+    /// `--image`.
+    pub image: Option<String>,
+    /// `--user-units` (systemd).
+    pub user_units: bool,
+    /// The absolute output directory.
+    pub output_dir: PathBuf,
+}
+
+impl ExportOptions {
+    /// Resolves `args` for an app in `root`, with relative paths taken from
+    /// `cwd`; `output_dir` is the output directory as the user named it.
+    pub fn resolve(args: &ExportArgs, root: &Path, cwd: &Path, output_dir: &Path) -> Self {
+        ExportOptions {
+            app: match &args.app {
+                Some(app) => app.clone(),
+                None => default_app_name(root),
+            },
+            user: args.user.clone(),
+            log_dir: args.log.as_ref().map(|l| absolute(cwd, l)),
+            timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            image: args.image.clone(),
+            user_units: args.user_units,
+            output_dir: absolute(cwd, output_dir),
+        }
+    }
+
+    /// The timeout in whole seconds, rounded up (formats that take an
+    /// integer).
+    pub fn timeout_secs(&self) -> u64 {
+        let secs = self.timeout.as_secs();
+        if self.timeout.subsec_nanos() > 0 {
+            secs + 1
+        } else {
+            secs
+        }
+    }
+
+    /// The app name, the user and every path (with the app `root`) checked
+    /// against what all formats can hold; `format` names the format in
+    /// messages.
+    pub fn check(&self, root: &Path, format: &str) -> Vec<Diagnostic> {
+        let mut found = Vec::new();
+        if !valid_app_name(&self.app) {
+            found.push(
+                Diagnostic::error(format!("`{}` is not usable as an app name", self.app)).help(
+                    "use a letter, then letters, digits, `-` or `_` (at most 40), e.g. --app myapp",
+                ),
+            );
+        }
+        if let Some(user) = self.user.as_ref().filter(|u| !valid_user(u)) {
+            found.push(
+                Diagnostic::error(format!("`{user}` is not usable as a user name"))
+                    .help("use letters, digits, `_`, `-` and `.`, or a numeric id"),
+            );
+        }
+        for (what, path) in [
+            ("the app root", Some(root)),
+            ("the output directory", Some(self.output_dir.as_path())),
+            ("the log directory", self.log_dir.as_deref()),
+        ] {
+            let Some(path) = path else { continue };
+            let text = path.to_string_lossy();
+            if path.to_str().is_none() || text.chars().any(char::is_control) {
+                found.push(Diagnostic::error(format!(
+                    "{what} `{}` contains a control character or invalid UTF-8, which {format} configuration cannot hold",
+                    text.escape_debug()
+                )));
+            }
+        }
+        found
+    }
+}
+
+/// `path` from `cwd`, with `.` and `..` removed lexically so that paths
+/// written into the configuration read well; the directory may not exist
+/// yet.
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    let joined = cwd.join(path);
+    let mut out = PathBuf::new();
+    for part in joined.components() {
+        match part {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// The default app name: the app root's directory name, lower-cased, with
+/// every run of characters other than letters and digits turned into `-`.
+pub fn default_app_name(root: &Path) -> String {
+    let base = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut name = String::new();
+    for c in base.chars() {
+        if c.is_ascii_alphanumeric() {
+            name.push(c.to_ascii_lowercase());
+        } else if !name.ends_with('-') {
+            name.push('-');
+        }
+    }
+    let name = name.trim_matches('-');
+    let name = name.trim_start_matches(|c: char| c.is_ascii_digit());
+    let name = name.trim_matches('-');
+    if name.is_empty() {
+        "app".to_owned()
+    } else {
+        name.chars()
+            .take(40)
+            .collect::<String>()
+            .trim_end_matches('-')
+            .to_owned()
+    }
+}
+
+/// Whether `name` is usable as an app name in every format: a letter, then
+/// letters, digits, `-` and `_`.
+fn valid_app_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && name.len() <= 40
+}
+
+/// Whether `user` is a plausible user name or numeric id.
+fn valid_user(user: &str) -> bool {
+    let mut chars = user.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        && user.len() <= 32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_app_names() {
+        assert_eq!(default_app_name(Path::new("/srv/My App_2")), "my-app-2");
+        assert_eq!(default_app_name(Path::new("/srv/2048")), "app");
+        assert_eq!(default_app_name(Path::new("/")), "app");
+        assert_eq!(default_app_name(Path::new("/x/--shop--")), "shop");
+        assert!(valid_app_name("my-app_2"));
+        assert!(!valid_app_name("2app"));
+        assert!(!valid_app_name("a b"));
+        assert!(!valid_app_name("a%b"));
+    }
+
+    #[test]
+    fn absolute_paths_are_normalised() {
+        assert_eq!(
+            absolute(Path::new("/a/b"), Path::new("./c/../d")),
+            Path::new("/a/b/d")
+        );
+        assert_eq!(absolute(Path::new("/a"), Path::new("/x")), Path::new("/x"));
+    }
+
+    #[test]
+    fn whole_seconds_round_up() {
+        let with = |timeout| ExportOptions {
+            app: "app".into(),
+            user: None,
+            log_dir: None,
+            timeout,
+            image: None,
+            user_units: false,
+            output_dir: "/out".into(),
+        };
+        assert_eq!(with(Duration::from_secs(5)).timeout_secs(), 5);
+        assert_eq!(with(Duration::from_millis(5500)).timeout_secs(), 6);
+        assert_eq!(with(Duration::ZERO).timeout_secs(), 0);
+    }
+}
