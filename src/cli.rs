@@ -30,7 +30,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// was closed. `run` exits with the command's code, 128+N if it died from
 /// signal N, 127 if it was not found, 126 if it could not be executed.
 #[derive(Debug, Parser)]
-#[command(name = "procrun", version, about, max_term_width = 100)]
+#[command(
+    name = "procrun",
+    version,
+    about,
+    max_term_width = 100,
+    after_long_help = crate::exit_code::exit_code_help()
+)]
 pub struct Cli {
     /// Options shared by every command.
     #[command(flatten)]
@@ -106,7 +112,7 @@ pub enum Command {
     /// without a blank after the colon, PORT or PS set in an env file, a key
     /// set twice in one file, more than 100 instances of a type.
     Check(CheckArgs),
-    /// Run the formation in the foreground, output prefixed, until one process ends or Ctrl-C
+    /// Run the formation in the foreground, output prefixed, until it ends or Ctrl-C
     ///
     /// Each instance runs as `/bin/sh -c COMMAND` (`exec COMMAND` when the
     /// command is simple) in the app root, in a process group of its own,
@@ -145,8 +151,12 @@ pub enum Command {
     /// value the format cannot hold, or a missing required option, fails the
     /// export with exit code 2, and nothing is written.
     Export(ExportArgs),
-    /// Print the manual page (roff), e.g. `procrun man | man -l -`
-    Man,
+    /// Print the manual page (roff), e.g. `procrun man | man -l -`, or a command's: `procrun man start`
+    Man {
+        /// The command whose page to print [default: procrun's own]
+        #[arg(value_name = "COMMAND")]
+        command: Option<String>,
+    },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completions {
         /// The shell

@@ -4,13 +4,6 @@
 use crate::diagnostic::Diagnostic;
 use crate::exit_code::ExitCode;
 
-/// [`ExitCode::OK`], under its older name.
-pub const EXIT_OK: i32 = ExitCode::OK;
-/// [`ExitCode::FAILURE`], under its older name.
-pub const EXIT_FAILURE: i32 = ExitCode::FAILURE;
-/// [`ExitCode::USAGE`], under its older name.
-pub const EXIT_USAGE: i32 = ExitCode::USAGE;
-
 /// An error that ends a procrun command.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

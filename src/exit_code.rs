@@ -7,14 +7,14 @@
 macro_rules! table {
     () => {
         "| code | meaning |
-|------|---------|
-| 0 | success |
-| 1 | procrun failed at run time (an I/O error such as an unwritable output directory) |
-| 2 | invalid input: a bad flag, Procfile, env file, formation or port |
-| N | `start`: the code of the first process that exited; `run`: the command's code |
-| 126 | `run`: the command could not be executed (permission denied, a directory, a bad executable) |
-| 127 | `run`: the command was not found; `start`: an instance could not be started |
-| 128+N | `start`/`run`: stopped by, or the process died from, signal N (130 after Ctrl-C) |
+|---|---|
+| 0 | success; `start`: the process whose end stopped the app exited with 0, or every process ended and each may die, or procrun's stdout was closed (`procrun start \\| head`) |
+| 1 | procrun itself failed while running (an I/O error writing an export, its runtime or signal handlers could not start) |
+| 2 | invalid input, and nothing was started: an unknown flag or flag value, a bad Procfile, env file, `procrun.toml`, formation or port |
+| N | `start`: the exit code of the process whose end stopped the app (one that may not die, or that failed after its restarts), or, when every process may die, of the first that failed; `run`: the command's exit code |
+| 126 | `run`: the command cannot be executed (not executable, a directory) |
+| 127 | `start`: that process could not be started; `run`: the command was not found |
+| 128+N | `start`: that process died from signal N, or procrun was stopped by signal N (130 after Ctrl-C, 143 after SIGTERM, 129 after SIGHUP); `run`: the command died from signal N |
 "
     };
 }
@@ -57,7 +57,10 @@ pub fn exit_code_help() -> String {
         .filter_map(|line| {
             let cells: Vec<&str> = line.trim_matches('|').split(" | ").collect();
             match cells.as_slice() {
-                [code, meaning] => Some((code.trim(), meaning.trim().replace('`', ""))),
+                [code, meaning] => Some((
+                    code.trim(),
+                    meaning.trim().replace('`', "").replace("\\|", "|"),
+                )),
                 _ => None,
             }
         })
@@ -96,8 +99,12 @@ mod tests {
             TABLE.lines().count() - 2 + 1,
             "{help}"
         );
-        assert!(help.contains("\n  0      success\n"), "{help}");
-        assert!(help.contains("\n  128+N  start/run: stopped by"), "{help}");
+        assert!(help.contains("\n  0      success; start: "), "{help}");
+        assert!(help.contains("(procrun start | head)"), "{help}");
+        assert!(
+            help.contains("\n  128+N  start: that process died"),
+            "{help}"
+        );
         assert!(!help.contains('`'), "{help}");
     }
 }

@@ -29,6 +29,7 @@ use clap::Parser as _;
 
 use crate::cli::{Cli, Command};
 use crate::error::Error;
+use crate::exit_code::ExitCode;
 use crate::settings::Settings;
 
 /// Runs procrun with the process's arguments and returns its exit code.
@@ -39,9 +40,9 @@ pub fn main() -> i32 {
             let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
-                    error::EXIT_OK
+                    ExitCode::OK
                 }
-                _ => error::EXIT_USAGE,
+                _ => ExitCode::USAGE,
             };
         }
     };
@@ -73,23 +74,19 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             );
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(report.summary.as_bytes());
-            Ok(error::EXIT_OK)
+            Ok(ExitCode::OK)
         }
         Command::Start(args) => start::start(settings, &args),
-        Command::Man => {
-            use clap::CommandFactory as _;
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut page)
-                .map_err(|e| Error::io("cannot render the manual page", e))?;
+        Command::Man { command } => {
+            let page = manual_page(command.as_deref())?;
             let _ = std::io::stdout().lock().write_all(&page);
-            Ok(error::EXIT_OK)
+            Ok(ExitCode::OK)
         }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
             let mut out = std::io::stdout().lock();
             clap_complete::generate(shell, &mut Cli::command(), "procrun", &mut out);
-            Ok(error::EXIT_OK)
+            Ok(ExitCode::OK)
         }
         Command::Run(args) => run::run(settings, &args),
         Command::Export(args) => {
@@ -101,9 +98,39 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             let _ = std::io::stdout()
                 .lock()
                 .write_all(outcome.summary().as_bytes());
-            Ok(error::EXIT_OK)
+            Ok(ExitCode::OK)
         }
     }
+}
+
+/// The manual page of procrun, or of one of its commands
+/// (`procrun-start(1)`, which procrun(1) refers to).
+fn manual_page(command: Option<&str>) -> Result<Vec<u8>, Error> {
+    use clap::CommandFactory as _;
+    let top = Cli::command();
+    let cmd = match command {
+        None => top,
+        Some(name) => {
+            let Some(sub) = top.find_subcommand(name) else {
+                let known: Vec<&str> = top
+                    .get_subcommands()
+                    .map(clap::Command::get_name)
+                    .filter(|n| *n != "help")
+                    .collect();
+                return Err(
+                    diagnostic::Diagnostic::error(format!("no command `{name}`"))
+                        .help(format!("commands: {}", known.join(", ")))
+                        .into(),
+                );
+            };
+            sub.clone().name(format!("procrun-{name}"))
+        }
+    };
+    let mut page = Vec::new();
+    clap_mangen::Man::new(cmd)
+        .render(&mut page)
+        .map_err(|e| Error::io("cannot render the manual page", e))?;
+    Ok(page)
 }
 
 /// Prints an error once, on stderr, and returns its exit code.

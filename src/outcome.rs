@@ -8,9 +8,6 @@ use nix::sys::signal::Signal;
 
 use crate::exit_code::ExitCode;
 
-/// [`ExitCode::SIGNAL_BASE`], under its older name.
-pub const SIGNAL_EXIT_BASE: i32 = ExitCode::SIGNAL_BASE;
-
 /// `SIGTERM` for 15, `signal 99` for an unknown number.
 pub fn signal_name(signal: i32) -> String {
     Signal::try_from(signal)

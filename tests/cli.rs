@@ -109,3 +109,38 @@ fn the_top_level_help_and_man_page_carry_the_reference() {
         assert!(man.contains(&format!("procrun\\-{command}")), "{command}");
     }
 }
+
+#[test]
+fn the_exit_code_table_is_one_table() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    assert!(
+        readme.contains(procrun::exit_code::TABLE),
+        "README.md's exit-code table differs from src/exit_code.rs:\n{}",
+        procrun::exit_code::TABLE
+    );
+    let out = support::procrun().arg("--help").output().expect("runs");
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("Exit status:"), "{help}");
+    assert!(help.contains("128+N"), "{help}");
+}
+
+#[test]
+fn each_command_has_a_manual_page() {
+    let out = support::procrun()
+        .args(["man", "start"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0));
+    let page = String::from_utf8_lossy(&out.stdout);
+    assert!(page.contains(".TH procrun-start 1"), "{page}");
+    assert!(page.contains("log\\-format"), "{page}");
+    let out = support::procrun()
+        .args(["man", "stat"])
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no command `stat`"), "{stderr}");
+    assert!(stderr.contains("check, start, run"), "{stderr}");
+}

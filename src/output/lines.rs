@@ -1,7 +1,7 @@
 //! The byte-level line splitter: turns what a child writes on a pipe into
 //! chunks of whole lines, without one allocation per line.
 //!
-//! Output is bytes (pitfall 6 in STYLE.md): lines are split on `\n` only, a
+//! Output is bytes (docs/design.md, pitfall 6): lines are split on `\n` only, a
 //! trailing `\r` is dropped when the line is shown, nothing is decoded here.
 //! A line is never split unless it is longer than [`MAX_LINE`] bytes; then it
 //! is cut into pieces of exactly `MAX_LINE` bytes, each marked as

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use crate::outcome::{Outcome, SIGNAL_EXIT_BASE};
+use crate::exit_code::ExitCode;
+use crate::outcome::Outcome;
 use crate::output::notice::{Key, Next, Notice};
 use crate::plan::ProcessSpec;
 use crate::policy::Restart;
@@ -214,7 +215,7 @@ impl Machine {
         match self.stop {
             Some(Stop::Instance(outcome)) => outcome.exit_code(),
             Some(Stop::AllEnded) => self.first_failure.map_or(0, Outcome::exit_code),
-            Some(Stop::Signal(n)) => SIGNAL_EXIT_BASE + n,
+            Some(Stop::Signal(n)) => ExitCode::SIGNAL_BASE + n,
             Some(Stop::OutputClosed) | None => 0,
         }
     }

@@ -6,7 +6,7 @@
 //! the parent links in `/proc`, signals them when it stops, and reaps the
 //! adopted ones by their specific pid once they die. It never calls
 //! `waitpid(-1)`, which would steal exit statuses from tokio's own reaping
-//! of the direct children (pitfall 4).
+//! of the direct children (docs/design.md, pitfall 4).
 //!
 //! On other Unixes none of this is available: process groups are all
 //! procrun can signal.

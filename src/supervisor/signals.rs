@@ -8,7 +8,7 @@ use nix::unistd::Pid;
 /// already gone (ESRCH) is not an error.
 ///
 /// Callers must only pass the pid of a child they have not reaped yet, so
-/// the id cannot have been recycled (pitfall 12).
+/// the id cannot have been recycled (docs/design.md, pitfall 12).
 pub fn kill_group(pgid: u32, signal: Signal) {
     let Ok(pgid) = i32::try_from(pgid) else {
         return;

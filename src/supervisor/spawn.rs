@@ -37,7 +37,7 @@ impl SpawnContext {
 
 /// Starts `spec`. Must be called from a thread that outlives the child (the
 /// main thread): on Linux the parent-death signal fires when the spawning
-/// *thread* exits (pitfall 9).
+/// *thread* exits (docs/design.md, pitfall 9).
 pub fn spawn(spec: &ProcessSpec, ctx: SpawnContext) -> std::io::Result<Child> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
