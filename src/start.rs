@@ -44,8 +44,14 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let closed_tx = events_tx.clone();
-    let (output, printer) = Printer::start(looks, tty, move || {
-        let _ = closed_tx.send(Event::OutputClosed);
+    let (output, printer) = Printer::start(looks, tty, move |e| {
+        let event = match e {
+            Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Event::OutputFailed(crate::error::io_reason(&e))
+            }
+            _ => Event::OutputClosed,
+        };
+        let _ = closed_tx.send(event);
     })
     .map_err(|e| Error::io("starting the output thread", e))?;
 
