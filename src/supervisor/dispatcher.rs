@@ -253,12 +253,7 @@ impl Dispatcher {
             self.freeze_and_kill();
             return;
         }
-        let groups: Vec<i32> = self
-            .units
-            .iter()
-            .flatten()
-            .filter_map(|u| u.pid.map(|p| p as i32))
-            .collect();
+        let groups = self.live_groups();
         for p in self.strays() {
             if p.zombie || (signal != Signal::SIGKILL && groups.contains(&p.pgid)) {
                 continue;
@@ -272,16 +267,19 @@ impl Dispatcher {
     /// keeps forking (a respawning daemon) could otherwise put a new child
     /// out of reach between the listing and the kill. A stopped process
     /// cannot fork, so SIGSTOP sweeps repeat until one finds nothing new
-    /// running; then everything found gets SIGKILL. Children of procrun
-    /// itself are left to their groups' SIGKILL, sent by their unit task,
-    /// which alone knows whether the pid is still theirs.
+    /// running; then everything found gets SIGKILL. Processes in a live
+    /// instance's group are left to their group's SIGKILL, sent by its unit
+    /// task (which alone knows whether the pid is still the child's): killing
+    /// a member first would let the rest of the group run on it (a shell
+    /// whose `sleep` died goes on to its next command).
     fn freeze_and_kill(&self) {
+        let groups = self.live_groups();
         let mut frozen = std::collections::HashSet::new();
         let until = Instant::now() + FREEZE_FOR;
         loop {
             let mut new = 0;
             for p in self.strays() {
-                if p.zombie || self.is_unit(p.pid) || !frozen.insert(p.pid) {
+                if p.zombie || groups.contains(&p.pgid) || !frozen.insert(p.pid) {
                     continue;
                 }
                 if !p.stopped {
@@ -296,6 +294,15 @@ impl Dispatcher {
         for pid in frozen {
             kill_process(pid, Signal::SIGKILL);
         }
+    }
+
+    /// The process groups of the instances still running.
+    fn live_groups(&self) -> Vec<i32> {
+        self.units
+            .iter()
+            .flatten()
+            .filter_map(|u| u.pid.map(|p| p as i32))
+            .collect()
     }
 
     /// Every descendant except the watchdog, with dead adopted ones reaped.
