@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 use crate::cli::CheckArgs;
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
+use crate::load::{Loaded, Request};
 use crate::plan::{Plan, PortSource};
 use crate::procfile::Procfile;
 use crate::settings::Settings;
@@ -21,7 +22,13 @@ pub struct Report {
 
 /// Validates the Procfile, env files and formation.
 pub fn check(settings: &Settings, args: &CheckArgs) -> Result<Report, Error> {
-    let (procfile, plan) = settings.plan(&args.formation, &[])?;
+    let Loaded { procfile, plan } = crate::load::load(
+        settings,
+        &Request {
+            formation: &args.formation,
+            selected: &[],
+        },
+    )?;
     Ok(Report {
         warnings: plan.warnings.clone(),
         summary: summary(&procfile, &plan),

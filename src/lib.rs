@@ -11,6 +11,7 @@ pub mod env;
 pub mod error;
 pub mod export;
 pub mod formation;
+pub mod load;
 pub mod outcome;
 pub mod output;
 pub mod plan;

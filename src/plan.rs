@@ -89,17 +89,6 @@ pub struct Plan {
     pub warnings: Vec<Diagnostic>,
 }
 
-impl Plan {
-    /// Length of the longest instance name (for aligned prefixes).
-    pub fn name_width(&self) -> usize {
-        self.instances
-            .iter()
-            .map(|i| i.name.len())
-            .max()
-            .unwrap_or(0)
-    }
-}
-
 /// What the user asked for.
 #[derive(Clone, Debug, Default)]
 pub struct PlanRequest {

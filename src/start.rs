@@ -20,7 +20,14 @@ use crate::supervisor::watchdog::Watchdog;
 
 /// Runs `procrun start`; returns the exit code.
 pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
-    let (_, plan) = settings.plan(&args.formation, &args.names)?;
+    let plan = crate::load::load(
+        settings,
+        &crate::load::Request {
+            formation: &args.formation,
+            selected: &args.names,
+        },
+    )?
+    .plan;
     eprint!(
         "{}",
         diagnostic::render_all(&plan.warnings, settings.color_stderr())

@@ -159,7 +159,13 @@ impl Outcome {
 
 /// `procrun export`: plan, check, render, write.
 pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Outcome, Error> {
-    let (procfile, plan) = settings.plan(&args.formation, &[])?;
+    let crate::load::Loaded { procfile, plan } = crate::load::load(
+        settings,
+        &crate::load::Request {
+            formation: &args.formation,
+            selected: &[],
+        },
+    )?;
     let output_shown = args
         .output
         .clone()
