@@ -22,11 +22,13 @@ pub struct Report {
 
 /// Validates the Procfile, env files and formation.
 pub fn check(settings: &Settings, args: &CheckArgs) -> Result<Report, Error> {
-    let Loaded { procfile, plan } = crate::load::load(
+    let Loaded { procfile, plan, .. } = crate::load::load(
         settings,
         &Request {
             formation: &args.formation,
             selected: &[],
+            policy: &args.policy,
+            timeout: args.timeout,
         },
     )?;
     Ok(Report {

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use indexmap::IndexMap;
+
 use crate::diagnostic::{Diagnostic, Location};
 use crate::env::EnvSet;
 use crate::formation::Formation;
@@ -102,12 +104,26 @@ pub struct PlanRequest {
     pub root: PathBuf,
 }
 
-/// Builds the plan. `inherited` looks up procrun's own environment (for
-/// `$PORT`). Every problem is reported.
+/// Builds the plan with every type's default policy. `inherited` looks up
+/// procrun's own environment (for `$PORT`). Every problem is reported.
 pub fn build(
     procfile: &Procfile,
     env: &EnvSet,
     request: &PlanRequest,
+    inherited: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, Vec<Diagnostic>> {
+    build_with(procfile, env, request, &IndexMap::new(), inherited)
+}
+
+/// Builds the plan with the given policies (type name → policy; a type
+/// missing from `policies` gets [`Policy::default`]). A type whose policy
+/// has `port: false` gets no `PORT` in its instances' env (its port range
+/// stays reserved, so the next types' ports do not move).
+pub fn build_with(
+    procfile: &Procfile,
+    env: &EnvSet,
+    request: &PlanRequest,
+    policies: &IndexMap<String, Policy>,
     inherited: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, Vec<Diagnostic>> {
     let mut errors = Vec::new();
@@ -175,6 +191,7 @@ pub fn build(
         } else {
             0
         };
+        let policy = policies.get(&entry.name).copied().unwrap_or_default();
         let port = u32::from(base_port) + PORT_STEP * index as u32;
         if count > PORT_STEP {
             warnings.push(Diagnostic::warning(format!(
@@ -199,7 +216,9 @@ pub fn build(
                 .filter(|(k, _)| *k != "PORT" && *k != "PS")
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect();
-            vars.push(("PORT".to_owned(), instance_port.to_string()));
+            if policy.port {
+                vars.push(("PORT".to_owned(), instance_port.to_string()));
+            }
             vars.push(("PS".to_owned(), name.clone()));
             instances.push(ProcessSpec {
                 name,
@@ -210,7 +229,7 @@ pub fn build(
                 port: instance_port,
                 cwd: request.root.clone(),
                 env: vars,
-                policy: Policy::default(),
+                policy,
             });
         }
         types.push(ProcessType {
@@ -219,7 +238,7 @@ pub fn build(
             index,
             count,
             port,
-            policy: Policy::default(),
+            policy,
         });
     }
 

@@ -30,7 +30,7 @@ use std::process::ExitStatus;
 use nix::unistd::Pid;
 use owo_colors::OwoColorize as _;
 
-use crate::cli::{FormationArgs, RunArgs};
+use crate::cli::{FormationArgs, PolicyArgs, RunArgs};
 use crate::diagnostic::{self, Diagnostic};
 use crate::error::Error;
 use crate::outcome::{Outcome, signal_name};
@@ -156,6 +156,8 @@ fn prepare(settings: &Settings, args: &RunArgs) -> Result<Prepared, Error> {
                         port: args.port,
                     },
                     selected: &[name.to_owned()],
+                    policy: &PolicyArgs::default(),
+                    timeout: None,
                 },
             )?
             .plan;

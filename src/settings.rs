@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use crate::cli::{ColorChoice, GlobalArgs};
+use crate::config::ConfigRef;
 use crate::diagnostic::{Diagnostic, Location};
 use crate::env::EnvFileRef;
 use crate::error::Error;
@@ -18,6 +19,8 @@ pub struct Settings {
     pub root: PathBuf,
     /// Env files, in order.
     pub env_files: Vec<EnvFileRef>,
+    /// `procrun.toml`, unless `--config ''` asked for none.
+    pub config: Option<ConfigRef>,
     /// `--color`.
     pub color: ColorChoice,
 }
@@ -27,7 +30,8 @@ impl Settings {
     ///
     /// The Procfile defaults to `Procfile` in the app root when `-d` is given,
     /// else in the current directory; the root defaults to the Procfile's
-    /// directory; the env files default to `.env` in the root, if present.
+    /// directory; the env files default to `.env` in the root, if present,
+    /// and the config file to `procrun.toml` there, if present.
     pub fn resolve(global: &GlobalArgs) -> Result<Settings, Error> {
         let procfile = match (&global.procfile, &global.root) {
             (Some(p), _) => p.clone(),
@@ -73,10 +77,22 @@ impl Settings {
                 })
                 .collect()
         };
+        let config = match &global.config {
+            Some(path) if path.as_os_str().is_empty() => None,
+            Some(path) => Some(ConfigRef {
+                path: path.clone(),
+                required: true,
+            }),
+            None => Some(ConfigRef {
+                path: display_join(&global.root, &procfile, crate::config::FILE_NAME),
+                required: false,
+            }),
+        };
         Ok(Settings {
             procfile,
             root,
             env_files,
+            config,
             color: global.color,
         })
     }
@@ -108,7 +124,7 @@ pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     }
 }
 
-/// `.env` beside the app root as the user would name it: `DIR/.env` when the
+/// A file in the app root as the user would name it: `DIR/.env` when the
 /// root or Procfile was given with a directory, else `.env`.
 fn display_join(root: &Option<PathBuf>, procfile: &Path, name: &str) -> PathBuf {
     match root {

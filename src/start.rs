@@ -25,6 +25,8 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
         &crate::load::Request {
             formation: &args.formation,
             selected: &args.names,
+            policy: &args.policy,
+            timeout: args.timeout,
         },
     )?
     .plan;
@@ -69,7 +71,7 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
         .build()
         .map_err(|e| Error::io("starting the runtime", e))?;
     let options = Options {
-        timeout: args.timeout,
+        timeout: args.timeout.unwrap_or(crate::policy::DEFAULT_STOP_TIMEOUT),
         spawn: SpawnContext::current(nofile),
     };
     let result = runtime.block_on(dispatcher::supervise(

@@ -159,11 +159,13 @@ impl Outcome {
 
 /// `procrun export`: plan, check, render, write.
 pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Outcome, Error> {
-    let crate::load::Loaded { procfile, plan } = crate::load::load(
+    let crate::load::Loaded { procfile, plan, .. } = crate::load::load(
         settings,
         &crate::load::Request {
             formation: &args.formation,
             selected: &[],
+            policy: &args.policy,
+            timeout: args.timeout,
         },
     )?;
     let output_shown = args
