@@ -382,6 +382,38 @@ mod tests {
     }
 
     #[test]
+    fn policies_reach_types_and_instances() {
+        let worker = Policy {
+            restart: crate::policy::Restart::Always,
+            port: false,
+            ..Policy::default()
+        };
+        let policies = IndexMap::from([("worker".to_owned(), worker)]);
+        let request = PlanRequest {
+            formation: crate::formation::parse("worker=2").expect("formation"),
+            root: PathBuf::from("/app"),
+            ..PlanRequest::default()
+        };
+        let p = build_with(
+            &procfile(PF),
+            &EnvSet::default(),
+            &request,
+            &policies,
+            &|_| None,
+        )
+        .expect("plans");
+        assert_eq!(p.types[0].policy, Policy::default());
+        assert_eq!(p.types[1].policy, worker);
+        for i in &p.instances {
+            assert_eq!(i.policy, worker);
+            assert!(!i.env.iter().any(|(k, _)| k == "PORT"), "{:?}", i.env);
+            assert!(i.env.contains(&("PS".into(), i.name.clone())));
+        }
+        // Its port range stays reserved: the numbers do not move.
+        assert_eq!(summary(&p), s(&[("worker.1", 5100), ("worker.2", 5101)]));
+    }
+
+    #[test]
     fn instances_get_port_and_ps() {
         let p = plan(PF, "web=2", &[], None).expect("plans");
         let web2 = &p.instances[1];
