@@ -19,10 +19,16 @@ use crate::supervisor::watchdog::Watchdog;
 
 /// Runs `procrun start`; returns the exit code.
 pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
-    let (_, mut plan) = settings.plan(&args.formation, &args.names)?;
-    for instance in &mut plan.instances {
-        instance.policy.stop_timeout = args.timeout;
-    }
+    let plan = crate::load::load(
+        settings,
+        &crate::load::Request {
+            formation: &args.formation,
+            selected: &args.names,
+            policy: &args.policy,
+            timeout: args.timeout,
+        },
+    )?
+    .plan;
     eprint!(
         "{}",
         diagnostic::render_all(&plan.warnings, settings.color_stderr())
