@@ -33,6 +33,20 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
         "{}",
         diagnostic::render_all(&plan.warnings, settings.color_stderr())
     );
+    tracing::info!(
+        "app root {}; Procfile {}; env files: {}; base port {} ({:?}); {} instance(s)",
+        plan.root.display(),
+        settings.procfile.display(),
+        plan.env
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.base_port,
+        plan.port_source,
+        plan.instances.len()
+    );
 
     let nofile = raise_nofile_limit();
     reap::become_subreaper();

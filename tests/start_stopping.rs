@@ -130,3 +130,50 @@ fn an_unwritable_stdout_is_a_failure_not_a_success() {
         out.stderr
     );
 }
+
+/// Waits until `/proc/PID/stat` shows state `want`, or `WAIT` passes.
+#[cfg(target_os = "linux")]
+fn wait_state(pid: i32, want: impl Fn(char) -> bool) -> bool {
+    let until = Instant::now() + WAIT;
+    while Instant::now() < until {
+        if state(pid).is_some_and(&want) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn ctrl_z_suspends_the_whole_app_and_fg_resumes_it() {
+    let mut r = Test::new()
+        .procfile("web: echo up; exec sleep 300\nworker: echo up; exec sleep 300\n")
+        .start(&[]);
+    let web = r.pid_of("web.1");
+    let worker = r.pid_of("worker.1");
+    r.wait_for("worker.1 | up");
+    r.signal(Signal::SIGTSTP);
+    assert!(wait_state(web, |s| s == 'T'), "web.1 was not stopped");
+    assert!(wait_state(worker, |s| s == 'T'), "worker.1 was not stopped");
+    assert!(
+        wait_state(r.pid(), |s| s == 'T'),
+        "procrun did not stop itself"
+    );
+    r.signal(Signal::SIGCONT);
+    assert!(wait_state(web, |s| s != 'T'), "web.1 was not continued");
+    assert!(
+        wait_state(worker, |s| s != 'T'),
+        "worker.1 was not continued"
+    );
+    r.wait_for("continued: resuming 2 processes");
+    r.signal(Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
+    assert!(
+        r.transcript()
+            .contains("SIGTSTP received: suspending 2 processes and procrun (fg resumes them)"),
+        "{}",
+        r.transcript()
+    );
+    r.assert_no_leftovers();
+}

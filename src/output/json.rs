@@ -221,6 +221,8 @@ pub fn events(notice: &Notice, text: &dyn Fn(&Notice) -> String) -> Vec<Event> {
             )]
         }
         Notice::GaveUp => vec![Event::of(None, "warning").with("msg", text(notice))],
+        Notice::Suspended { count } => vec![Event::of(None, "suspend").with("count", *count)],
+        Notice::Resumed { count } => vec![Event::of(None, "resume").with("count", *count)],
     }
 }
 

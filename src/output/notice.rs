@@ -128,6 +128,16 @@ pub enum Notice {
     },
     /// Descendants survived SIGKILL; procrun leaves them.
     GaveUp,
+    /// Ctrl-Z (SIGTSTP): every instance and procrun are stopped.
+    Suspended {
+        /// How many instances.
+        count: usize,
+    },
+    /// procrun was continued, and so is every instance.
+    Resumed {
+        /// How many instances.
+        count: usize,
+    },
 }
 
 impl Notice {
@@ -189,6 +199,13 @@ impl Notice {
                 name(*key)
             ),
             Notice::GaveUp => "processes still not gone after SIGKILL; giving up on them".into(),
+            Notice::Suspended { count } => format!(
+                "SIGTSTP received: suspending {count} process{} and procrun (fg resumes them)",
+                plural_es(*count)
+            ),
+            Notice::Resumed { count } => {
+                format!("continued: resuming {count} process{}", plural_es(*count))
+            }
         }
     }
 }

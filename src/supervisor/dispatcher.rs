@@ -88,6 +88,7 @@ pub async fn supervise(
     let mut sigterm = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut sighup = listen(SignalKind::hangup(), "SIGHUP")?;
     let mut sigquit = listen(SignalKind::quit(), "SIGQUIT")?;
+    let mut sigtstp = listen(SignalKind::from_raw(libc::SIGTSTP), "SIGTSTP")?;
     let mut sigusr1 = listen(SignalKind::user_defined1(), "SIGUSR1")?;
     let mut sigusr2 = listen(SignalKind::user_defined2(), "SIGUSR2")?;
     let mut sigchld = listen(SignalKind::child(), "SIGCHLD")?;
@@ -171,6 +172,10 @@ pub async fn supervise(
             _ = sigquit.recv() => Input::Signal(libc::SIGQUIT),
             _ = sigusr1.recv() => Input::Forward(Signal::SIGUSR1),
             _ = sigusr2.recv() => Input::Forward(Signal::SIGUSR2),
+            _ = sigtstp.recv() => {
+                d.suspend().await;
+                continue;
+            }
             _ = sigchld.recv() => {
                 if d.machine.stop().is_none() {
                     // An adopted orphan may have died: reap it now rather
@@ -189,6 +194,37 @@ pub async fn supervise(
 }
 
 impl Dispatcher {
+    /// Ctrl-Z: the terminal stops procrun's own process group only, so the
+    /// app would run on and its output pile up in the pipes. Stop every
+    /// instance, then procrun itself, as a shell job; when the shell
+    /// continues procrun (`fg`, `bg`), continue them.
+    async fn suspend(&mut self) {
+        let live: Vec<&Unit> = self.units.iter().flatten().collect();
+        for unit in &live {
+            let _ = unit.control.send(Signal::SIGSTOP);
+        }
+        let n = live.len();
+        self.output.notice(Notice::Suspended { count: n });
+        // The unit tasks signal their groups when they run: on this
+        // single-threaded runtime they were woken by the sends above, and
+        // yielding lets each run before procrun stops itself.
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+        // The printer shows the notice before procrun stops, if it can.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Err(e) = nix::sys::signal::raise(Signal::SIGSTOP) {
+            tracing::warn!("stopping procrun itself: {e}");
+        }
+        // Continued.
+        let mut n = 0;
+        for unit in self.units.iter().flatten() {
+            let _ = unit.control.send(Signal::SIGCONT);
+            n += 1;
+        }
+        self.output.notice(Notice::Resumed { count: n });
+    }
+
     /// Performs `actions` in order, and those that their results bring.
     fn perform(&mut self, actions: Vec<Action>) {
         let mut queue = VecDeque::from(actions);
@@ -215,6 +251,7 @@ impl Dispatcher {
         match spawn(spec, self.options.spawn) {
             Ok(child) => {
                 let pid = child.id();
+                crate::supervisor::spawn::trace_spawn(spec, pid);
                 if let (Some(w), Some(pid)) = (self.watchdog.as_mut(), pid) {
                     w.watch(pid);
                 }
@@ -254,7 +291,12 @@ impl Dispatcher {
             return;
         }
         let groups = self.live_groups();
-        for p in self.strays() {
+        let strays = self.strays();
+        tracing::debug!(
+            "{signal} to the descendants outside every live group ({} found)",
+            strays.len()
+        );
+        for p in strays {
             if p.zombie || (signal != Signal::SIGKILL && groups.contains(&p.pgid)) {
                 continue;
             }

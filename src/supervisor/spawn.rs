@@ -53,6 +53,11 @@ pub fn spawn(spec: &ProcessSpec, ctx: SpawnContext) -> std::io::Result<Child> {
         // Its type gets no PORT: not procrun's own either.
         cmd.env_remove("PORT");
     }
+    if python_buffering_unset(spec) {
+        // Python block-buffers stdout on a pipe, so its lines would come
+        // late, in bursts; unbuffered, each arrives as it is printed.
+        cmd.env(PYTHONUNBUFFERED, "1");
+    }
     // SAFETY: the closure runs in the child between fork and exec and only
     // makes async-signal-safe system calls (prctl, getppid, setrlimit); it
     // allocates nothing and takes no lock.
@@ -60,6 +65,71 @@ pub fn spawn(spec: &ProcessSpec, ctx: SpawnContext) -> std::io::Result<Child> {
         cmd.pre_exec(move || in_child(ctx));
     }
     cmd.spawn()
+}
+
+/// The variable that makes Python write its output at once.
+pub const PYTHONUNBUFFERED: &str = "PYTHONUNBUFFERED";
+
+/// Whether neither the env files nor procrun's environment set
+/// `PYTHONUNBUFFERED` (set to empty, it keeps Python's buffering: the
+/// opt-out).
+fn python_buffering_unset(spec: &ProcessSpec) -> bool {
+    !spec.env.iter().any(|(k, _)| k == PYTHONUNBUFFERED)
+        && std::env::var_os(PYTHONUNBUFFERED).is_none()
+}
+
+/// What `-v` shows of a spawn: the command line and working directory at
+/// info level; with `-vv` the variables procrun sets (values of names that
+/// look secret masked), with `-vvv` unmasked.
+pub fn trace_spawn(spec: &ProcessSpec, pid: Option<u32>) {
+    tracing::info!(
+        "{}: pid {}: /bin/sh -c {:?} in {}",
+        spec.name,
+        pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+        crate::shell::script(&spec.command),
+        spec.cwd.display()
+    );
+    if tracing::enabled!(tracing::Level::DEBUG) {
+        let unmasked = tracing::enabled!(tracing::Level::TRACE);
+        let vars: Vec<String> = spec
+            .env
+            .iter()
+            .map(|(k, v)| {
+                if unmasked || !looks_secret(k) {
+                    format!("{k}={v:?}")
+                } else {
+                    format!("{k}=***")
+                }
+            })
+            .collect();
+        tracing::debug!(
+            "{}: environment on top of procrun's: {}",
+            spec.name,
+            vars.join(" ")
+        );
+    }
+}
+
+/// Whether a variable's name suggests a secret (`DATABASE_PASSWORD`,
+/// `API_TOKEN`, `AWS_SECRET_ACCESS_KEY`, …).
+pub fn looks_secret(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    [
+        "SECRET",
+        "TOKEN",
+        "PASSWORD",
+        "PASSWD",
+        "PASS",
+        "KEY",
+        "CREDENTIAL",
+        "AUTH",
+        "PRIVATE",
+        "COOKIE",
+        "SESSION",
+    ]
+    .iter()
+    .any(|word| upper.contains(word))
+        || upper.contains("_URL") && upper.contains("DATABASE")
 }
 
 /// Runs in the child before exec.
@@ -91,4 +161,25 @@ fn in_child(ctx: SpawnContext) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_looking_names() {
+        for name in [
+            "DATABASE_PASSWORD",
+            "api_token",
+            "AWS_SECRET_ACCESS_KEY",
+            "SECRET_KEY_BASE",
+            "DATABASE_URL",
+        ] {
+            assert!(looks_secret(name), "{name}");
+        }
+        for name in ["PORT", "PS", "RAILS_ENV", "WEB_CONCURRENCY", "HOME"] {
+            assert!(!looks_secret(name), "{name}");
+        }
+    }
 }

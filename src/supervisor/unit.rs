@@ -85,6 +85,7 @@ pub async fn run(
                 // `id()` is None once reaped; until `wait` returns here the
                 // child is at worst a zombie, whose pid cannot be reused.
                 if let Some(pid) = child.id() {
+                    tracing::debug!("instance {}: {signal} to process group {pid}", key.0);
                     kill_group(pid, signal);
                 }
             }

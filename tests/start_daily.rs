@@ -1,0 +1,69 @@
+//! `procrun start`: the small things that make daily use pleasant —
+//! Python output without delay, what `-v` tells.
+
+mod support;
+
+use support::Test;
+
+#[test]
+fn python_gets_unbuffered_output_unless_told_otherwise() {
+    let out = Test::new()
+        .procfile("web: echo \"[${PYTHONUNBUFFERED-unset}]\"\n")
+        .args(["start", "--no-timestamp"])
+        .code(0)
+        .run();
+    assert!(out.stdout.contains("web.1  | [1]"), "{}", out.stdout);
+
+    // Set to empty in an env file (or procrun's environment): Python's own
+    // buffering is kept.
+    let out = Test::new()
+        .procfile("web: echo \"[${PYTHONUNBUFFERED-unset}]\"\n")
+        .dotenv("PYTHONUNBUFFERED=\n")
+        .args(["start", "--no-timestamp"])
+        .code(0)
+        .run();
+    assert!(out.stdout.contains("web.1  | []"), "{}", out.stdout);
+    let out = Test::new()
+        .procfile("web: echo \"[${PYTHONUNBUFFERED-unset}]\"\n")
+        .env("PYTHONUNBUFFERED", "0")
+        .args(["start", "--no-timestamp"])
+        .code(0)
+        .run();
+    assert!(out.stdout.contains("web.1  | [0]"), "{}", out.stdout);
+}
+
+#[test]
+fn verbose_start_shows_spawns_with_secrets_masked() {
+    let out = Test::new()
+        .procfile("web: echo hi\n")
+        .dotenv("API_TOKEN=hunter2\nRAILS_ENV=development\n")
+        .args(["-vv", "start", "--no-timestamp"])
+        .code(0)
+        .run();
+    let e = &out.stderr;
+    assert!(e.contains("web.1: pid "), "{e}");
+    assert!(e.contains("/bin/sh -c \"exec echo hi\""), "{e}");
+    assert!(e.contains("API_TOKEN=***"), "{e}");
+    assert!(e.contains("RAILS_ENV=\"development\""), "{e}");
+    assert!(!e.contains("hunter2"), "{e}");
+    assert!(e.contains("app root "), "{e}");
+
+    let out = Test::new()
+        .procfile("web: echo hi\n")
+        .dotenv("API_TOKEN=hunter2\n")
+        .args(["-vvv", "start", "--no-timestamp"])
+        .code(0)
+        .run();
+    assert!(
+        out.stderr.contains("API_TOKEN=\"hunter2\""),
+        "{}",
+        out.stderr
+    );
+
+    let out = Test::new()
+        .procfile("web: echo hi\n")
+        .args(["start", "--no-timestamp"])
+        .code(0)
+        .run();
+    assert_eq!(out.stderr, "", "quiet without -v");
+}
