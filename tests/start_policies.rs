@@ -107,11 +107,13 @@ fn can_die_types_let_the_app_run_and_the_first_failure_decides() {
 
     // When every type may die, procrun ends with the last of them, with the
     // code of the first that failed.
-    Test::new()
-        .procfile("a: exit 0\nb: exit 5\nc: exit 6\n")
-        .args(["start", "--any-can-die"])
-        .code(5)
-        .run();
+    // c ends only after the test has seen b fail, so b is the first.
+    let mut r = Test::new()
+        .procfile("a: exit 0\nb: exit 5\nc: while [ ! -e go ]; do sleep 0.01; done; exit 6\n")
+        .start(&["--any-can-die"]);
+    r.wait_for("b.1 exited with code 5");
+    std::fs::write(r.join("go"), "").expect("write go");
+    assert_eq!(r.wait_exit(), Some(5), "{}", r.transcript());
     Test::new()
         .procfile("a: exit 0\nb: exit 0\n")
         .args(["start", "--any-can-die"])
