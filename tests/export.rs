@@ -319,7 +319,7 @@ fn pure_renderers_snapshot() {
         app: "shop".into(),
         user: None,
         log_dir: Some(PathBuf::from("/var/log/shop")),
-        timeout: std::time::Duration::from_secs(10),
+        timeout: Some(std::time::Duration::from_secs(10)),
         image: Some("registry.example.com/shop:2.0".into()),
         user_units: false,
         output_dir: PathBuf::from("/srv/shop/deploy"),
@@ -392,7 +392,8 @@ fn option_conflicts_and_unusable_names_are_errors() {
 #[test]
 fn procfile_and_env_warnings_are_shown_once() {
     // `web:cmd` (no blank after the colon) warns in the Procfile, a key set
-    // twice warns in the env file; the export adds its own for `-t`.
+    // twice warns in the env file; the export adds its own for `-t`, and
+    // that runit restarts what procrun would not.
     let p = Project::with_procfile("web:sleep 1000\n").file(".env", "A=1\nA=2\n");
     let out = p
         .procrun()
@@ -404,8 +405,59 @@ fn procfile_and_env_warnings_are_shown_once() {
         "no blank after the `:` of `web`",
         "`A` is set twice in `.env`",
         "-t/--timeout has no effect on runit",
+        "runit cannot carry `web`'s restart = \"no\"",
     ] {
         assert_eq!(stderr.matches(warning).count(), 1, "{warning}: {stderr}");
     }
-    assert_eq!(stderr.matches("warning:").count(), 3, "{stderr}");
+    assert_eq!(stderr.matches("warning:").count(), 4, "{stderr}");
+}
+
+/// Every format on a plan whose types carry policies: what each writes
+/// (snapshots) and the warnings for what its engine cannot carry, each
+/// naming the type and the key.
+#[test]
+fn policies_are_mapped_or_warned_per_format() {
+    use procrun::cli::ExportFormat;
+    use procrun::export::{ExportOptions, check, format_name, render};
+    use std::path::PathBuf;
+
+    let plan = export_support::policy_plan(Path::new("/srv/shop"), 8000);
+    let options = ExportOptions {
+        app: "shop".into(),
+        user: None,
+        log_dir: Some(PathBuf::from("/var/log/shop")),
+        timeout: None,
+        image: Some("registry.example.com/shop:2.0".into()),
+        user_units: false,
+        output_dir: PathBuf::from("/srv/shop/deploy"),
+    };
+    let mut warnings = String::new();
+    for format in [
+        ExportFormat::Systemd,
+        ExportFormat::Supervisord,
+        ExportFormat::Runit,
+        ExportFormat::Launchd,
+        ExportFormat::Compose,
+        ExportFormat::Kubernetes,
+    ] {
+        let name = format_name(format);
+        let found = check(format, &plan, &options);
+        assert!(!found.iter().any(|d| d.is_error()), "{name}: {found:?}");
+        warnings.push_str(&format!("=== {name}\n"));
+        for d in &found {
+            warnings.push_str(&format!("{}\n", d.message));
+        }
+        let files = render(format, &plan, &options);
+        let mut text = String::new();
+        for f in &files {
+            text.push_str(&format!(
+                "=== {} ({:?})\n{}\n",
+                f.path,
+                f.kind,
+                f.contents.replace('\0', "\\0")
+            ));
+        }
+        insta::assert_snapshot!(format!("policies_{name}"), text);
+    }
+    insta::assert_snapshot!("policies_warnings", warnings);
 }

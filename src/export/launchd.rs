@@ -8,9 +8,13 @@
 use std::fmt::Write as _;
 
 use super::quote::shell_script;
+use nix::sys::signal::Signal;
+
+use super::parity::{self, Key};
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
-use crate::plan::Plan;
+use crate::plan::{Plan, ProcessType};
+use crate::policy::{Policy, Restart};
 
 /// The launchd format.
 #[derive(Clone, Copy, Debug)]
@@ -19,7 +23,8 @@ pub struct Launchd;
 impl Format for Launchd {
     /// Values XML cannot carry.
     fn check(&self, plan: &Plan, _options: &ExportOptions) -> Vec<Diagnostic> {
-        plan.env
+        let mut found: Vec<Diagnostic> = plan
+            .env
             .pairs()
             .filter(|(_, v)| v.chars().any(|c| !xml_char(c)))
             .map(|(k, _)| {
@@ -27,7 +32,11 @@ impl Format for Launchd {
                     "the value of {k} contains a control character that a launchd property list (XML) cannot hold"
                 ))
             })
-            .collect()
+            .collect();
+        for t in plan.types.iter().filter(|t| t.count > 0) {
+            found.extend(policy_gaps(t));
+        }
+        found
     }
 
     fn support(&self, option: SharedOption) -> Support {
@@ -83,7 +92,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(p, "  </array>");
         let _ = writeln!(p, "  <key>EnvironmentVariables</key>");
         let _ = writeln!(p, "  <dict>");
-        for (key, value) in &i.env {
+        for (key, value) in super::instance_env(i) {
             let _ = writeln!(p, "    <key>{}</key>", escape(key));
             let _ = writeln!(p, "    <string>{}</string>", escape(value));
         }
@@ -93,11 +102,11 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             key_string(&mut p, "UserName", user);
         }
         let _ = writeln!(p, "  <key>RunAtLoad</key>\n  <true/>");
-        let _ = writeln!(p, "  <key>KeepAlive</key>\n  <true/>");
+        keep_alive(&mut p, &i.policy);
         let _ = writeln!(
             p,
             "  <key>ExitTimeOut</key>\n  <integer>{}</integer>",
-            options.timeout_secs()
+            options.stop_timeout_secs(&i.policy)
         );
         key_string(&mut p, "StandardOutPath", &log);
         key_string(&mut p, "StandardErrorPath", &log);
@@ -109,6 +118,65 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         files.push(ExportFile::dir("log"));
     }
     files
+}
+
+/// `KeepAlive` (and `ThrottleInterval`, launchd's fixed wait between two
+/// starts, from the backoff's first wait) for a policy.
+fn keep_alive(p: &mut String, policy: &Policy) {
+    match policy.restart {
+        Restart::No => {
+            let _ = writeln!(p, "  <key>KeepAlive</key>\n  <false/>");
+            return;
+        }
+        // Started again after a non-zero exit or a crash, not after exit 0.
+        Restart::OnFailure => {
+            let _ = writeln!(p, "  <key>KeepAlive</key>\n  <dict>");
+            let _ = writeln!(p, "    <key>SuccessfulExit</key>\n    <false/>");
+            let _ = writeln!(p, "    <key>Crashed</key>\n    <true/>");
+            let _ = writeln!(p, "  </dict>");
+        }
+        Restart::Always => {
+            let _ = writeln!(p, "  <key>KeepAlive</key>\n  <true/>");
+        }
+    }
+    let _ = writeln!(
+        p,
+        "  <key>ThrottleInterval</key>\n  <integer>{}</integer>",
+        parity::secs_up(policy.backoff.initial).max(1)
+    );
+}
+
+/// What launchd cannot carry of a type's policy.
+fn policy_gaps(t: &ProcessType) -> Vec<Diagnostic> {
+    let p = &t.policy;
+    let mut found = Vec::new();
+    if parity::restarts(p) {
+        let mut keys = Vec::new();
+        if parity::backoff_grows(&p.backoff) {
+            keys.push(Key::Backoff);
+        }
+        if p.max_restarts.is_some() {
+            keys.extend([Key::MaxRestarts, Key::MinUptime]);
+        }
+        found.extend(parity::gap(
+            "launchd",
+            t,
+            &keys,
+            &format!(
+                "launchd starts it again at most every ThrottleInterval={} s, without a limit",
+                parity::secs_up(p.backoff.initial).max(1)
+            ),
+        ));
+    }
+    if p.stop_signal != Signal::SIGTERM {
+        found.extend(parity::gap(
+            "launchd",
+            t,
+            &[Key::StopSignal],
+            "launchd stops a job with SIGTERM",
+        ));
+    }
+    found
 }
 
 fn key_string(out: &mut String, key: &str, value: &str) {

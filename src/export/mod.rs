@@ -16,6 +16,7 @@ pub mod compose;
 pub mod kubernetes;
 pub mod launchd;
 pub mod options;
+pub mod parity;
 pub mod quote;
 pub mod runit;
 pub mod supervisord;
@@ -29,7 +30,7 @@ use clap::ValueEnum as _;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
-use crate::plan::Plan;
+use crate::plan::{Plan, ProcessSpec};
 use crate::settings::Settings;
 
 pub use options::{DEFAULT_TIMEOUT, ExportOptions, default_app_name};
@@ -300,6 +301,16 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Exported, Error>
         next_steps: format_of(args.format).next_steps(&options, &dir),
         output_dir: output_shown,
     })
+}
+
+/// The variables an instance gets: the env files' values, `PORT` (unless
+/// its type has `port = false`) and `PS`.
+pub fn instance_env(instance: &ProcessSpec) -> impl Iterator<Item = (&str, &str)> {
+    instance
+        .env
+        .iter()
+        .filter(|(k, _)| instance.policy.port || k != "PORT")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
 /// An error for every env-file key that is not a shell variable name

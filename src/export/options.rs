@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use crate::cli::ExportArgs;
 use crate::diagnostic::Diagnostic;
+use crate::policy::Policy;
 
-/// `-t` when it is not given.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The stop timeout when neither `-t` nor the type's policy sets one.
+pub const DEFAULT_TIMEOUT: Duration = crate::policy::DEFAULT_STOP_TIMEOUT;
 
 /// Options shared by every format, resolved from the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,8 +20,9 @@ pub struct ExportOptions {
     pub user: Option<String>,
     /// `--log`, absolute.
     pub log_dir: Option<PathBuf>,
-    /// `-t`: how long a process may take to stop.
-    pub timeout: Duration,
+    /// `-t`: how long a process may take to stop, for every type; without
+    /// it each type's `stop_timeout` applies.
+    pub timeout: Option<Duration>,
     /// `--image`.
     pub image: Option<String>,
     /// `--user-units` (systemd).
@@ -40,22 +42,23 @@ impl ExportOptions {
             },
             user: args.user.clone(),
             log_dir: args.log.as_ref().map(|l| absolute(cwd, l)),
-            timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
+            timeout: args.timeout,
             image: args.image.clone(),
             user_units: args.user_units,
             output_dir: absolute(cwd, output_dir),
         }
     }
 
-    /// The timeout in whole seconds, rounded up (formats that take an
-    /// integer).
-    pub fn timeout_secs(&self) -> u64 {
-        let secs = self.timeout.as_secs();
-        if self.timeout.subsec_nanos() > 0 {
-            secs + 1
-        } else {
-            secs
-        }
+    /// How long instances with `policy` get to stop: `-t` when given (it
+    /// overrides every type), else the type's `stop_timeout`.
+    pub fn stop_timeout(&self, policy: &Policy) -> Duration {
+        self.timeout.unwrap_or(policy.stop_timeout)
+    }
+
+    /// [`Self::stop_timeout`] in whole seconds, rounded up (formats that
+    /// take an integer).
+    pub fn stop_timeout_secs(&self, policy: &Policy) -> u64 {
+        super::parity::secs_up(self.stop_timeout(policy))
     }
 
     /// The app name, the user and every path (with the app `root`) checked
@@ -186,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn whole_seconds_round_up() {
+    fn the_flag_overrides_each_types_stop_timeout() {
         let with = |timeout| ExportOptions {
             app: "app".into(),
             user: None,
@@ -196,8 +199,15 @@ mod tests {
             user_units: false,
             output_dir: "/out".into(),
         };
-        assert_eq!(with(Duration::from_secs(5)).timeout_secs(), 5);
-        assert_eq!(with(Duration::from_millis(5500)).timeout_secs(), 6);
-        assert_eq!(with(Duration::ZERO).timeout_secs(), 0);
+        let policy = Policy {
+            stop_timeout: Duration::from_millis(2500),
+            ..Policy::default()
+        };
+        assert_eq!(with(None).stop_timeout_secs(&policy), 3);
+        assert_eq!(
+            with(Some(Duration::from_millis(5500))).stop_timeout_secs(&policy),
+            6
+        );
+        assert_eq!(with(Some(Duration::ZERO)).stop_timeout_secs(&policy), 0);
     }
 }

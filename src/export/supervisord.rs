@@ -18,10 +18,12 @@
 
 use std::fmt::Write as _;
 
+use super::parity::{self, Key};
 use super::quote::{shell_quote, shell_script};
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
-use crate::plan::Plan;
+use crate::plan::{Plan, ProcessType};
+use crate::policy::{Policy, Restart};
 
 /// The supervisord format.
 #[derive(Clone, Copy, Debug)]
@@ -42,6 +44,9 @@ impl Format for Supervisord {
                     "`{text}` holds a `;` or `#` after a blank, or `%(here)s`, which supervisord's config reader would take apart"
                 )));
             }
+        }
+        for t in plan.types.iter().filter(|t| t.count > 0) {
+            found.extend(policy_gaps(t));
         }
         let socket = options.output_dir.join("supervisor.sock");
         // sockaddr_un holds 108 bytes, the terminating NUL included.
@@ -116,11 +121,15 @@ files = {app}.conf
     let mut programs = Vec::new();
     for t in plan.types.iter().filter(|t| t.count > 0) {
         let program = format!("{app}-{}", t.name);
-        let script = format!(
-            ". \"$0\" && PORT=$(({} + %(process_num)d - 1)) && export PORT && {}",
-            t.port,
-            escape(&shell_script(&t.command))
-        );
+        let port = if t.policy.port {
+            format!(
+                "PORT=$(({} + %(process_num)d - 1)) && export PORT && ",
+                t.port
+            )
+        } else {
+            String::new()
+        };
+        let script = format!(". \"$0\" && {port}{}", escape(&shell_script(&t.command)));
         let _ = writeln!(conf);
         let _ = writeln!(conf, "[program:{program}]");
         let _ = writeln!(
@@ -141,10 +150,17 @@ files = {app}.conf
             let _ = writeln!(conf, "user={user}");
         }
         let _ = writeln!(conf, "autostart=true");
-        let _ = writeln!(conf, "autorestart=true");
-        let _ = writeln!(conf, "startsecs=1");
-        let _ = writeln!(conf, "stopsignal=TERM");
-        let _ = writeln!(conf, "stopwaitsecs={}", options.timeout_secs());
+        restart(&mut conf, &t.policy);
+        let _ = writeln!(
+            conf,
+            "stopsignal={}",
+            t.policy.stop_signal.as_str().trim_start_matches("SIG")
+        );
+        let _ = writeln!(
+            conf,
+            "stopwaitsecs={}",
+            options.stop_timeout_secs(&t.policy)
+        );
         let _ = writeln!(conf, "stopasgroup=true");
         let _ = writeln!(conf, "killasgroup=true");
         let _ = writeln!(
@@ -172,6 +188,70 @@ files = {app}.conf
         files.push(ExportFile::dir("log"));
     }
     files
+}
+
+/// supervisord's largest `startretries=` procrun writes, for an unlimited
+/// `max_restarts` (it has no "unlimited").
+pub const MANY_RETRIES: u32 = i32::MAX as u32;
+
+/// `autorestart=`, `startsecs=` and `startretries=` for a policy.
+///
+/// supervisord's `startretries` counts only runs that end before
+/// `startsecs` (a failed start, retried even with `autorestart=false`);
+/// a run that lasted `startsecs` is restarted at once per `autorestart`,
+/// without a limit. That is procrun's `max_restarts` of runs shorter than
+/// `min_uptime`, so `startsecs` is `min_uptime` and `startretries` is
+/// `max_restarts`. Without restarts, `startsecs=0` and `startretries=0`,
+/// so that nothing is started again.
+fn restart(conf: &mut String, policy: &Policy) {
+    match policy.restart {
+        Restart::No => {
+            let _ = writeln!(conf, "autorestart=false");
+            let _ = writeln!(conf, "startsecs=0");
+            let _ = writeln!(conf, "startretries=0");
+            return;
+        }
+        Restart::OnFailure => {
+            let _ = writeln!(conf, "autorestart=unexpected");
+            let _ = writeln!(conf, "exitcodes=0");
+        }
+        Restart::Always => {
+            let _ = writeln!(conf, "autorestart=true");
+        }
+    }
+    let _ = writeln!(conf, "startsecs={}", parity::secs_up(policy.min_uptime));
+    let _ = writeln!(
+        conf,
+        "startretries={}",
+        policy
+            .max_restarts
+            .unwrap_or(MANY_RETRIES)
+            .min(MANY_RETRIES)
+    );
+}
+
+/// What supervisord cannot carry of a type's policy.
+fn policy_gaps(t: &ProcessType) -> Vec<Diagnostic> {
+    let p = &t.policy;
+    if !parity::restarts(p) {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    found.extend(parity::gap(
+        "supervisord",
+        t,
+        &[Key::Backoff],
+        "supervisord waits 1 s, 2 s, 3 s, … before retrying a run shorter than startsecs, and restarts a longer one at once",
+    ));
+    if p.max_restarts.is_none() {
+        found.extend(parity::gap(
+            "supervisord",
+            t,
+            &[Key::MaxRestarts],
+            &format!("supervisord has no unlimited retries; startretries={MANY_RETRIES}"),
+        ));
+    }
+    found
 }
 
 /// `%` → `%%`, for supervisord's `%(name)s` interpolation.

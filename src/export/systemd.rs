@@ -11,10 +11,12 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::parity::{self, Key};
 use super::quote::shell_script;
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
 use crate::plan::Plan;
+use crate::policy::{Policy, Restart};
 
 /// The systemd format.
 #[derive(Clone, Copy, Debug)]
@@ -25,6 +27,20 @@ impl Format for Systemd {
         // systemd ignores (with a warning) an `Environment=` whose name is
         // not a shell variable name.
         let mut found = super::variable_names(plan, "systemd");
+        for t in plan.types.iter().filter(|t| t.count > 0) {
+            let p = &t.policy;
+            if parity::restarts(p) && parity::backoff_grows(&p.backoff) {
+                found.extend(parity::gap(
+                    "systemd",
+                    t,
+                    &[Key::Backoff],
+                    &format!(
+                        "its units wait RestartSec={} before every restart (a growing delay needs RestartSteps=/RestartMaxDelaySec=, systemd 254 or later)",
+                        time_span(p.backoff.initial)
+                    ),
+                ));
+            }
+        }
         if options.user_units && options.user.is_some() {
             found.push(
                 Diagnostic::error("--user cannot be used with --user-units")
@@ -110,6 +126,10 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         if !options.user_units {
             let _ = writeln!(s, "After=network.target");
         }
+        let policy = &i.policy;
+        if parity::restarts(policy) {
+            start_limit(&mut s, policy);
+        }
         let _ = writeln!(s);
         let _ = writeln!(s, "[Service]");
         let _ = writeln!(s, "Type=simple");
@@ -121,7 +141,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             "WorkingDirectory={}",
             escape(&i.cwd.display().to_string())
         );
-        for (key, value) in &i.env {
+        for (key, value) in super::instance_env(i) {
             let _ = writeln!(s, "Environment={}", quote(&format!("{key}={value}")));
         }
         let _ = writeln!(
@@ -129,20 +149,67 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             "ExecStart=/bin/sh -c {}",
             quote(&shell_script(&i.command)).replace('$', "$$")
         );
-        let _ = writeln!(s, "Restart=always");
-        let _ = writeln!(s, "RestartSec=1");
+        let _ = writeln!(s, "Restart={}", restart(policy.restart));
+        if parity::restarts(policy) {
+            if parity::backoff_grows(&policy.backoff) {
+                let _ = writeln!(
+                    s,
+                    "# procrun doubles this up to {} (systemd 254's RestartSteps= could)",
+                    parity::human(policy.backoff.max)
+                );
+            }
+            let _ = writeln!(s, "RestartSec={}", time_span(policy.backoff.initial));
+        }
         let _ = writeln!(s, "StandardInput=null");
         let _ = writeln!(s, "StandardOutput=journal");
         let _ = writeln!(s, "StandardError=journal");
         let _ = writeln!(s, "SyslogIdentifier={unit}");
         let _ = writeln!(s, "KillMode=mixed");
-        let _ = writeln!(s, "TimeoutStopSec={}", time_span(options.timeout));
+        let _ = writeln!(s, "KillSignal={}", policy.stop_signal.as_str());
+        let _ = writeln!(
+            s,
+            "TimeoutStopSec={}",
+            time_span(options.stop_timeout(policy))
+        );
         let _ = writeln!(s);
         let _ = writeln!(s, "[Install]");
         let _ = writeln!(s, "WantedBy={app}-{}.target", i.type_name);
         files.push(ExportFile::file(format!("{unit}.service"), s));
     }
     files
+}
+
+/// `Restart=`.
+fn restart(restart: Restart) -> &'static str {
+    match restart {
+        Restart::No => "no",
+        Restart::OnFailure => "on-failure",
+        Restart::Always => "always",
+    }
+}
+
+/// `StartLimitBurst=`/`StartLimitIntervalSec=` for `max_restarts`: procrun
+/// gives up after that many consecutive restarts of runs shorter than
+/// `min_uptime`, i.e. after max_restarts + 1 short runs; systemd refuses a
+/// start beyond the burst within the interval, which is sized to hold that
+/// many short runs and their restart delays.
+fn start_limit(s: &mut String, policy: &Policy) {
+    match policy.max_restarts {
+        None => {
+            let _ = writeln!(s, "StartLimitIntervalSec=0");
+        }
+        Some(n) => {
+            let starts = n.saturating_add(1);
+            let interval = (policy.min_uptime + policy.backoff.initial).saturating_mul(starts);
+            let _ = writeln!(
+                s,
+                "# procrun: at most {n} restarts in a row of runs shorter than {}",
+                parity::human(policy.min_uptime)
+            );
+            let _ = writeln!(s, "StartLimitIntervalSec={}", time_span(interval));
+            let _ = writeln!(s, "StartLimitBurst={starts}");
+        }
+    }
 }
 
 /// A free-text value (Description=, WorkingDirectory=): only specifiers

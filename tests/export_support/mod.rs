@@ -108,3 +108,84 @@ pub fn unhex(hex: &str) -> String {
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
+
+/// The formation of [`policy_plan`]: every type runs.
+pub const POLICY_FORMATION: &str = "web=2,worker=1,clock=1";
+
+/// The policies of [`policy_plan`], per type: `web` always restarts and
+/// stops with SIGINT, `worker` restarts on failure and gets no `PORT`,
+/// `clock` is a one-shot that may end (`can_die`).
+pub fn policies() -> Vec<(&'static str, procrun::policy::Policy)> {
+    use nix::sys::signal::Signal;
+    use procrun::policy::{Backoff, Policy, Restart};
+    use std::time::Duration;
+    vec![
+        (
+            "web",
+            Policy {
+                restart: Restart::Always,
+                stop_signal: Signal::SIGINT,
+                stop_timeout: Duration::from_secs(7),
+                backoff: Backoff {
+                    initial: Duration::from_secs(2),
+                    max: Duration::from_secs(60),
+                },
+                max_restarts: None,
+                min_uptime: Duration::from_secs(5),
+                ..Policy::default()
+            },
+        ),
+        (
+            "worker",
+            Policy {
+                restart: Restart::OnFailure,
+                stop_timeout: Duration::from_millis(1500),
+                max_restarts: Some(3),
+                min_uptime: Duration::from_secs(2),
+                port: false,
+                ..Policy::default()
+            },
+        ),
+        (
+            "clock",
+            Policy {
+                restart: Restart::No,
+                can_die: true,
+                port: false,
+                ..Policy::default()
+            },
+        ),
+    ]
+}
+
+/// The fixture's plan for an app in `root` with [`policies`] (built in
+/// code: what `procrun.toml` would set), base port `base`.
+pub fn policy_plan(root: &Path, base: u16) -> procrun::plan::Plan {
+    let procfile = procrun::procfile::parse(Path::new("Procfile"), PROCFILE).expect("parses");
+    let env = procrun::env::parse(".env", ENV, &|_| None).expect("parses");
+    let request = procrun::plan::PlanRequest {
+        formation: procrun::formation::parse(POLICY_FORMATION).expect("parses"),
+        selected: vec![],
+        port: Some(base),
+        root: root.to_path_buf(),
+    };
+    let mut plan = procrun::plan::build(&procfile, &env, &request, &|_| None).expect("plans");
+    let policies = policies();
+    let of = |name: &str| {
+        policies
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| *p)
+            .expect("a policy per type")
+    };
+    for t in &mut plan.types {
+        t.policy = of(&t.name);
+    }
+    for i in &mut plan.instances {
+        i.policy = of(&i.type_name);
+        if !i.policy.port {
+            i.env.retain(|(k, _)| k != "PORT");
+        }
+    }
+    plan
+}
