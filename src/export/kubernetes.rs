@@ -36,6 +36,17 @@ impl Format for Kubernetes {
                     .help("pass --image, e.g. --image registry.example.com/myapp:1.0"),
             );
         }
+        let size: usize = plan
+            .env
+            .pairs()
+            .filter(|(k, _)| *k != "PORT" && *k != "PS")
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if size > CONFIG_MAP_MAX {
+            found.push(Diagnostic::error(format!(
+                "the env files' values take {size} bytes, more than the 1 MiB a Kubernetes ConfigMap holds"
+            )));
+        }
         let mut seen: Vec<(String, &str)> = Vec::new();
         for t in &plan.types {
             found.extend(policy_gaps(t));
@@ -80,6 +91,9 @@ impl Format for Kubernetes {
         format!("next: kubectl apply -f {dir}/")
     }
 }
+
+/// The most data a ConfigMap holds (the API server refuses more).
+pub const CONFIG_MAP_MAX: usize = 1024 * 1024;
 
 /// A DNS label for a resource: lower case, `_` and `.` as `-`.
 pub fn resource_name(app: &str, type_name: &str) -> String {

@@ -195,6 +195,11 @@ pub fn escape(value: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\r' => out.push_str("&#13;"),
+            // DEL and C1 are XML characters, written as references so that
+            // no raw control byte is in the file.
+            c if c.is_control() && c as u32 >= 0x7f => {
+                let _ = write!(out, "&#{};", c as u32);
+            }
             c => out.push(c),
         }
     }

@@ -21,6 +21,7 @@ pub mod quote;
 pub mod runit;
 pub mod supervisord;
 pub mod systemd;
+pub mod text;
 pub mod write;
 
 use std::path::PathBuf;
@@ -208,6 +209,9 @@ pub fn check(format: ExportFormat, plan: &Plan, options: &ExportOptions) -> Vec<
             )));
         }
     }
+    // A control character in a Procfile command is never meant (a stray
+    // `\r` of a CRLF line); no format writes one.
+    found.extend(text::commands(plan, &format_name(format), text::hostile));
     found.extend(format_of(format).check(plan, options));
     found
 }

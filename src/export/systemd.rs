@@ -27,6 +27,32 @@ impl Format for Systemd {
         // systemd ignores (with a warning) an `Environment=` whose name is
         // not a shell variable name.
         let mut found = super::variable_names(plan, "systemd");
+        found.extend(super::text::values(
+            plan,
+            "systemd",
+            super::text::noncharacter,
+            "systemd ignores a value that is not valid Unicode text",
+        ));
+        found.extend(super::text::commands(
+            plan,
+            "systemd",
+            super::text::noncharacter,
+        ));
+        for (key, value) in plan.env.pairs() {
+            if quote(&format!("{key}={value}")).len() + "Environment=".len() >= LINE_MAX {
+                found.push(Diagnostic::error(format!(
+                    "the value of {key} is too long for systemd: a unit file line holds less than 1 MiB"
+                )));
+            }
+        }
+        for t in &plan.types {
+            if quote(&shell_script(&t.command)).len() + "ExecStart=/bin/sh -c ".len() >= LINE_MAX {
+                found.push(Diagnostic::error(format!(
+                    "the command of `{}` is too long for systemd: a unit file line holds less than 1 MiB",
+                    t.name
+                )));
+            }
+        }
         for t in plan.types.iter().filter(|t| t.count > 0) {
             let p = &t.policy;
             if parity::restarts(p) && parity::backoff_grows(&p.backoff) {
@@ -178,6 +204,10 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
     }
     files
 }
+
+/// systemd's longest unit file line plus one (`LONG_LINE_MAX`, 1 MiB): it
+/// refuses a longer line with ENOBUFS.
+pub const LINE_MAX: usize = 1024 * 1024;
 
 /// `Restart=`.
 fn restart(restart: Restart) -> &'static str {
