@@ -80,6 +80,52 @@ fn a_megabyte_value_is_refused_for_systemd_not_written() {
     assert!(!p.path().join("out").exists());
 }
 
+/// Types `web` and `-web` both became component `web`: the Deployments
+/// and the Service selected each other's pods. Every format that
+/// normalises names refuses two that come out the same, naming both.
+#[test]
+fn web_and_dash_web_would_select_each_others_pods() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "web: sleep 1\n-web: sleep 2\n",
+            "kubernetes",
+            "process types `web` and `-web` would both be the Kubernetes component `web`",
+        ),
+        (
+            "web: sleep 1\nweb_: sleep 2\n",
+            "kubernetes",
+            "process types `web` and `web_` would both be the Kubernetes component `web`",
+        ),
+        (
+            "web: sleep 1\nWeb: sleep 2\n",
+            "kubernetes",
+            "process types `web` and `Web` would both be the Kubernetes component `web`",
+        ),
+        (
+            "web: sleep 1\nWeb: sleep 2\n",
+            "compose",
+            "process types `web` and `Web` would both be the Compose service host name `web`",
+        ),
+        (
+            "web: sleep 1\nWeb: sleep 2\n",
+            "launchd",
+            "process types `web` and `Web` would both be the launchd plist",
+        ),
+    ];
+    for (procfile, format, message) in cases {
+        let p = Project::with_procfile(procfile);
+        let out = p
+            .procrun()
+            .args(["export", format, "out", "--image", "img:1"])
+            .output()
+            .expect("runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{format}: {stderr}");
+        assert!(stderr.contains(message), "{format}: {stderr}");
+        assert!(!p.path().join("out").exists(), "{format} wrote files");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Property tests: every field, arbitrary strings, the engine's parser.
 

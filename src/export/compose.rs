@@ -27,7 +27,15 @@ pub struct Compose;
 
 impl Format for Compose {
     fn check(&self, plan: &Plan, _options: &ExportOptions) -> Vec<Diagnostic> {
-        plan.types.iter().flat_map(policy_gaps).collect()
+        let mut found: Vec<Diagnostic> = plan.types.iter().flat_map(policy_gaps).collect();
+        // Service names are host names on the project's network, and DNS
+        // ignores case.
+        found.extend(super::name_collisions(
+            plan,
+            "the Compose service host name",
+            str::to_ascii_lowercase,
+        ));
+        found
     }
 
     fn support(&self, option: SharedOption) -> Support {

@@ -47,7 +47,6 @@ impl Format for Kubernetes {
                 "the env files' values take {size} bytes, more than the 1 MiB a Kubernetes ConfigMap holds"
             )));
         }
-        let mut seen: Vec<(String, &str)> = Vec::new();
         for t in &plan.types {
             found.extend(policy_gaps(t));
             let name = resource_name(&options.app, &t.name);
@@ -59,14 +58,24 @@ impl Format for Kubernetes {
                     .help("choose a shorter --app"),
                 );
             }
-            if let Some((_, other)) = seen.iter().find(|(n, _)| *n == name) {
+            if dns(&t.name).is_empty() {
                 found.push(Diagnostic::error(format!(
-                    "process types `{other}` and `{}` would both be named `{name}` in Kubernetes",
+                    "process type `{}` has no letter or digit to name its Kubernetes component",
                     t.name
                 )));
             }
-            seen.push((name, &t.name));
         }
+        // The component label is what Deployments and the Service select.
+        found.extend(super::name_collisions(
+            plan,
+            "the Kubernetes component",
+            dns,
+        ));
+        found.extend(super::name_collisions(
+            plan,
+            "the Kubernetes resource",
+            |n| resource_name(&options.app, n),
+        ));
         found
     }
 

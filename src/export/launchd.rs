@@ -36,6 +36,13 @@ impl Format for Launchd {
         for t in plan.types.iter().filter(|t| t.count > 0) {
             found.extend(policy_gaps(t));
         }
+        // macOS file systems ignore case by default: `Web` and `web` would
+        // write the same plist.
+        found.extend(super::name_collisions(
+            plan,
+            "the launchd plist (on a case-insensitive file system)",
+            str::to_ascii_lowercase,
+        ));
         found
     }
 

@@ -317,6 +317,33 @@ pub fn instance_env(instance: &ProcessSpec) -> impl Iterator<Item = (&str, &str)
         .map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
+/// An error for every two process types whose names `normalise` makes
+/// equal: the format would give both the same `what` (their units,
+/// selectors or files would overwrite or select each other).
+pub fn name_collisions(
+    plan: &Plan,
+    what: &str,
+    normalise: impl Fn(&str) -> String,
+) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    let mut seen: Vec<(String, &str)> = Vec::new();
+    for t in &plan.types {
+        let name = normalise(&t.name);
+        if let Some((_, other)) = seen.iter().find(|(n, _)| *n == name) {
+            found.push(
+                Diagnostic::error(format!(
+                    "process types `{other}` and `{}` would both be {what} `{name}`",
+                    t.name
+                ))
+                .help("rename one of them in the Procfile"),
+            );
+        } else {
+            seen.push((name, &t.name));
+        }
+    }
+    found
+}
+
 /// An error for every env-file key that is not a shell variable name
 /// (letters, digits, `_`, not starting with a digit), for formats that
 /// cannot set any other.
