@@ -337,6 +337,7 @@ fn pure_renderers_snapshot() {
         for f in &files {
             let kind = match f.kind {
                 FileKind::File => "file",
+                FileKind::Private => "private",
                 FileKind::Executable => "executable",
                 FileKind::Dir => "dir",
             };

@@ -126,6 +126,97 @@ fn web_and_dash_web_would_select_each_others_pods() {
     }
 }
 
+/// `procrun ARGS` in `p` through `/bin/sh`, after the shell ran `prelude`
+/// (a umask, a file size limit).
+fn procrun_after(p: &Project, prelude: &str, args: &[&str]) -> std::process::Output {
+    Command::new("/bin/sh")
+        .arg("-c")
+        .arg(format!("{prelude}\nexec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_procrun"))
+        .args(args)
+        .current_dir(p.path())
+        .env_remove("PORT")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("runs")
+}
+
+/// Every file under `dir`, relative, with its mode.
+fn modes(dir: &Path) -> Vec<(String, u32)> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).expect("read dir") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("stat");
+            if meta.is_dir() {
+                stack.push(path.clone());
+            }
+            let rel = path.strip_prefix(dir).expect("under").display().to_string();
+            out.push((rel, meta.permissions().mode() & 0o7777));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Every exported file was chmod-ed to 0644 (0755), even under `umask
+/// 077` with a 0600 `.env` full of secrets. Now the umask narrows every
+/// mode and nothing widens it; files that hold env values are 0600.
+#[test]
+fn umask_077_and_a_private_env_file_keep_the_export_private() {
+    let p = Project::with_procfile("web: sleep 1000\n").file(".env", "SECRET=hunter2\n");
+    for format in EVERY_FORMAT {
+        let out = procrun_after(
+            &p,
+            "umask 077",
+            &["export", format, format, "--image", "i:1"],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for (path, mode) in modes(&p.join(format)) {
+            assert_eq!(
+                mode & 0o077,
+                0,
+                "{format}: {path} is {mode:o} under umask 077"
+            );
+        }
+    }
+    // Under the usual umask, what holds env values is still 0600.
+    let out = procrun_after(&p, "umask 022", &["export", "runit", "runit022"]);
+    assert_eq!(out.status.code(), Some(0));
+    let found = modes(&p.join("runit022"));
+    let mode = |name: &str| {
+        found
+            .iter()
+            .find(|(p, _)| p.ends_with(name))
+            .map(|(_, m)| *m)
+    };
+    assert_eq!(mode("env/SECRET"), Some(0o600), "{found:?}");
+    assert_eq!(mode("web-1/run"), Some(0o755), "{found:?}");
+    for format in ["systemd", "launchd", "compose", "kubernetes", "supervisord"] {
+        let out = procrun_after(
+            &p,
+            "umask 022",
+            &["export", format, "o022", "--image", "i:1"],
+        );
+        assert_eq!(out.status.code(), Some(0));
+        for (path, mode) in modes(&p.join("o022")) {
+            let secret = std::fs::read_to_string(p.join("o022").join(&path))
+                .is_ok_and(|text| text.contains("hunter2"));
+            if secret {
+                assert_eq!(mode, 0o600, "{format}: {path}");
+            }
+        }
+        std::fs::remove_dir_all(p.join("o022")).expect("clean");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Property tests: every field, arbitrary strings, the engine's parser.
 

@@ -122,7 +122,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(y, "    deploy:");
         let _ = writeln!(y, "      replicas: {}", t.count);
     }
-    vec![ExportFile::file("compose.yaml", y)]
+    vec![ExportFile::private("compose.yaml", y)]
 }
 
 /// `restart:`: `no`, `on-failure[:MAX]` or `always`.

@@ -234,7 +234,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             let _ = writeln!(y, "      targetPort: \"http\"");
         }
     }
-    vec![ExportFile::file(format!("{app}.yaml"), y)]
+    vec![ExportFile::private(format!("{app}.yaml"), y)]
 }
 
 /// The `restartPolicy` of the Job that runs a type that may end for good

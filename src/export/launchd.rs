@@ -119,7 +119,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         key_string(&mut p, "StandardErrorPath", &log);
         let _ = writeln!(p, "</dict>");
         let _ = writeln!(p, "</plist>");
-        files.push(ExportFile::file(format!("{label}.plist"), p));
+        files.push(ExportFile::private(format!("{label}.plist"), p));
     }
     if options.log_dir.is_none() {
         files.push(ExportFile::dir("log"));

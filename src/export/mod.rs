@@ -145,9 +145,11 @@ pub enum Support {
 /// What an [`ExportFile`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
-    /// A regular file, mode 0644.
+    /// A regular file, mode 0644 (narrowed by the umask).
     File,
-    /// An executable script, mode 0755.
+    /// A regular file that holds env-file values, mode 0600.
+    Private,
+    /// An executable script, mode 0755 (narrowed by the umask).
     Executable,
     /// An (empty) directory that must exist.
     Dir,
@@ -171,6 +173,15 @@ impl ExportFile {
             path: path.into(),
             contents: contents.into(),
             kind: FileKind::File,
+        }
+    }
+
+    /// A regular file that holds env-file values (secrets, often).
+    pub fn private(path: impl Into<String>, contents: impl Into<String>) -> Self {
+        ExportFile {
+            path: path.into(),
+            contents: contents.into(),
+            kind: FileKind::Private,
         }
     }
 

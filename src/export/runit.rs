@@ -158,7 +158,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             ));
         }
         for (key, value) in super::instance_env(i) {
-            files.push(ExportFile::file(
+            files.push(ExportFile::private(
                 format!("{service}/env/{key}"),
                 value.replace('\n', "\0"),
             ));

@@ -183,7 +183,7 @@ files = {app}.conf
         }
         let _ = writeln!(env, "export {key}={}", shell_quote(value));
     }
-    files.push(ExportFile::file(format!("{app}.env"), env));
+    files.push(ExportFile::private(format!("{app}.env"), env));
     if options.log_dir.is_none() {
         files.push(ExportFile::dir("log"));
     }

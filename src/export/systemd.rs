@@ -200,7 +200,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(s);
         let _ = writeln!(s, "[Install]");
         let _ = writeln!(s, "WantedBy={app}-{}.target", i.type_name);
-        files.push(ExportFile::file(format!("{unit}.service"), s));
+        files.push(ExportFile::private(format!("{unit}.service"), s));
     }
     files
 }

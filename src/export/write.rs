@@ -133,12 +133,13 @@ fn manifest_entry(file: &ExportFile) -> String {
 
 fn write_one(path: &Path, file: &ExportFile) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt as _;
-    let mode = if file.kind == FileKind::Executable {
-        0o755
-    } else {
-        0o644
+    let mode = match file.kind {
+        FileKind::Executable => 0o755,
+        FileKind::Private => 0o600,
+        FileKind::File | FileKind::Dir => 0o644,
     };
-    // A fresh file, never an existing one or a symlink planted there.
+    // A fresh file, never an existing one or a symlink planted there; the
+    // umask narrows the mode, and nothing widens it afterwards.
     let _ = std::fs::remove_file(path);
     let mut out = std::fs::OpenOptions::new()
         .write(true)
@@ -146,7 +147,5 @@ fn write_one(path: &Path, file: &ExportFile) -> std::io::Result<()> {
         .mode(mode)
         .open(path)?;
     out.write_all(file.contents.as_bytes())?;
-    out.sync_all()?;
-    // The umask may have removed bits.
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+    out.sync_all()
 }
