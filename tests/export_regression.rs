@@ -217,6 +217,83 @@ fn umask_077_and_a_private_env_file_keep_the_export_private() {
     }
 }
 
+/// The files of an export folder (not the manifest), with their contents.
+fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = modes(dir)
+        .into_iter()
+        .filter(|(p, _)| !p.ends_with(".procrun-export"))
+        .filter_map(|(p, _)| std::fs::read(dir.join(&p)).ok().map(|c| (p, c)))
+        .collect();
+    out.sort();
+    out
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    modes(dir)
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.contains(".procrun-tmp"))
+        .collect()
+}
+
+/// Files were renamed into place one by one, so a name the file system
+/// refuses (ENAMETOOLONG) left half the units new. The swap is undone now:
+/// the previous export is what is left, and no temporary file.
+#[test]
+fn a_name_too_long_midway_leaves_the_previous_export_whole() {
+    let p = Project::with_procfile("a: sleep 1\nb: sleep 2\n").file(".env", "V=old\n");
+    let out = procrun_after(&p, "", &["export", "systemd", "out", "--app", "shop"]);
+    assert_eq!(out.status.code(), Some(0));
+    let before = snapshot(&p.join("out"));
+    let long = "z".repeat(250);
+    let p = p
+        .file(
+            "Procfile",
+            format!("a: sleep 1\nb: sleep 2\n{long}: sleep 3\n"),
+        )
+        .file(".env", "V=new\n");
+    let out = procrun_after(&p, "", &["export", "systemd", "out", "--app", "shop"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot move"), "{stderr}");
+    assert_eq!(snapshot(&p.join("out")), before);
+    assert_eq!(leftovers(&p.join("out")), Vec::<String>::new());
+}
+
+/// A write that failed half-way (ENOSPC; here EFBIG from a file size
+/// limit) left `.procrun-tmp-*` files holding env values. Every error path
+/// removes them now, and the folders it created.
+#[test]
+fn a_failed_write_leaves_no_temporary_file_with_env_values() {
+    let big = "s".repeat(4096);
+    let p = Project::with_procfile("web: sleep 1\n").file(".env", format!("SECRET={big}\n"));
+    for format in EVERY_FORMAT {
+        // 1 block of 512 bytes; SIGXFSZ ignored, so the write fails.
+        let out = procrun_after(
+            &p,
+            "ulimit -f 1; trap '' XFSZ",
+            &["export", format, "out", "--image", "i:1"],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{format}: {stderr}");
+        assert!(
+            !p.join("out").exists(),
+            "{format}: left {:?}",
+            modes(&p.join("out"))
+        );
+    }
+    // Into an existing export: it stays as it was.
+    let p = p.file(".env", "SECRET=small\n");
+    let out = procrun_after(&p, "", &["export", "runit", "out"]);
+    assert_eq!(out.status.code(), Some(0));
+    let before = snapshot(&p.join("out"));
+    let p = p.file(".env", format!("SECRET={big}\n"));
+    let out = procrun_after(&p, "ulimit -f 1; trap '' XFSZ", &["export", "runit", "out"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(snapshot(&p.join("out")), before);
+    assert_eq!(leftovers(&p.join("out")), Vec::<String>::new());
+}
+
 // ---------------------------------------------------------------------------
 // Property tests: every field, arbitrary strings, the engine's parser.
 
