@@ -294,6 +294,55 @@ fn a_failed_write_leaves_no_temporary_file_with_env_values() {
     assert_eq!(leftovers(&p.join("out")), Vec::<String>::new());
 }
 
+/// A symbolic link inside the export folder was followed: writes went to
+/// where it points, and a re-export removed stale files there. Now a link
+/// where a folder must be is an error, and stale files behind one stay.
+#[test]
+fn symlinks_in_the_export_folder_are_never_followed() {
+    let p = Project::with_procfile("web: sleep 1000\n");
+    let out = procrun_after(
+        &p,
+        "",
+        &["export", "runit", "out", "-m", "web=2", "--app", "shop"],
+    );
+    assert_eq!(out.status.code(), Some(0));
+
+    // Stale files behind a link: shop-web-2 now points elsewhere.
+    std::fs::rename(p.join("out/shop-web-2"), p.join("elsewhere")).expect("move");
+    std::os::unix::fs::symlink(p.join("elsewhere"), p.join("out/shop-web-2")).expect("link");
+    let out = procrun_after(
+        &p,
+        "",
+        &["export", "runit", "out", "-m", "web=1", "--app", "shop"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(p.join("elsewhere/run").exists());
+    assert!(p.join("elsewhere/env/PORT").exists());
+
+    // A write through a link: shop-web-3 points at a victim folder.
+    std::fs::create_dir(p.join("victim")).expect("mkdir");
+    std::os::unix::fs::symlink(p.join("victim"), p.join("out/shop-web-3")).expect("link");
+    let before = snapshot(&p.join("out"));
+    let out = procrun_after(
+        &p,
+        "",
+        &["export", "runit", "out", "-m", "web=3", "--app", "shop"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+    assert_eq!(
+        std::fs::read_dir(p.join("victim")).expect("read").count(),
+        0
+    );
+    assert_eq!(snapshot(&p.join("out")), before);
+}
+
 // ---------------------------------------------------------------------------
 // Property tests: every field, arbitrary strings, the engine's parser.
 

@@ -12,7 +12,10 @@
 //!    one does not.
 //!
 //! On every error path the temporary files (which hold env values), the
-//! backups and the folders this run created are removed.
+//! backups and the folders this run created are removed. No path under the
+//! output folder is followed through a symbolic link, for writes or for
+//! removals: a link where a folder should be is an error, and a stale entry
+//! behind one is left alone.
 //!
 //! Modes: files are created 0644, scripts 0755 and files that hold env
 //! values 0600, all narrowed by the umask and never widened.
@@ -130,8 +133,8 @@ impl Run {
     }
 
     /// Creates the folders of `path` under `dir` that are missing; refuses
-    /// one that is not a folder. With `whole`, the last component is a
-    /// folder too.
+    /// one that is a symbolic link or not a folder. With `whole`, the last
+    /// component is a folder too.
     fn make_dirs(&mut self, dir: &Path, path: &str, whole: bool) -> Result<(), Error> {
         let parts: Vec<&str> = path.split('/').collect();
         let folders = if whole {
@@ -142,7 +145,15 @@ impl Run {
         let mut at = dir.to_path_buf();
         for part in folders {
             at.push(part);
-            match std::fs::metadata(&at) {
+            match std::fs::symlink_metadata(&at) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    return Err(Error::io(
+                        format!("cannot write into `{}`", at.display()),
+                        std::io::Error::other(
+                            "it is a symbolic link, and procrun does not write through links (remove it)",
+                        ),
+                    ));
+                }
                 Ok(m) if m.is_dir() => {}
                 Ok(_) => {
                     return Err(Error::io(
@@ -197,7 +208,8 @@ impl Run {
 }
 
 /// Removes what the previous manifest lists and `current` does not: only
-/// plain relative paths, deepest first so that a folder is emptied before it is removed. Returns the
+/// plain relative paths, none reached through a symbolic link, deepest
+/// first so that a folder is emptied before it is removed. Returns the
 /// top-level folders no longer exported that still hold other files.
 fn remove_stale(dir: &Path, previous: &str, current: &BTreeSet<String>) -> Vec<String> {
     let mut stale: Vec<&str> = previous
@@ -213,6 +225,9 @@ fn remove_stale(dir: &Path, previous: &str, current: &BTreeSet<String>) -> Vec<S
     let mut tops: Vec<String> = Vec::new();
     for entry in stale {
         let path = entry.trim_end_matches('/');
+        if through_link(dir, path) {
+            continue;
+        }
         let _ = if entry.ends_with('/') {
             std::fs::remove_dir(dir.join(path))
         } else {
@@ -243,6 +258,21 @@ fn remove_stale(dir: &Path, previous: &str, current: &BTreeSet<String>) -> Vec<S
         .collect()
 }
 
+/// Whether a folder on the way to `path` under `dir` is a symbolic link
+/// (or cannot be read): removing there could remove outside `dir`.
+fn through_link(dir: &Path, path: &str) -> bool {
+    let mut at = dir.to_path_buf();
+    let parts: Vec<&str> = path.split('/').collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(m) if m.is_dir() => {}
+            _ => return true,
+        }
+    }
+    false
+}
+
 /// A file's line in the manifest: its path, with a `/` for a folder.
 fn manifest_entry(file: &ExportFile) -> String {
     match file.kind {
@@ -264,6 +294,7 @@ fn write_one(path: &Path, file: &ExportFile) -> std::io::Result<()> {
     let mut out = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .mode(mode)
         .open(path)?;
     out.write_all(file.contents.as_bytes())?;
