@@ -700,3 +700,85 @@ fn policies_parse_in_plistlib() {
     }
     assert_eq!(lookup(&lines, "env", "shop-worker-1", "PORT"), None);
 }
+
+/// runit's `control/t` stops a type with its own stop signal: `sv down`
+/// makes runsv run it instead of sending SIGTERM.
+#[test]
+fn runit_control_t_sends_the_stop_signal() {
+    let Some(tools) = require(
+        "runit_control_t_sends_the_stop_signal",
+        &["runsvdir", "sv", "chpst", "svlogd"],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = std::fs::canonicalize(dir.path()).expect("canonical");
+    let marker = root.join("marker");
+    let procfile = procrun::procfile::parse(
+        Path::new("Procfile"),
+        "t: trap 'echo INT > \"$M\"; exit 0' INT; trap 'echo TERM > \"$M\"; exit 0' TERM; echo up > \"$M\"; while :; do sleep 0.1; done\n",
+    )
+    .expect("parses");
+    let env = procrun::env::parse(".env", &format!("M={}\n", marker.display()), &|_| None)
+        .expect("parses");
+    let request = procrun::plan::PlanRequest {
+        formation: procrun::formation::Formation::default(),
+        selected: vec![],
+        port: Some(5000),
+        root: root.clone(),
+    };
+    let mut plan = procrun::plan::build(&procfile, &env, &request, &|_| None).expect("plans");
+    for t in &mut plan.types {
+        t.policy.stop_signal = nix::sys::signal::Signal::SIGINT;
+    }
+    for i in &mut plan.instances {
+        i.policy.stop_signal = nix::sys::signal::Signal::SIGINT;
+    }
+    let out = root.join("out");
+    let options = procrun::export::ExportOptions {
+        app: "p".into(),
+        user: None,
+        log_dir: None,
+        timeout: None,
+        image: None,
+        user_units: false,
+        output_dir: out.clone(),
+    };
+    let files = procrun::export::render(procrun::cli::ExportFormat::Runit, &plan, &options);
+    procrun::export::write_all(&out, &files).expect("writes");
+    let service = out.join("p-t-1");
+    let sv = |args: &[&str]| run(Command::new(&tools[1]).args(args).arg(&service));
+    let mut engine = Engine::spawn(
+        "runsvdir",
+        Command::new(&tools[0])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let read = || std::fs::read_to_string(&marker).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(30), || read() == "up\n"),
+        "the service did not start: {:?}",
+        sv(&["status"])
+    );
+    let (code, stdout, stderr) = sv(&["-w", "10", "down"]);
+    assert_eq!(code, 0, "sv down: {stdout}{stderr}");
+    assert!(
+        wait_until(Duration::from_secs(10), || read() != "up\n"),
+        "nothing stopped it"
+    );
+    assert_eq!(read(), "INT\n");
+    let (code, stdout, stderr) = sv(&["exit"]);
+    assert_eq!(code, 0, "sv exit: {stdout}{stderr}");
+    assert!(
+        wait_until(Duration::from_secs(10), || children(engine.pid())
+            .iter()
+            .all(|p| comm(*p).as_deref() != Some("runsv") || gone(*p))),
+        "runsv still running after sv exit"
+    );
+    engine.signal(libc::SIGHUP);
+    assert!(
+        engine.wait(Duration::from_secs(10)).is_some(),
+        "runsvdir did not exit on HUP"
+    );
+}
