@@ -343,6 +343,39 @@ fn symlinks_in_the_export_folder_are_never_followed() {
     assert_eq!(snapshot(&p.join("out")), before);
 }
 
+/// The app root is written as it is into systemd's `WorkingDirectory=`
+/// and supervisord's `directory=`: a trailing backslash joined systemd's
+/// next line, and both strip blanks at either end. Such a root is refused.
+#[test]
+fn an_app_root_ending_in_a_backslash_or_blank_is_refused() {
+    let p = Project::new()
+        .file("app\\/Procfile", "web: sleep 1\n")
+        .file("app /Procfile", "web: sleep 1\n");
+    for (root, format) in [
+        ("app\\", "systemd"),
+        ("app ", "systemd"),
+        ("app ", "supervisord"),
+    ] {
+        let out = procrun_after(
+            &p,
+            "",
+            &[
+                "export",
+                format,
+                "out",
+                "-d",
+                root,
+                "-f",
+                &format!("{root}/Procfile"),
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{format} {root:?}: {stderr}");
+        assert!(stderr.contains("blank"), "{stderr}");
+        assert!(!p.join("out").exists());
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Property tests: every field, arbitrary strings, the engine's parser.
 

@@ -39,9 +39,10 @@ impl Format for Supervisord {
             .flatten()
         {
             let text = path.display().to_string();
-            if has_inline_comment(&text) || text.contains("%(here)s") {
+            // The INI reader also strips blanks at either end of a value.
+            if has_inline_comment(&text) || text.contains("%(here)s") || text.trim() != text {
                 found.push(Diagnostic::error(format!(
-                    "`{text}` holds a `;` or `#` after a blank, or `%(here)s`, which supervisord's config reader would take apart"
+                    "`{text}` holds a `;` or `#` after a blank, `%(here)s` or a blank at either end, which supervisord's config reader would take apart"
                 )));
             }
         }

@@ -38,6 +38,17 @@ impl Format for Systemd {
             "systemd",
             super::text::noncharacter,
         ));
+        // WorkingDirectory= is written as it is: a trailing backslash would
+        // join the next line, blanks at either end are stripped.
+        let root = plan.root.display().to_string();
+        if root.ends_with(['\\', ' ', '\t'])
+            || root.starts_with([' ', '\t'])
+            || root.chars().any(super::text::noncharacter)
+        {
+            found.push(Diagnostic::error(format!(
+                "the app root `{root}` ends in a backslash or a blank, or holds a noncharacter, which a systemd unit cannot hold"
+            )));
+        }
         for (key, value) in plan.env.pairs() {
             if quote(&format!("{key}={value}")).len() + "Environment=".len() >= LINE_MAX {
                 found.push(Diagnostic::error(format!(
