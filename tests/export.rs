@@ -10,15 +10,6 @@ use std::path::Path;
 
 use support::Project;
 
-const FORMATS: &[&str] = &[
-    "systemd",
-    "supervisord",
-    "runit",
-    "launchd",
-    "compose",
-    "kubernetes",
-];
-
 fn fixture() -> Project {
     let p = Project::new();
     export_support::write_app(p.path());
@@ -84,7 +75,7 @@ fn export_with(p: &Project, format: &str, formation: &str, extra: &[&str]) -> (S
 
 #[test]
 fn every_format_snapshot() {
-    for format in FORMATS {
+    for format in &export_support::FORMATS {
         let p = fixture();
         let extra: &[&str] = match *format {
             "kubernetes" => &["--image", "registry.example.com/shop:1.0"],
@@ -113,7 +104,7 @@ fn systemd_user_units_snapshot() {
 fn procfile_example_exports_with_one_command() {
     // What the README promises: the example app, one command per target.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for format in FORMATS {
+    for format in &export_support::FORMATS {
         let out = tempfile::tempdir().expect("temp dir");
         let dir = out.path().join(format);
         let mut cmd = support::procrun();
@@ -146,7 +137,7 @@ fn unknown_format_lists_the_known_ones() {
         .assert()
         .code(2);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    for format in FORMATS {
+    for format in &export_support::FORMATS {
         assert!(stderr.contains(format), "{stderr}");
     }
     assert!(!p.join("out").exists());
@@ -433,14 +424,10 @@ fn policies_are_mapped_or_warned_per_format() {
         output_dir: PathBuf::from("/srv/shop/deploy"),
     };
     let mut warnings = String::new();
-    for format in [
-        ExportFormat::Systemd,
-        ExportFormat::Supervisord,
-        ExportFormat::Runit,
-        ExportFormat::Launchd,
-        ExportFormat::Compose,
-        ExportFormat::Kubernetes,
-    ] {
+    for format in <ExportFormat as clap::ValueEnum>::value_variants()
+        .iter()
+        .copied()
+    {
         let name = format_name(format);
         let found = check(format, &plan, &options);
         assert!(!found.iter().any(|d| d.is_error()), "{name}: {found:?}");

@@ -650,20 +650,18 @@ fn policies_pass_docker_compose_config() {
     let json_file = dir.path().join("compose.json");
     std::fs::write(&json_file, json).expect("write json");
     let lines = inspect(&tools[1], "compose", &[&json_file]);
-    for (service, key, want) in [
-        ("web", "restart", "always"),
-        ("web", "stop_signal", "SIGINT"),
-        ("web", "stop_grace_period", "7s"),
-        ("worker", "restart", "on-failure:3"),
-        ("worker", "stop_grace_period", "1.5s"),
-        ("clock", "restart", "no"),
-    ] {
-        assert_eq!(
-            lookup(&lines, "policy", service, key),
-            Some(want),
-            "{service} {key}"
-        );
-    }
+    engines::assert_lookups(
+        &lines,
+        "policy",
+        &[
+            ("web", "restart", "always"),
+            ("web", "stop_signal", "SIGINT"),
+            ("web", "stop_grace_period", "7s"),
+            ("worker", "restart", "on-failure:3"),
+            ("worker", "stop_grace_period", "1.5s"),
+            ("clock", "restart", "no"),
+        ],
+    );
     assert_eq!(lookup(&lines, "env", "worker", "PORT"), None);
     assert_eq!(lookup(&lines, "env", "web", "PORT"), Some("5000"));
 }
@@ -680,24 +678,22 @@ fn policies_parse_in_plistlib() {
         .collect();
     let refs: Vec<&Path> = plists.iter().map(PathBuf::as_path).collect();
     let lines = inspect(&tools[0], "plist", &refs);
-    for (label, key, want) in [
-        ("shop-web-1", "KeepAlive", "True"),
-        ("shop-web-1", "ExitTimeOut", "7"),
-        ("shop-web-1", "ThrottleInterval", "2"),
-        (
-            "shop-worker-1",
-            "KeepAlive",
-            "Crashed=True,SuccessfulExit=False",
-        ),
-        ("shop-worker-1", "ExitTimeOut", "2"),
-        ("shop-clock-1", "KeepAlive", "False"),
-    ] {
-        assert_eq!(
-            lookup(&lines, "policy", label, key),
-            Some(want),
-            "{label} {key}"
-        );
-    }
+    engines::assert_lookups(
+        &lines,
+        "policy",
+        &[
+            ("shop-web-1", "KeepAlive", "True"),
+            ("shop-web-1", "ExitTimeOut", "7"),
+            ("shop-web-1", "ThrottleInterval", "2"),
+            (
+                "shop-worker-1",
+                "KeepAlive",
+                "Crashed=True,SuccessfulExit=False",
+            ),
+            ("shop-worker-1", "ExitTimeOut", "2"),
+            ("shop-clock-1", "KeepAlive", "False"),
+        ],
+    );
     assert_eq!(lookup(&lines, "env", "shop-worker-1", "PORT"), None);
 }
 

@@ -26,14 +26,19 @@ use procrun::plan::{Plan, PortSource, ProcessSpec, ProcessType};
 use procrun::policy::Policy;
 use support::Project;
 
-const EVERY_FORMAT: [&str; 6] = [
-    "systemd",
-    "supervisord",
-    "runit",
-    "launchd",
-    "compose",
-    "kubernetes",
-];
+/// `procrun export FORMAT out` in `p` must fail with exit 2 (invalid
+/// input) and write nothing: its stderr.
+fn refused(p: &Project, format: &str) -> String {
+    let out = p
+        .procrun()
+        .args(["export", format, "out", "--image", "img:1"])
+        .output()
+        .expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{format}: {stderr}");
+    assert!(!p.path().join("out").exists(), "{format} wrote files");
+    stderr
+}
 
 /// A Procfile line with a bare `\r` used to pass `check` and land raw in
 /// supervisord's config, where Python reads it as a line break: the line
@@ -43,19 +48,12 @@ fn carriage_return_in_a_command_cannot_add_a_supervisord_program() {
     let p = Project::with_procfile(
         "web: echo hi\r[program:evil]\rcommand=/usr/bin/touch /tmp/procrun-evil\n",
     );
-    for format in EVERY_FORMAT {
-        let out = p
-            .procrun()
-            .args(["export", format, "out", "--image", "img:1"])
-            .output()
-            .expect("runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{format}: {stderr}");
+    for format in export_support::FORMATS {
+        let stderr = refused(&p, format);
         assert!(
             stderr.contains("the command of `web` contains U+000D"),
             "{format}: {stderr}"
         );
-        assert!(!p.path().join("out").exists(), "{format} wrote files");
     }
 }
 
@@ -113,16 +111,8 @@ fn web_and_dash_web_would_select_each_others_pods() {
         ),
     ];
     for (procfile, format, message) in cases {
-        let p = Project::with_procfile(procfile);
-        let out = p
-            .procrun()
-            .args(["export", format, "out", "--image", "img:1"])
-            .output()
-            .expect("runs");
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{format}: {stderr}");
+        let stderr = refused(&Project::with_procfile(procfile), format);
         assert!(stderr.contains(message), "{format}: {stderr}");
-        assert!(!p.path().join("out").exists(), "{format} wrote files");
     }
 }
 
@@ -167,7 +157,7 @@ fn modes(dir: &Path) -> Vec<(String, u32)> {
 #[test]
 fn umask_077_and_a_private_env_file_keep_the_export_private() {
     let p = Project::with_procfile("web: sleep 1000\n").file(".env", "SECRET=hunter2\n");
-    for format in EVERY_FORMAT {
+    for format in export_support::FORMATS {
         let out = procrun_after(
             &p,
             "umask 077",
@@ -267,7 +257,7 @@ fn a_name_too_long_midway_leaves_the_previous_export_whole() {
 fn a_failed_write_leaves_no_temporary_file_with_env_values() {
     let big = "s".repeat(4096);
     let p = Project::with_procfile("web: sleep 1\n").file(".env", format!("SECRET={big}\n"));
-    for format in EVERY_FORMAT {
+    for format in export_support::FORMATS {
         // 1 block of 512 bytes; SIGXFSZ ignored, so the write fails.
         let out = procrun_after(
             &p,

@@ -9,7 +9,7 @@
 //!
 //! Each service's `restart:`, `stop_signal:` and `stop_grace_period:` come
 //! from its type's policy; Docker's restart delay is its own (see
-//! [`policy_gaps`]).
+//! the docs' policy table).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

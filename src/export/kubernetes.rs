@@ -13,10 +13,8 @@
 
 use std::fmt::Write as _;
 
-use super::quote::{shell_script, yaml_quote};
-use nix::sys::signal::Signal;
-
 use super::parity::{self, Key};
+use super::quote::{shell_script, yaml_quote};
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
 use crate::plan::{Plan, ProcessType};
@@ -275,14 +273,11 @@ fn policy_gaps(t: &ProcessType) -> Vec<Diagnostic> {
         &keys,
         "the kubelet waits 10 s before a restart, doubling up to 5 min, and resets the wait after 10 min up; a Deployment has no limit",
     ));
-    if p.stop_signal != Signal::SIGTERM {
-        found.extend(parity::gap(
-            "kubernetes",
-            t,
-            &[Key::StopSignal],
-            "the kubelet stops a container with SIGTERM (or the image's STOPSIGNAL)",
-        ));
-    }
+    found.extend(parity::sigterm_only(
+        "kubernetes",
+        t,
+        "the kubelet stops a container with SIGTERM (or the image's STOPSIGNAL)",
+    ));
     found
 }
 

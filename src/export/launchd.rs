@@ -7,10 +7,8 @@
 
 use std::fmt::Write as _;
 
-use super::quote::shell_script;
-use nix::sys::signal::Signal;
-
 use super::parity::{self, Key};
+use super::quote::shell_script;
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
 use crate::plan::{Plan, ProcessType};
@@ -175,14 +173,11 @@ fn policy_gaps(t: &ProcessType) -> Vec<Diagnostic> {
             ),
         ));
     }
-    if p.stop_signal != Signal::SIGTERM {
-        found.extend(parity::gap(
-            "launchd",
-            t,
-            &[Key::StopSignal],
-            "launchd stops a job with SIGTERM",
-        ));
-    }
+    found.extend(parity::sigterm_only(
+        "launchd",
+        t,
+        "launchd stops a job with SIGTERM",
+    ));
     found
 }
 

@@ -64,6 +64,15 @@ pub fn gap(format: &str, t: &ProcessType, keys: &[Key], instead: &str) -> Option
     )))
 }
 
+/// The warning for an engine that always stops with SIGTERM, when the
+/// type's stop signal is another one; `how` says how the engine stops.
+pub fn sigterm_only(format: &str, t: &ProcessType, how: &str) -> Option<Diagnostic> {
+    if t.policy.stop_signal == nix::sys::signal::Signal::SIGTERM {
+        return None;
+    }
+    gap(format, t, &[Key::StopSignal], how)
+}
+
 /// Whether the type's instances are ever restarted: the restart keys
 /// (backoff, limits) only matter then.
 pub fn restarts(policy: &Policy) -> bool {

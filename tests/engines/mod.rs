@@ -356,6 +356,21 @@ pub fn inspect(python: &Path, kind: &str, args: &[&Path]) -> Vec<(String, String
     decode_lines(&stdout)
 }
 
+/// Asserts `lookup(lines, kind, name, key) == want` for each row.
+pub fn assert_lookups(
+    lines: &[(String, String, String, String)],
+    kind: &str,
+    rows: &[(&str, &str, &str)],
+) {
+    for (name, key, want) in rows {
+        assert_eq!(
+            lookup(lines, kind, name, key),
+            Some(*want),
+            "{kind} {name} {key}"
+        );
+    }
+}
+
 pub fn lookup<'a>(
     lines: &'a [(String, String, String, String)],
     kind: &str,

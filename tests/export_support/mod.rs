@@ -12,6 +12,16 @@ worker: echo "worker $PS starting; 50% done, PORT=$PORT" && exec sleep 1000
 clock: /usr/bin/python3 -u clock.py
 "##;
 
+/// Every format, as the command line names it.
+pub const FORMATS: [&str; 6] = [
+    "systemd",
+    "supervisord",
+    "runit",
+    "launchd",
+    "compose",
+    "kubernetes",
+];
+
 /// The formation: two webs, a worker, no clock.
 pub const FORMATION: &str = "web=2,worker=1,clock=0";
 
