@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use crate::cli::CheckArgs;
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
-use crate::plan::{Plan, PortSource};
-use crate::procfile::Procfile;
+use crate::load::{Loaded, Request};
+use crate::plan::PortSource;
 use crate::settings::Settings;
 
 /// The outcome of a successful check: warnings for stderr and the summary
@@ -21,15 +21,32 @@ pub struct Report {
 
 /// Validates the Procfile, env files and formation.
 pub fn check(settings: &Settings, args: &CheckArgs) -> Result<Report, Error> {
-    let (procfile, plan) = settings.plan(&args.formation, &[])?;
+    let loaded = crate::load::load(
+        settings,
+        &Request {
+            formation: &args.formation,
+            selected: &[],
+            policy: &args.policy,
+            timeout: args.timeout,
+        },
+    )?;
     Ok(Report {
-        warnings: plan.warnings.clone(),
-        summary: summary(&procfile, &plan),
+        warnings: loaded.plan.warnings.clone(),
+        summary: summary(&loaded),
     })
 }
 
-/// The table `check` prints.
-pub fn summary(procfile: &Procfile, plan: &Plan) -> String {
+/// The table `check` prints: each type with its count, ports and policy
+/// (what differs from the defaults, see [`Policy::describe`]), then where
+/// the settings came from.
+///
+/// [`Policy::describe`]: crate::policy::Policy::describe
+pub fn summary(loaded: &Loaded) -> String {
+    let Loaded {
+        procfile,
+        plan,
+        config,
+    } = loaded;
     let mut out = String::new();
     let types = plan.types.len();
     let _ = writeln!(
@@ -51,22 +68,25 @@ pub fn summary(procfile: &Procfile, plan: &Plan) -> String {
         .types
         .iter()
         .map(|t| match t.count {
+            _ if !t.policy.port => "-".to_owned(),
             0 => "-".to_owned(),
             1 => t.port.to_string(),
             n => format!("{}-{}", t.port, t.port + n - 1),
         })
         .collect();
     let port_w = ports.iter().map(String::len).max().unwrap_or(0).max(4);
+    let policies: Vec<String> = plan.types.iter().map(|t| t.policy.describe()).collect();
+    let policy_w = policies.iter().map(String::len).max().unwrap_or(0).max(6);
     let _ = writeln!(
         out,
-        "  {:name_w$}  COUNT  {:port_w$}  COMMAND",
-        "TYPE", "PORT"
+        "  {:name_w$}  COUNT  {:port_w$}  {:policy_w$}  COMMAND",
+        "TYPE", "PORT", "POLICY"
     );
-    for (t, port) in plan.types.iter().zip(&ports) {
+    for ((t, port), policy) in plan.types.iter().zip(&ports).zip(&policies) {
         let _ = writeln!(
             out,
-            "  {:name_w$}  {:>5}  {:port_w$}  {}",
-            t.name, t.count, port, t.command
+            "  {:name_w$}  {:>5}  {:port_w$}  {:policy_w$}  {}",
+            t.name, t.count, port, policy, t.command
         );
     }
     let source = match &plan.port_source {
@@ -93,6 +113,14 @@ pub fn summary(procfile: &Procfile, plan: &Plan) -> String {
             files.join(", "),
             if n == 1 { "" } else { "s" }
         );
+    }
+    match config {
+        Some(path) => {
+            let _ = writeln!(out, "config:    {}", path.display());
+        }
+        None => {
+            let _ = writeln!(out, "config:    none");
+        }
     }
     out
 }

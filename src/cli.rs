@@ -8,6 +8,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// A fast, careful Procfile runner: runs a twelve-factor app's processes
@@ -79,6 +80,17 @@ pub struct GlobalArgs {
         global = true
     )]
     pub root: Option<PathBuf>,
+
+    /// Per-process settings (restart, can_die, stop_signal, …); '' for none [default: procrun.toml in the app root, if present]
+    // An empty FILE (`--config ''`) is allowed: it reads no config file.
+    #[arg(
+        long,
+        env = "PROCRUN_CONFIG",
+        value_name = "FILE",
+        value_parser = clap::builder::OsStringValueParser::new().map(PathBuf::from),
+        global = true
+    )]
+    pub config: Option<PathBuf>,
 
     /// When to colour output
     #[arg(long, env = "PROCRUN_COLOR", value_enum, default_value_t = ColorChoice::Auto, global = true)]
@@ -177,12 +189,41 @@ pub struct FormationArgs {
     pub port: Option<u16>,
 }
 
+/// What happens when a process ends, and how it is stopped: for the common
+/// cases without a procrun.toml, and winning over it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PolicyArgs {
+    /// Process types whose exit does not stop the others, comma-separated, or `all`
+    #[arg(long, env = "PROCRUN_CAN_DIE", value_name = "NAMES")]
+    pub can_die: Vec<String>,
+
+    /// No process's exit stops the others (as --can-die all)
+    #[arg(long, env = "PROCRUN_ANY_CAN_DIE", value_parser = clap::builder::BoolishValueParser::new())]
+    pub any_can_die: bool,
+
+    /// Restart these process types whenever they exit (restart = "always"), comma-separated, or `all`
+    #[arg(long, env = "PROCRUN_AUTO_RESTART", value_name = "NAMES")]
+    pub auto_restart: Vec<String>,
+
+    /// The signal that asks a type to stop, e.g. web=INT,worker=QUIT, or all=INT [default: TERM]
+    #[arg(long, env = "PROCRUN_STOP_SIGNAL", value_name = "TYPE=SIG")]
+    pub stop_signal: Vec<String>,
+}
+
 /// `procrun check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
     /// Formation and ports.
     #[command(flatten)]
     pub formation: FormationArgs,
+
+    /// Restart and stop policies.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// Default seconds between the stop signal and SIGKILL (procrun.toml's stop_timeout wins) [default: 5]
+    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
 }
 
 /// `procrun start`.
@@ -196,9 +237,13 @@ pub struct StartArgs {
     #[command(flatten)]
     pub formation: FormationArgs,
 
-    /// Seconds to wait after SIGTERM before sending SIGKILL
-    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = parse_seconds)]
-    pub timeout: Duration,
+    /// Restart and stop policies.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// Default seconds between the stop signal and SIGKILL (procrun.toml's stop_timeout wins) [default: 5]
+    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
 
     /// Do not print timestamps
     #[arg(long, env = "PROCRUN_NO_TIMESTAMP", value_parser = clap::builder::BoolishValueParser::new())]
@@ -262,7 +307,11 @@ pub struct ExportArgs {
     #[arg(short = 'l', long, env = "PROCRUN_LOG", value_name = "DIR")]
     pub log: Option<PathBuf>,
 
-    /// Seconds a process gets to stop after SIGTERM before it is killed [default: 5]
+    /// Restart and stop policies.
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+
+    /// Default seconds between the stop signal and SIGKILL (procrun.toml's stop_timeout wins) [default: 5]
     #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
 

@@ -9,7 +9,7 @@ macro_rules! table {
         "| code | meaning |
 |---|---|
 | 0 | success; `start`: the process whose end stopped the app exited with 0, or every process ended and each may die, or procrun's stdout was closed (`procrun start \\| head`) |
-| 1 | procrun itself failed while running (an I/O error writing an export, its runtime or signal handlers could not start) |
+| 1 | procrun itself failed while running (an I/O error writing an export or `start`'s output, e.g. a full disk; its runtime or signal handlers could not start) |
 | 2 | invalid input, and nothing was started: an unknown flag or flag value, a bad Procfile, env file, `procrun.toml`, formation or port |
 | N | `start`: the exit code of the process whose end stopped the app (one that may not die, or that failed after its restarts), or, when every process may die, of the first that failed; `run`: the command's exit code |
 | 126 | `run`: the command cannot be executed (not executable, a directory) |

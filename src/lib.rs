@@ -6,12 +6,14 @@
 
 pub mod check;
 pub mod cli;
+pub mod config;
 pub mod diagnostic;
 pub mod env;
 pub mod error;
 pub mod exit_code;
 pub mod export;
 pub mod formation;
+pub mod load;
 pub mod outcome;
 pub mod output;
 pub mod plan;

@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use indexmap::IndexMap;
+
 use crate::diagnostic::{Diagnostic, Location};
 use crate::env::EnvSet;
 use crate::formation::Formation;
@@ -89,17 +91,6 @@ pub struct Plan {
     pub warnings: Vec<Diagnostic>,
 }
 
-impl Plan {
-    /// Length of the longest instance name (for aligned prefixes).
-    pub fn name_width(&self) -> usize {
-        self.instances
-            .iter()
-            .map(|i| i.name.len())
-            .max()
-            .unwrap_or(0)
-    }
-}
-
 /// What the user asked for.
 #[derive(Clone, Debug, Default)]
 pub struct PlanRequest {
@@ -113,12 +104,26 @@ pub struct PlanRequest {
     pub root: PathBuf,
 }
 
-/// Builds the plan. `inherited` looks up procrun's own environment (for
-/// `$PORT`). Every problem is reported.
+/// Builds the plan with every type's default policy. `inherited` looks up
+/// procrun's own environment (for `$PORT`). Every problem is reported.
 pub fn build(
     procfile: &Procfile,
     env: &EnvSet,
     request: &PlanRequest,
+    inherited: &dyn Fn(&str) -> Option<String>,
+) -> Result<Plan, Vec<Diagnostic>> {
+    build_with(procfile, env, request, &IndexMap::new(), inherited)
+}
+
+/// Builds the plan with the given policies (type name → policy; a type
+/// missing from `policies` gets [`Policy::default`]). A type whose policy
+/// has `port: false` gets no `PORT` in its instances' env (its port range
+/// stays reserved, so the next types' ports do not move).
+pub fn build_with(
+    procfile: &Procfile,
+    env: &EnvSet,
+    request: &PlanRequest,
+    policies: &IndexMap<String, Policy>,
     inherited: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Plan, Vec<Diagnostic>> {
     let mut errors = Vec::new();
@@ -186,6 +191,7 @@ pub fn build(
         } else {
             0
         };
+        let policy = policies.get(&entry.name).copied().unwrap_or_default();
         let port = u32::from(base_port) + PORT_STEP * index as u32;
         if count > PORT_STEP {
             warnings.push(Diagnostic::warning(format!(
@@ -210,7 +216,9 @@ pub fn build(
                 .filter(|(k, _)| *k != "PORT" && *k != "PS")
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect();
-            vars.push(("PORT".to_owned(), instance_port.to_string()));
+            if policy.port {
+                vars.push(("PORT".to_owned(), instance_port.to_string()));
+            }
             vars.push(("PS".to_owned(), name.clone()));
             instances.push(ProcessSpec {
                 name,
@@ -221,7 +229,7 @@ pub fn build(
                 port: instance_port,
                 cwd: request.root.clone(),
                 env: vars,
-                policy: Policy::default(),
+                policy,
             });
         }
         types.push(ProcessType {
@@ -230,7 +238,7 @@ pub fn build(
             index,
             count,
             port,
-            policy: Policy::default(),
+            policy,
         });
     }
 
@@ -371,6 +379,38 @@ mod tests {
             let p = plan(PF, formation, selected, *port).expect("plans");
             assert_eq!(summary(&p), s(want), "-m {formation:?} {selected:?}");
         }
+    }
+
+    #[test]
+    fn policies_reach_types_and_instances() {
+        let worker = Policy {
+            restart: crate::policy::Restart::Always,
+            port: false,
+            ..Policy::default()
+        };
+        let policies = IndexMap::from([("worker".to_owned(), worker)]);
+        let request = PlanRequest {
+            formation: crate::formation::parse("worker=2").expect("formation"),
+            root: PathBuf::from("/app"),
+            ..PlanRequest::default()
+        };
+        let p = build_with(
+            &procfile(PF),
+            &EnvSet::default(),
+            &request,
+            &policies,
+            &|_| None,
+        )
+        .expect("plans");
+        assert_eq!(p.types[0].policy, Policy::default());
+        assert_eq!(p.types[1].policy, worker);
+        for i in &p.instances {
+            assert_eq!(i.policy, worker);
+            assert!(!i.env.iter().any(|(k, _)| k == "PORT"), "{:?}", i.env);
+            assert!(i.env.contains(&("PS".into(), i.name.clone())));
+        }
+        // Its port range stays reserved: the numbers do not move.
+        assert_eq!(summary(&p), s(&[("worker.1", 5100), ("worker.2", 5101)]));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use std::process::ExitStatus;
 use nix::unistd::Pid;
 use owo_colors::OwoColorize as _;
 
-use crate::cli::{FormationArgs, RunArgs};
+use crate::cli::{FormationArgs, PolicyArgs, RunArgs};
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
@@ -118,7 +118,7 @@ fn prepare(settings: &Settings, args: &RunArgs) -> Result<Prepared, Error> {
         .command
         .split_first()
         .ok_or_else(|| Diagnostic::error("no command given"))?;
-    let env = settings.load_env()?;
+    let env = crate::load::env(settings)?;
     let cwd = settings.root.clone();
 
     // Only COMMAND alone, spelled like a process name, can be an entry; only
@@ -133,13 +133,23 @@ fn prepare(settings: &Settings, args: &RunArgs) -> Result<Prepared, Error> {
         && let Some(procfile) = lookup_procfile(settings, name)?
     {
         if procfile.get(name).is_some() {
-            let (_, plan) = settings.plan(
-                &FormationArgs {
-                    formation: None,
-                    port: args.port,
+            // The Procfile and env files are already read: only the rest of
+            // the plan's inputs are added.
+            let plan = crate::load::build(
+                settings,
+                Ok(procfile),
+                Ok(env),
+                &crate::load::Request {
+                    formation: &FormationArgs {
+                        formation: None,
+                        port: args.port,
+                    },
+                    selected: &[name.to_owned()],
+                    policy: &PolicyArgs::default(),
+                    timeout: None,
                 },
-                &[name.to_owned()],
-            )?;
+            )?
+            .plan;
             let instance = plan
                 .instances
                 .into_iter()

@@ -1,15 +1,14 @@
-//! Resolves the command line and `PROCRUN_*` environment into settings, and
-//! loads what they point at: the Procfile, the env files and the plan.
+//! Resolves the command line and `PROCRUN_*` environment into settings;
+//! [`crate::load`] reads what they point at.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{ColorChoice, FormationArgs, GlobalArgs};
+use crate::cli::{ColorChoice, GlobalArgs};
+use crate::config::ConfigRef;
 use crate::diagnostic::{Diagnostic, Location};
-use crate::env::{EnvFileRef, EnvSet};
+use crate::env::EnvFileRef;
 use crate::error::Error;
-use crate::plan::{Plan, PlanRequest};
-use crate::procfile::Procfile;
 
 /// Settings shared by every command, resolved once.
 #[derive(Clone, Debug)]
@@ -20,6 +19,8 @@ pub struct Settings {
     pub root: PathBuf,
     /// Env files, in order.
     pub env_files: Vec<EnvFileRef>,
+    /// `procrun.toml`, unless `--config ''` asked for none.
+    pub config: Option<ConfigRef>,
     /// `--color`.
     pub color: ColorChoice,
 }
@@ -29,7 +30,8 @@ impl Settings {
     ///
     /// The Procfile defaults to `Procfile` in the app root when `-d` is given,
     /// else in the current directory; the root defaults to the Procfile's
-    /// directory; the env files default to `.env` in the root, if present.
+    /// directory; the env files default to `.env` in the root, if present,
+    /// and the config file to `procrun.toml` there, if present.
     pub fn resolve(global: &GlobalArgs) -> Result<Settings, Error> {
         let procfile = match (&global.procfile, &global.root) {
             (Some(p), _) => p.clone(),
@@ -75,10 +77,22 @@ impl Settings {
                 })
                 .collect()
         };
+        let config = match &global.config {
+            Some(path) if path.as_os_str().is_empty() => None,
+            Some(path) => Some(ConfigRef {
+                path: path.clone(),
+                required: true,
+            }),
+            None => Some(ConfigRef {
+                path: display_join(&global.root, &procfile, crate::config::FILE_NAME),
+                required: false,
+            }),
+        };
         Ok(Settings {
             procfile,
             root,
             env_files,
+            config,
             color: global.color,
         })
     }
@@ -91,59 +105,6 @@ impl Settings {
     /// Whether to colour what goes to stdout.
     pub fn color_stdout(&self) -> bool {
         use_color(self.color, std::io::stdout().is_terminal())
-    }
-
-    /// Reads and parses the Procfile.
-    pub fn load_procfile(&self) -> Result<Procfile, Vec<Diagnostic>> {
-        crate::procfile::load(&self.procfile)
-    }
-
-    /// Reads the env files.
-    pub fn load_env(&self) -> Result<EnvSet, Vec<Diagnostic>> {
-        crate::env::load(&self.env_files, &inherited)
-    }
-
-    /// Loads the Procfile and env files and builds the plan. All problems
-    /// from all three are reported together.
-    pub fn plan(
-        &self,
-        args: &FormationArgs,
-        selected: &[String],
-    ) -> Result<(Procfile, Plan), Error> {
-        let procfile = self.load_procfile();
-        let env = self.load_env();
-        let formation = crate::formation::parse(args.formation.as_deref().unwrap_or(""));
-        // Report every problem at once: even when an env file is broken, the
-        // formation is still checked against the Procfile.
-        let (procfile, formation) = match (procfile, formation) {
-            (Ok(p), Ok(f)) => (p, f),
-            (p, f) => {
-                let mut all = Vec::new();
-                for result in [p.err(), env.err(), f.err()].into_iter().flatten() {
-                    all.extend(result);
-                }
-                return Err(all.into());
-            }
-        };
-        let request = PlanRequest {
-            formation,
-            selected: selected.to_vec(),
-            port: args.port,
-            root: self.root.clone(),
-        };
-        let (env, mut errors) = match env {
-            Ok(env) => (env, Vec::new()),
-            Err(errors) => (EnvSet::default(), errors),
-        };
-        let plan = match crate::plan::build(&procfile, &env, &request, &inherited) {
-            Ok(plan) if errors.is_empty() => plan,
-            Ok(_) => return Err(errors.into()),
-            Err(more) => {
-                errors.extend(more);
-                return Err(errors.into());
-            }
-        };
-        Ok((procfile, plan))
     }
 }
 
@@ -163,7 +124,7 @@ pub fn use_color(choice: ColorChoice, is_terminal: bool) -> bool {
     }
 }
 
-/// `.env` beside the app root as the user would name it: `DIR/.env` when the
+/// A file in the app root as the user would name it: `DIR/.env` when the
 /// root or Procfile was given with a directory, else `.env`.
 fn display_join(root: &Option<PathBuf>, procfile: &Path, name: &str) -> PathBuf {
     match root {

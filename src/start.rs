@@ -19,10 +19,16 @@ use crate::supervisor::watchdog::Watchdog;
 
 /// Runs `procrun start`; returns the exit code.
 pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
-    let (_, mut plan) = settings.plan(&args.formation, &args.names)?;
-    for instance in &mut plan.instances {
-        instance.policy.stop_timeout = args.timeout;
-    }
+    let plan = crate::load::load(
+        settings,
+        &crate::load::Request {
+            formation: &args.formation,
+            selected: &args.names,
+            policy: &args.policy,
+            timeout: args.timeout,
+        },
+    )?
+    .plan;
     eprint!(
         "{}",
         diagnostic::render_all(&plan.warnings, settings.color_stderr())
@@ -44,8 +50,14 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let closed_tx = events_tx.clone();
-    let (output, printer) = Printer::start(looks, tty, move || {
-        let _ = closed_tx.send(Event::OutputClosed);
+    let (output, printer) = Printer::start(looks, tty, move |e| {
+        let event = match e {
+            Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Event::OutputFailed(crate::error::io_reason(&e))
+            }
+            _ => Event::OutputClosed,
+        };
+        let _ = closed_tx.send(event);
     })
     .map_err(|e| Error::io("starting the output thread", e))?;
 

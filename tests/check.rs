@@ -40,13 +40,14 @@ fn valid_procfile_prints_the_plan() {
     );
     insta::assert_snapshot!(stdout, @r"
     Procfile is valid: 3 process types, 3 instances to start
-      TYPE    COUNT  PORT       COMMAND
-      web         2  5000-5001  python3 -m http.server $PORT
-      worker      1  5100       sleep 1
-      clock       0  -          date
+      TYPE    COUNT  PORT       POLICY  COMMAND
+      web         2  5000-5001  -       python3 -m http.server $PORT
+      worker      1  5100       -       sleep 1
+      clock       0  -          -       date
     base port: 5000 (default)
     app root:  [ROOT]
     env files: .env (1 variable)
+    config:    none
     ");
 }
 

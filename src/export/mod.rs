@@ -277,7 +277,16 @@ impl Exported {
 
 /// `procrun export`: plan, check, render, write.
 pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Exported, Error> {
-    let (_, plan) = settings.plan(&args.formation, &[])?;
+    let plan = crate::load::load(
+        settings,
+        &crate::load::Request {
+            formation: &args.formation,
+            selected: &[],
+            policy: &args.policy,
+            timeout: args.timeout,
+        },
+    )?
+    .plan;
     let output_shown = args
         .output
         .clone()

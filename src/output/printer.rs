@@ -14,8 +14,10 @@
 //! pipe or file, the lines already queued are gathered into one write of up
 //! to [`BATCH`] bytes; a line is never held back waiting for more.
 //!
-//! A write error (a closed pipe: `procrun start | head -1`) is reported
-//! through the `closed` callback and from then on output is discarded. When
+//! A write error is reported through the `closed` callback, with the error,
+//! and from then on output is discarded: a closed pipe (`procrun start |
+//! head -1`, EPIPE) means the reader went away; any other error (a full
+//! disk, EIO) is a failure. When
 //! stdout is a pipe, a watcher thread also reports the reader going away
 //! at once, without waiting for procrun's next line, which may be long in
 //! coming when the processes are quiet.
@@ -323,11 +325,12 @@ pub struct Printer {
 impl Printer {
     /// Starts the printer thread writing to stdout. `tty` chooses per-batch
     /// writes; `closed` is called (perhaps more than once) when stdout stops
-    /// accepting output.
+    /// accepting output: with the write error, or with `None` when the
+    /// reader of the stdout pipe went away.
     pub fn start(
         looks: Looks,
         tty: bool,
-        closed: impl Fn() + Send + Sync + 'static,
+        closed: impl Fn(Option<std::io::Error>) + Send + Sync + 'static,
     ) -> std::io::Result<(OutputSender, Printer)> {
         let closed = Arc::new(closed);
         if stdout_is_pipe() {
@@ -336,11 +339,11 @@ impl Printer {
                 .name("stdout-watch".into())
                 .spawn(move || {
                     if wait_for_reader_gone() {
-                        notify();
+                        notify(None);
                     }
                 })?;
         }
-        let closed = move || closed();
+        let closed = move |e: std::io::Error| closed(Some(e));
         let (tx, rx) = mpsc::unbounded_channel();
         let sender = OutputSender {
             tx,
@@ -411,7 +414,7 @@ fn print_loop(
     tty: bool,
     mut rx: mpsc::UnboundedReceiver<Message>,
     mut out: impl Write,
-    closed: impl FnOnce(),
+    closed: impl FnOnce(std::io::Error),
 ) {
     let mut buf = Vec::with_capacity(if tty { 4096 } else { BATCH });
     let mut closed = Some(closed);
@@ -432,10 +435,10 @@ fn print_loop(
         if buf.capacity() > 4 * BATCH {
             buf.shrink_to(BATCH);
         }
-        if written.is_err()
+        if let Err(e) = written
             && let Some(notify) = closed.take()
         {
-            notify();
+            notify(e);
         }
     }
 }
@@ -643,7 +646,7 @@ mod tests {
             ok: usize::MAX,
             written: Vec::new(),
         };
-        print_loop(Renderer::new(looks), false, rx, &mut sink, || {});
+        print_loop(Renderer::new(looks), false, rx, &mut sink, |_| {});
         assert_eq!(sink.written, b"web.1  | a\nweb.1  | b\n");
 
         let (tx, rx) = mpsc::unbounded_channel();
@@ -670,7 +673,8 @@ mod tests {
             written: Vec::new(),
         };
         // On a terminal every message is its own write: the first fails.
-        print_loop(Renderer::new(looks), true, rx, &mut sink, || {
+        print_loop(Renderer::new(looks), true, rx, &mut sink, |e| {
+            assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
             calls.set(calls.get() + 1)
         });
         assert_eq!(calls.get(), 1, "closed is reported once");

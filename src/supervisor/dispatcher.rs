@@ -4,7 +4,8 @@
 //! spawning instances, signalling their groups, sweeping `/proc` for
 //! descendants that left their group, and queueing procrun's messages.
 //!
-//! - SIGINT, SIGTERM and SIGHUP stop everything (procrun then exits 128+n);
+//! - SIGINT, SIGTERM, SIGHUP and SIGQUIT stop everything (procrun then
+//!   exits 128+n);
 //!   the same signal again while stopping kills at once;
 //! - SIGUSR1 and SIGUSR2 are forwarded to every group;
 //! - a closed stdout stops everything quietly;
@@ -32,6 +33,11 @@ use crate::supervisor::watchdog::Watchdog;
 
 /// How long to poll for stray descendants between checks.
 const POLL: Duration = Duration::from_millis(10);
+
+/// How long SIGSTOP sweeps may go on before the SIGKILLs (each sweep stops
+/// every process it finds, so only a tree that forks faster than a sweep
+/// can scan needs more than two; the dispatcher then sweeps again).
+const FREEZE_FOR: Duration = Duration::from_millis(200);
 
 /// After SIGKILL, how long to wait for processes before giving up on them
 /// (a process stuck in the kernel cannot even be killed).
@@ -81,6 +87,7 @@ pub async fn supervise(
     let mut sigint = listen(SignalKind::interrupt(), "SIGINT")?;
     let mut sigterm = listen(SignalKind::terminate(), "SIGTERM")?;
     let mut sighup = listen(SignalKind::hangup(), "SIGHUP")?;
+    let mut sigquit = listen(SignalKind::quit(), "SIGQUIT")?;
     let mut sigusr1 = listen(SignalKind::user_defined1(), "SIGUSR1")?;
     let mut sigusr2 = listen(SignalKind::user_defined2(), "SIGUSR2")?;
     let mut sigchld = listen(SignalKind::child(), "SIGCHLD")?;
@@ -126,6 +133,11 @@ pub async fn supervise(
                 tracing::warn!("descendants survived SIGKILL; leaving them");
                 break;
             }
+            if d.killed_at.is_some() {
+                // Born after the last sweep (a child forked just before it
+                // was stopped): stop and kill those too.
+                d.freeze_and_kill();
+            }
             poll_at = Instant::now() + POLL;
         }
         if let Some(t) = d.killed_at {
@@ -145,12 +157,18 @@ pub async fn supervise(
                     Input::Exited { key, outcome }
                 }
                 Some(Event::OutputClosed) => Input::OutputClosed,
+                Some(Event::OutputFailed(reason)) => {
+                    // stdout is what failed: say it where it can be read.
+                    eprintln!("error: writing the output failed: {reason}; stopping the app");
+                    Input::OutputFailed
+                }
                 // The dispatcher holds a sender: never closed while it runs.
                 None => Input::UnitsGone,
             },
             _ = sigint.recv() => Input::Signal(libc::SIGINT),
             _ = sigterm.recv() => Input::Signal(libc::SIGTERM),
             _ = sighup.recv() => Input::Signal(libc::SIGHUP),
+            _ = sigquit.recv() => Input::Signal(libc::SIGQUIT),
             _ = sigusr1.recv() => Input::Forward(Signal::SIGUSR1),
             _ = sigusr2.recv() => Input::Forward(Signal::SIGUSR2),
             _ = sigchld.recv() => {
@@ -227,24 +245,64 @@ impl Dispatcher {
         }
     }
 
-    /// SIGTERM to descendants outside every live group (those inside get
-    /// their group's signal); SIGKILL to every descendant.
+    /// SIGTERM (and SIGCONT) to descendants outside every live group (those
+    /// inside get their group's signal); SIGKILL to every descendant.
     fn signal_strays(&mut self, signal: Signal) {
         if signal == Signal::SIGKILL {
             self.killed_at = Some(Instant::now());
+            self.freeze_and_kill();
+            return;
         }
-        let groups: Vec<i32> = self
-            .units
-            .iter()
-            .flatten()
-            .filter_map(|u| u.pid.map(|p| p as i32))
-            .collect();
+        let groups = self.live_groups();
         for p in self.strays() {
             if p.zombie || (signal != Signal::SIGKILL && groups.contains(&p.pgid)) {
                 continue;
             }
             kill_process(p.pid, signal);
+            kill_process(p.pid, Signal::SIGCONT);
         }
+    }
+
+    /// SIGKILL to every descendant, after stopping them all: a process that
+    /// keeps forking (a respawning daemon) could otherwise put a new child
+    /// out of reach between the listing and the kill. A stopped process
+    /// cannot fork, so SIGSTOP sweeps repeat until one finds nothing new
+    /// running; then everything found gets SIGKILL. Processes in a live
+    /// instance's group are left to their group's SIGKILL, sent by its unit
+    /// task (which alone knows whether the pid is still the child's): killing
+    /// a member first would let the rest of the group run on it (a shell
+    /// whose `sleep` died goes on to its next command).
+    fn freeze_and_kill(&self) {
+        let groups = self.live_groups();
+        let mut frozen = std::collections::HashSet::new();
+        let until = Instant::now() + FREEZE_FOR;
+        loop {
+            let mut new = 0;
+            for p in self.strays() {
+                if p.zombie || groups.contains(&p.pgid) || !frozen.insert(p.pid) {
+                    continue;
+                }
+                if !p.stopped {
+                    kill_process(p.pid, Signal::SIGSTOP);
+                    new += 1;
+                }
+            }
+            if new == 0 || Instant::now() >= until {
+                break;
+            }
+        }
+        for pid in frozen {
+            kill_process(pid, Signal::SIGKILL);
+        }
+    }
+
+    /// The process groups of the instances still running.
+    fn live_groups(&self) -> Vec<i32> {
+        self.units
+            .iter()
+            .flatten()
+            .filter_map(|u| u.pid.map(|p| p as i32))
+            .collect()
     }
 
     /// Every descendant except the watchdog, with dead adopted ones reaped.

@@ -56,8 +56,10 @@ pub enum Input {
     Signal(i32),
     /// procrun received a signal it passes on (SIGUSR1, SIGUSR2).
     Forward(Signal),
-    /// stdout can no longer be written.
+    /// stdout can no longer be written: its reader went away.
     OutputClosed,
+    /// Writing stdout failed (a full disk, an I/O error): procrun fails.
+    OutputFailed,
     /// Every instance's task is gone without saying so (never expected).
     UnitsGone,
     /// Time passed: a deadline may be due.
@@ -90,6 +92,8 @@ pub enum Stop {
     Signal(i32),
     /// stdout was closed.
     OutputClosed,
+    /// stdout could not be written.
+    OutputFailed,
 }
 
 /// Where an instance is in its life.
@@ -216,7 +220,8 @@ impl Machine {
             Some(Stop::Instance(outcome)) => outcome.exit_code(),
             Some(Stop::AllEnded) => self.first_failure.map_or(0, Outcome::exit_code),
             Some(Stop::Signal(n)) => ExitCode::SIGNAL_BASE + n,
-            Some(Stop::OutputClosed) | None => 0,
+            Some(Stop::OutputFailed) => ExitCode::FAILURE,
+            Some(Stop::OutputClosed) | None => ExitCode::OK,
         }
     }
 
@@ -283,6 +288,15 @@ impl Machine {
                 out.push(Action::Notice(Notice::Forwarded { signal, count }));
             }
             Input::OutputClosed => self.begin_stop(Stop::OutputClosed, now, &mut out),
+            Input::OutputFailed => {
+                // The output is lost either way: it must not pass for a
+                // success, nor for one of the children's codes.
+                if self.stop.is_none() {
+                    self.begin_stop(Stop::OutputFailed, now, &mut out);
+                } else {
+                    self.stop = Some(Stop::OutputFailed);
+                }
+            }
             Input::UnitsGone => {
                 for inst in &mut self.instances {
                     inst.state = State::Ended;
@@ -410,7 +424,7 @@ impl Machine {
                 _ => {}
             }
         }
-        if !targets.is_empty() && reason != Stop::OutputClosed {
+        if !targets.is_empty() && !matches!(reason, Stop::OutputClosed | Stop::OutputFailed) {
             out.push(Action::Notice(Notice::Stopping { targets }));
         }
         out.append(&mut signals);
@@ -440,6 +454,12 @@ impl Machine {
         let policy = inst.spec.policy;
         targets.push((key, policy.stop_signal, policy.stop_timeout));
         out.push(Action::Signal(key, policy.stop_signal));
+        if !matches!(policy.stop_signal, Signal::SIGKILL | Signal::SIGCONT) {
+            // A stopped process (SIGSTOP, Ctrl-Z in a child) would see its
+            // stop signal only once continued, i.e. never before SIGKILL;
+            // systemd sends SIGCONT after the stop signal for the same reason.
+            out.push(Action::Signal(key, Signal::SIGCONT));
+        }
         if policy.stop_timeout.is_zero() {
             out.push(Action::Signal(key, Signal::SIGKILL));
             inst.state = State::Stopping { pid, kill_at: None };

@@ -136,11 +136,13 @@ impl Sim {
             .collect()
     }
 
+    /// The signals sent to `key`, without the SIGCONT after each stop
+    /// signal (see `stops_are_followed_by_sigcont`).
     fn signals_to(&self, key: u32) -> Vec<Signal> {
         self.log
             .iter()
             .filter_map(|a| match a {
-                Action::Signal(k, s) if *k == Key(key) => Some(*s),
+                Action::Signal(k, s) if *k == Key(key) && *s != Signal::SIGCONT => Some(*s),
                 _ => None,
             })
             .collect()
@@ -565,4 +567,37 @@ fn a_type_without_port_says_so_when_started() {
     };
     let sim = Sim::new(vec![spec("clock.1", policy)]);
     assert_eq!(sim.notices(), ["clock.1 started with pid 101"]);
+}
+
+#[test]
+fn stops_are_followed_by_sigcont() {
+    let mut sim = Sim::new(vec![spec("web.1", Policy::default())]);
+    sim.send(Input::Signal(libc::SIGTERM));
+    let sent: Vec<&Action> = sim
+        .log
+        .iter()
+        .filter(|a| matches!(a, Action::Signal(..)))
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            &Action::Signal(Key(0), Signal::SIGTERM),
+            &Action::Signal(Key(0), Signal::SIGCONT)
+        ]
+    );
+}
+
+#[test]
+fn a_failing_stdout_fails_the_run() {
+    let mut sim = Sim::new(vec![spec("web.1", Policy::default())]);
+    sim.send(Input::OutputFailed);
+    assert_eq!(sim.signals_to(0), [Signal::SIGTERM]);
+    sim.all_die_of(15);
+    assert!(sim.m.finished());
+    assert_eq!(sim.m.exit_code(), 1);
+    // Also when procrun was stopping for another reason already.
+    let mut sim = Sim::new(vec![spec("web.1", Policy::default())]);
+    sim.exit(0, Outcome::Exited(3));
+    sim.send(Input::OutputFailed);
+    assert_eq!(sim.m.exit_code(), 1);
 }

@@ -22,6 +22,8 @@ pub struct Proc {
     pub pgid: i32,
     /// Whether it is a zombie (dead, not reaped).
     pub zombie: bool,
+    /// Whether it is stopped (SIGSTOP), so cannot fork.
+    pub stopped: bool,
 }
 
 /// Makes procrun a child subreaper. Returns whether that worked.
@@ -49,15 +51,20 @@ pub fn descendants(keep: Option<i32>) -> Vec<Proc> {
         return Vec::new();
     }
     let all = scan();
+    // Children by parent, so that the walk stays linear in the number of
+    // processes even when a runaway tree has made tens of thousands.
+    let mut children: std::collections::HashMap<i32, Vec<&Proc>> = std::collections::HashMap::new();
+    for p in &all {
+        children.entry(p.ppid).or_default().push(p);
+    }
     let mut found = Vec::new();
     let mut parents = vec![me];
     while let Some(parent) = parents.pop() {
-        for p in all
-            .iter()
-            .filter(|p| p.ppid == parent && Some(p.pid) != keep)
-        {
-            found.push(*p);
-            parents.push(p.pid);
+        for p in children.get(&parent).into_iter().flatten() {
+            if Some(p.pid) != keep {
+                found.push(**p);
+                parents.push(p.pid);
+            }
         }
     }
     found
@@ -130,6 +137,7 @@ fn parse_stat(pid: i32, stat: &[u8]) -> Option<Proc> {
         ppid,
         pgid,
         zombie: state == "Z" || state == "X",
+        stopped: state == "T" || state == "t",
     })
 }
 
@@ -146,10 +154,12 @@ mod tests {
                 pid: 42,
                 ppid: 7,
                 pgid: 42,
-                zombie: false
+                zombie: false,
+                stopped: false,
             }
         );
         assert!(parse_stat(5, b"5 (x) Z 1 5 5").expect("parses").zombie);
+        assert!(parse_stat(5, b"5 (x) T 1 5 5").expect("parses").stopped);
         assert_eq!(parse_stat(5, b"garbage"), None);
     }
 

@@ -49,6 +49,10 @@ pub fn spawn(spec: &ProcessSpec, ctx: SpawnContext) -> std::io::Result<Child> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
+    if !spec.policy.port {
+        // Its type gets no PORT: not procrun's own either.
+        cmd.env_remove("PORT");
+    }
     // SAFETY: the closure runs in the child between fork and exec and only
     // makes async-signal-safe system calls (prctl, getppid, setrlimit); it
     // allocates nothing and takes no lock.

@@ -42,8 +42,10 @@ pub enum Event {
         /// How it ended.
         outcome: Outcome,
     },
-    /// stdout can no longer be written (the reader went away).
+    /// stdout can no longer be written: the reader went away.
     OutputClosed,
+    /// Writing stdout failed otherwise (a full disk, an I/O error).
+    OutputFailed(String),
 }
 
 /// Runs instance `key` until it has exited and its output is delivered.
