@@ -310,7 +310,6 @@ fn pure_renderers_snapshot() {
         app: "shop".into(),
         user: None,
         log_dir: Some(PathBuf::from("/var/log/shop")),
-        timeout: Some(std::time::Duration::from_secs(10)),
         image: Some("registry.example.com/shop:2.0".into()),
         user_units: false,
         output_dir: PathBuf::from("/srv/shop/deploy"),
@@ -396,7 +395,7 @@ fn procfile_and_env_warnings_are_shown_once() {
     for warning in [
         "no blank after the `:` of `web`",
         "`A` is set twice in `.env`",
-        "-t/--timeout has no effect on runit",
+        "runit cannot carry `web`'s stop_timeout = 3",
         "runit cannot carry `web`'s restart = \"no\"",
     ] {
         assert_eq!(stderr.matches(warning).count(), 1, "{warning}: {stderr}");
@@ -418,7 +417,6 @@ fn policies_are_mapped_or_warned_per_format() {
         app: "shop".into(),
         user: None,
         log_dir: Some(PathBuf::from("/var/log/shop")),
-        timeout: None,
         image: Some("registry.example.com/shop:2.0".into()),
         user_units: false,
         output_dir: PathBuf::from("/srv/shop/deploy"),

@@ -500,7 +500,6 @@ fn export_batch(
             app: app(n),
             user: None,
             log_dir: None,
-            timeout: None,
             image: Some("registry.example.com/p:1".into()),
             user_units: false,
             output_dir: out.clone(),

@@ -8,8 +8,8 @@
 //! the type's name (replicas have no instance number).
 //!
 //! Each service's `restart:`, `stop_signal:` and `stop_grace_period:` come
-//! from its type's policy; Docker's restart delay is its own (see
-//! the docs' policy table).
+//! from its type's policy; Docker's restart delay is its own (see the
+//! policy table of docs/export.md).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -114,10 +114,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(
             y,
             "    stop_grace_period: {}",
-            quote(&format!(
-                "{}ms",
-                options.stop_timeout(&t.policy).as_millis()
-            ))
+            quote(&format!("{}ms", t.policy.stop_timeout.as_millis()))
         );
         let _ = writeln!(y, "    deploy:");
         let _ = writeln!(y, "      replicas: {}", t.count);

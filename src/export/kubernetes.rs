@@ -188,7 +188,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(
             y,
             "      terminationGracePeriodSeconds: {}",
-            options.stop_timeout_secs(&t.policy)
+            parity::secs_up(t.policy.stop_timeout)
         );
         let _ = writeln!(y, "      containers:");
         let _ = writeln!(y, "        - name: {}", q(&component));

@@ -111,7 +111,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(
             p,
             "  <key>ExitTimeOut</key>\n  <integer>{}</integer>",
-            options.stop_timeout_secs(&i.policy)
+            parity::secs_up(i.policy.stop_timeout)
         );
         key_string(&mut p, "StandardOutPath", &log);
         key_string(&mut p, "StandardErrorPath", &log);

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use crate::cli::ExportArgs;
 use crate::diagnostic::Diagnostic;
-use crate::policy::Policy;
 
 /// The stop timeout when neither `-t` nor the type's policy sets one.
 pub const DEFAULT_TIMEOUT: Duration = crate::policy::DEFAULT_STOP_TIMEOUT;
@@ -20,9 +19,6 @@ pub struct ExportOptions {
     pub user: Option<String>,
     /// `--log`, absolute.
     pub log_dir: Option<PathBuf>,
-    /// `-t`: how long a process may take to stop, for every type; without
-    /// it each type's `stop_timeout` applies.
-    pub timeout: Option<Duration>,
     /// `--image`.
     pub image: Option<String>,
     /// `--user-units` (systemd).
@@ -42,23 +38,10 @@ impl ExportOptions {
             },
             user: args.user.clone(),
             log_dir: args.log.as_ref().map(|l| absolute(cwd, l)),
-            timeout: args.timeout,
             image: args.image.clone(),
             user_units: args.user_units,
             output_dir: absolute(cwd, output_dir),
         }
-    }
-
-    /// How long instances with `policy` get to stop: `-t` when given (it
-    /// overrides every type), else the type's `stop_timeout`.
-    pub fn stop_timeout(&self, policy: &Policy) -> Duration {
-        self.timeout.unwrap_or(policy.stop_timeout)
-    }
-
-    /// [`Self::stop_timeout`] in whole seconds, rounded up (formats that
-    /// take an integer).
-    pub fn stop_timeout_secs(&self, policy: &Policy) -> u64 {
-        super::parity::secs_up(self.stop_timeout(policy))
     }
 
     /// The app name, the user and every path (with the app `root`) checked
@@ -186,28 +169,5 @@ mod tests {
             Path::new("/a/b/d")
         );
         assert_eq!(absolute(Path::new("/a"), Path::new("/x")), Path::new("/x"));
-    }
-
-    #[test]
-    fn the_flag_overrides_each_types_stop_timeout() {
-        let with = |timeout| ExportOptions {
-            app: "app".into(),
-            user: None,
-            log_dir: None,
-            timeout,
-            image: None,
-            user_units: false,
-            output_dir: "/out".into(),
-        };
-        let policy = Policy {
-            stop_timeout: Duration::from_millis(2500),
-            ..Policy::default()
-        };
-        assert_eq!(with(None).stop_timeout_secs(&policy), 3);
-        assert_eq!(
-            with(Some(Duration::from_millis(5500))).stop_timeout_secs(&policy),
-            6
-        );
-        assert_eq!(with(Some(Duration::ZERO)).stop_timeout_secs(&policy), 0);
     }
 }

@@ -11,23 +11,26 @@ use crate::diagnostic::Diagnostic;
 use crate::plan::ProcessType;
 use crate::policy::{Backoff, DEFAULT_STOP_TIMEOUT, Policy, Restart};
 
-/// A key of a type's policy, as `procrun.toml` spells it, with its value.
+/// A key of a type's policy with its value, as `procrun.toml` writes it.
 pub fn key(policy: &Policy, name: Key) -> String {
     match name {
         Key::Restart => format!("restart = \"{}\"", policy.restart.as_str()),
         Key::CanDie => format!("can_die = {}", policy.can_die),
-        Key::StopSignal => format!("stop_signal = \"{}\"", policy.stop_signal.as_str()),
-        Key::StopTimeout => format!("stop_timeout = \"{}\"", human(policy.stop_timeout)),
+        Key::StopSignal => format!(
+            "stop_signal = \"{}\"",
+            policy.stop_signal.as_str().trim_start_matches("SIG")
+        ),
+        Key::StopTimeout => format!("stop_timeout = {}", toml_secs(policy.stop_timeout)),
         Key::Backoff => format!(
-            "backoff = \"{}\" doubling up to \"{}\"",
-            human(policy.backoff.initial),
-            human(policy.backoff.max)
+            "backoff = {{ initial = {}, max = {} }}",
+            toml_secs(policy.backoff.initial),
+            toml_secs(policy.backoff.max)
         ),
         Key::MaxRestarts => match policy.max_restarts {
             Some(n) => format!("max_restarts = {n}"),
-            None => "max_restarts (unlimited)".to_owned(),
+            None => "max_restarts = \"unlimited\"".to_owned(),
         },
-        Key::MinUptime => format!("min_uptime = \"{}\"", human(policy.min_uptime)),
+        Key::MinUptime => format!("min_uptime = {}", toml_secs(policy.min_uptime)),
     }
 }
 
@@ -95,6 +98,15 @@ pub fn secs_up(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
+/// Seconds as `procrun.toml` writes them: `7`, `1.5`.
+pub fn toml_secs(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
+    } else {
+        d.as_secs_f64().to_string()
+    }
+}
+
 /// `1s`, `1500ms`, `2m`: as `humantime` prints it, for messages.
 pub fn human(d: Duration) -> String {
     humantime::format_duration(d).to_string()
@@ -108,12 +120,10 @@ mod tests {
     fn keys_and_secs() {
         let p = Policy::default();
         assert_eq!(key(&p, Key::Restart), "restart = \"no\"");
-        assert_eq!(key(&p, Key::StopSignal), "stop_signal = \"SIGTERM\"");
+        assert_eq!(key(&p, Key::StopSignal), "stop_signal = \"TERM\"");
         assert_eq!(key(&p, Key::MaxRestarts), "max_restarts = 10");
-        assert_eq!(
-            key(&p, Key::Backoff),
-            "backoff = \"1s\" doubling up to \"30s\""
-        );
+        assert_eq!(key(&p, Key::Backoff), "backoff = { initial = 1, max = 30 }");
+        assert_eq!(toml_secs(Duration::from_millis(1500)), "1.5");
         assert_eq!(secs_up(Duration::from_millis(1500)), 2);
         assert_eq!(secs_up(Duration::from_secs(3)), 3);
         assert_eq!(secs_up(Duration::ZERO), 0);

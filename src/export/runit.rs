@@ -39,11 +39,10 @@ impl Format for Runit {
 
     fn support(&self, option: SharedOption) -> Support {
         match option {
-            SharedOption::Timeout => Support::IgnoredBecause(
-                "-t/--timeout has no effect on runit: `sv down` sends SIGTERM and waits (use `sv -w SECS force-stop`)",
-            ),
             SharedOption::UserUnits | SharedOption::Image => Support::Ignored,
-            SharedOption::Log | SharedOption::User => Support::Used,
+            // `-t` is each type's default stop_timeout: the warning for a
+            // type whose stop_timeout runit cannot carry covers it.
+            SharedOption::Log | SharedOption::User | SharedOption::Timeout => Support::Used,
         }
     }
 

@@ -160,7 +160,7 @@ files = {app}.conf
         let _ = writeln!(
             conf,
             "stopwaitsecs={}",
-            options.stop_timeout_secs(&t.policy)
+            parity::secs_up(t.policy.stop_timeout)
         );
         let _ = writeln!(conf, "stopasgroup=true");
         let _ = writeln!(conf, "killasgroup=true");

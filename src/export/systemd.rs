@@ -203,11 +203,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(s, "SyslogIdentifier={unit}");
         let _ = writeln!(s, "KillMode=mixed");
         let _ = writeln!(s, "KillSignal={}", policy.stop_signal.as_str());
-        let _ = writeln!(
-            s,
-            "TimeoutStopSec={}",
-            time_span(options.stop_timeout(policy))
-        );
+        let _ = writeln!(s, "TimeoutStopSec={}", time_span(policy.stop_timeout));
         let _ = writeln!(s);
         let _ = writeln!(s, "[Install]");
         let _ = writeln!(s, "WantedBy={app}-{}.target", i.type_name);
