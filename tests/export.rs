@@ -447,3 +447,45 @@ fn policies_are_mapped_or_warned_per_format() {
     }
     insta::assert_snapshot!("policies_warnings", warnings);
 }
+
+/// `procrun.toml` through the binary gives every format exactly the export
+/// of the same policies set in code (export_support::policy_plan).
+#[test]
+fn procrun_toml_policies_reach_every_format() {
+    use procrun::cli::ExportFormat;
+    use procrun::export::{ExportOptions, FileKind, format_name, render};
+
+    let p = fixture().file("procrun.toml", export_support::POLICY_CONFIG);
+    let root = std::fs::canonicalize(p.path()).expect("canonical");
+    let plan = export_support::policy_plan(&root, 5000);
+    let image = "registry.example.com/shop:1.0";
+    for format in <ExportFormat as clap::ValueEnum>::value_variants()
+        .iter()
+        .copied()
+    {
+        let name = format_name(format);
+        let out = format!("out-{name}");
+        p.procrun()
+            .args([
+                "export", &name, &out, "--app", "shop", "-p", "5000", "--image", image,
+            ])
+            .args(["-m", export_support::POLICY_FORMATION])
+            .assert()
+            .success();
+        let options = ExportOptions {
+            app: "shop".into(),
+            user: None,
+            log_dir: None,
+            image: Some(image.into()),
+            user_units: false,
+            output_dir: root.join(&out),
+        };
+        for f in render(format, &plan, &options) {
+            if f.kind == FileKind::Dir {
+                continue;
+            }
+            let written = std::fs::read_to_string(root.join(&out).join(&f.path)).expect("written");
+            assert_eq!(written, f.contents, "{name}: {}", f.path);
+        }
+    }
+}

@@ -139,15 +139,12 @@ fn policy_gaps(t: &ProcessType) -> Option<Diagnostic> {
         return None;
     }
     let mut keys = vec![Key::Backoff, Key::MinUptime];
+    let mut instead = "Docker waits 100 ms before a restart, doubling each time, and resets the wait once a container ran for 10 s".to_owned();
     if p.restart == Restart::Always && p.max_restarts.is_some() {
         keys.push(Key::MaxRestarts);
+        instead.push_str("; `restart: always` has no limit");
     }
-    parity::gap(
-        "compose",
-        t,
-        &keys,
-        "Docker waits 100 ms before a restart, doubling each time, and resets the wait once a container ran for 10 s; `restart: always` has no limit",
-    )
+    parity::gap("compose", t, &keys, &instead)
 }
 
 /// The path from directory `from` to `to`, both absolute: `.` when equal.

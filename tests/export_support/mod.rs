@@ -40,6 +40,52 @@ XML='</string><key>Evil</key> & <!-- --> ]]>'
 CR="carriage\rreturn"
 "#;
 
+/// The fixture's `procrun.toml`: every export runs its engine with
+/// policies. `web` always restarts and stops with SIGINT (runit through
+/// control/t), `worker` restarts on failure, `clock` may end and gets no
+/// `PORT`; runs of a second count as healthy, so that supervisord marks
+/// programs RUNNING after a second.
+pub const CONFIG: &str = r#"[defaults]
+min_uptime = 1
+
+[process.web]
+restart = "always"
+stop_signal = "INT"
+stop_timeout = 7
+backoff = { initial = 2, max = 60 }
+max_restarts = "unlimited"
+
+[process.worker]
+restart = "on-failure"
+max_restarts = 3
+
+[process.clock]
+restart = "always"
+can_die = true
+port = false
+"#;
+
+/// A `procrun.toml` that sets the policies of [`policies`].
+pub const POLICY_CONFIG: &str = r#"[process.web]
+restart = "always"
+stop_signal = "INT"
+stop_timeout = 7
+backoff = { initial = 2, max = 60 }
+max_restarts = "unlimited"
+min_uptime = 5
+
+[process.worker]
+restart = "on-failure"
+stop_timeout = 1.5
+max_restarts = 3
+min_uptime = 2
+port = false
+
+[process.clock]
+can_die = true
+port = false
+"#;
+
 /// What the env file's variables must arrive as.
 pub const EXPECTED_ENV: &[(&str, &str)] = &[
     ("DATABASE_URL", "postgres://u:p%40ss@db/app"),
@@ -73,6 +119,7 @@ pub fn expected_args(port: u16) -> Vec<String> {
 pub fn write_app(dir: &Path) {
     std::fs::write(dir.join("Procfile"), PROCFILE).expect("write Procfile");
     std::fs::write(dir.join(".env"), ENV).expect("write .env");
+    std::fs::write(dir.join("procrun.toml"), CONFIG).expect("write procrun.toml");
     std::fs::write(dir.join("envapp.py"), include_str!("../engines/envapp.py"))
         .expect("write envapp.py");
     std::fs::write(
