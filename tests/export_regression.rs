@@ -366,6 +366,44 @@ fn an_app_root_ending_in_a_backslash_or_blank_is_refused() {
     }
 }
 
+/// `stop_timeout = 0` means SIGKILL at once, but systemd's
+/// `TimeoutStopSec=0` and launchd's `ExitTimeOut` 0 mean no timeout at
+/// all: those get the shortest wait each has instead.
+#[test]
+fn a_zero_stop_timeout_never_becomes_an_infinite_one() {
+    let p = Project::with_procfile("web: sleep 1000\n")
+        .file("procrun.toml", "[defaults]\nstop_timeout = 0\n");
+    for (format, file, want) in [
+        ("systemd", "app-web-1.service", "TimeoutStopSec=1us\n"),
+        (
+            "launchd",
+            "app-web-1.plist",
+            "<key>ExitTimeOut</key>\n  <integer>1</integer>",
+        ),
+        ("supervisord", "app.conf", "stopwaitsecs=0\n"),
+        ("compose", "compose.yaml", "stop_grace_period: \"0ms\""),
+        (
+            "kubernetes",
+            "app.yaml",
+            "terminationGracePeriodSeconds: 0\n",
+        ),
+    ] {
+        let out = procrun_after(
+            &p,
+            "",
+            &["export", format, format, "--app", "app", "--image", "i:1"],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(p.join(format).join(file)).expect("written");
+        assert!(text.contains(want), "{format}: {text}");
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Property tests: every field, arbitrary strings, the engine's parser.
 

@@ -111,7 +111,9 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(
             p,
             "  <key>ExitTimeOut</key>\n  <integer>{}</integer>",
-            parity::secs_up(i.policy.stop_timeout)
+            // launchd reads 0 as "wait forever"; procrun's 0 is SIGKILL at
+            // once, so the shortest wait it has.
+            parity::secs_up(i.policy.stop_timeout).max(1)
         );
         key_string(&mut p, "StandardOutPath", &log);
         key_string(&mut p, "StandardErrorPath", &log);

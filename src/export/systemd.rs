@@ -203,7 +203,12 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(s, "SyslogIdentifier={unit}");
         let _ = writeln!(s, "KillMode=mixed");
         let _ = writeln!(s, "KillSignal={}", policy.stop_signal.as_str());
-        let _ = writeln!(s, "TimeoutStopSec={}", time_span(policy.stop_timeout));
+        // systemd reads 0 as "no timeout"; procrun's 0 is SIGKILL at once.
+        let _ = writeln!(
+            s,
+            "TimeoutStopSec={}",
+            time_span(policy.stop_timeout.max(Duration::from_micros(1)))
+        );
         let _ = writeln!(s);
         let _ = writeln!(s, "[Install]");
         let _ = writeln!(s, "WantedBy={app}-{}.target", i.type_name);
@@ -281,12 +286,16 @@ pub fn quote(value: &str) -> String {
     out
 }
 
-/// A systemd time span: whole seconds, else milliseconds.
+/// A systemd time span: whole seconds, else milliseconds, else
+/// microseconds (systemd's resolution, rounded up, so that a short span
+/// never becomes 0).
 pub fn time_span(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
+    if d.subsec_nanos() == 0 {
         d.as_secs().to_string()
-    } else {
+    } else if d.subsec_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
+    } else {
+        format!("{}us", d.as_nanos().div_ceil(1000))
     }
 }
 
@@ -309,5 +318,7 @@ mod tests {
     fn time_spans() {
         assert_eq!(time_span(Duration::from_secs(5)), "5");
         assert_eq!(time_span(Duration::from_millis(2500)), "2500ms");
+        assert_eq!(time_span(Duration::from_nanos(1500)), "2us");
+        assert_eq!(time_span(Duration::from_micros(1)), "1us");
     }
 }
