@@ -404,6 +404,22 @@ fn a_zero_stop_timeout_never_becomes_an_infinite_one() {
     }
 }
 
+/// Docker reads `restart: on-failure:0` as "no limit", the opposite of
+/// `max_restarts = 0`; such a type gets `restart: "no"` and a warning.
+#[test]
+fn max_restarts_0_is_not_docker_unlimited_on_failure_0() {
+    let p = Project::with_procfile("web: sleep 1000\n").file(
+        "procrun.toml",
+        "[process.web]\nrestart = \"on-failure\"\nmax_restarts = 0\n",
+    );
+    let out = procrun_after(&p, "", &["export", "compose", "out"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let yaml = std::fs::read_to_string(p.join("out/compose.yaml")).expect("written");
+    assert!(yaml.contains("restart: \"no\""), "{yaml}");
+    assert!(stderr.contains("max_restarts = 0"), "{stderr}");
+}
+
 // ---------------------------------------------------------------------------
 // Property tests: every field, arbitrary strings, the engine's parser.
 

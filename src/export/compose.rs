@@ -126,6 +126,8 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
 fn restart(policy: &Policy) -> String {
     match (policy.restart, policy.max_restarts) {
         (Restart::No, _) => "no".to_owned(),
+        // Docker reads `on-failure:0` as no limit at all.
+        (Restart::OnFailure, Some(0)) => "no".to_owned(),
         (Restart::OnFailure, Some(max)) => format!("on-failure:{max}"),
         (Restart::OnFailure, None) => "on-failure".to_owned(),
         (Restart::Always, _) => "always".to_owned(),
@@ -143,6 +145,10 @@ fn policy_gaps(t: &ProcessType) -> Option<Diagnostic> {
     if p.restart == Restart::Always && p.max_restarts.is_some() {
         keys.push(Key::MaxRestarts);
         instead.push_str("; `restart: always` has no limit");
+    }
+    if p.restart == Restart::OnFailure && p.max_restarts == Some(0) {
+        keys.push(Key::MaxRestarts);
+        instead.push_str("; `on-failure:0` would restart without a limit, so it is `restart: \"no\"`, which restarts no failure at all");
     }
     parity::gap("compose", t, &keys, &instead)
 }
