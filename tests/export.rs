@@ -288,12 +288,25 @@ mod export {
     }
 }
 
+/// The options of the pure render tests: fixed paths, app `shop`.
+fn pure_options() -> procrun::export::ExportOptions {
+    use std::path::PathBuf;
+    procrun::export::ExportOptions {
+        app: "shop".into(),
+        user: None,
+        log_dir: Some(PathBuf::from("/var/log/shop")),
+        image: Some("registry.example.com/shop:2.0".into()),
+        user_units: false,
+        output_dir: PathBuf::from("/srv/shop/deploy"),
+    }
+}
+
 /// The pure renderers on a plan with a fixed root, no binary or file
 /// system involved: the same fixture, stable paths.
 #[test]
 fn pure_renderers_snapshot() {
     use procrun::cli::ExportFormat;
-    use procrun::export::{ExportOptions, FileKind, render};
+    use procrun::export::{FileKind, render};
     use std::path::PathBuf;
 
     let procfile =
@@ -306,14 +319,7 @@ fn pure_renderers_snapshot() {
         root: PathBuf::from("/srv/shop"),
     };
     let plan = procrun::plan::build(&procfile, &env, &request, &|_| None).expect("plans");
-    let options = ExportOptions {
-        app: "shop".into(),
-        user: None,
-        log_dir: Some(PathBuf::from("/var/log/shop")),
-        image: Some("registry.example.com/shop:2.0".into()),
-        user_units: false,
-        output_dir: PathBuf::from("/srv/shop/deploy"),
-    };
+    let options = pure_options();
     for format in [
         ExportFormat::Systemd,
         ExportFormat::Supervisord,
@@ -409,18 +415,10 @@ fn procfile_and_env_warnings_are_shown_once() {
 #[test]
 fn policies_are_mapped_or_warned_per_format() {
     use procrun::cli::ExportFormat;
-    use procrun::export::{ExportOptions, check, format_name, render};
-    use std::path::PathBuf;
+    use procrun::export::{check, format_name, render};
 
     let plan = export_support::policy_plan(Path::new("/srv/shop"), 8000);
-    let options = ExportOptions {
-        app: "shop".into(),
-        user: None,
-        log_dir: Some(PathBuf::from("/var/log/shop")),
-        image: Some("registry.example.com/shop:2.0".into()),
-        user_units: false,
-        output_dir: PathBuf::from("/srv/shop/deploy"),
-    };
+    let options = pure_options();
     let mut warnings = String::new();
     for format in <ExportFormat as clap::ValueEnum>::value_variants()
         .iter()

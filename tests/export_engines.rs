@@ -196,15 +196,7 @@ fn systemd_units_verify_cleanly() {
     };
     for extra in [&[][..], &["--user-units"][..]] {
         let (_p, _root, out) = exported("systemd", 5000, extra);
-        let mut units: Vec<PathBuf> = std::fs::read_dir(&out)
-            .expect("read export")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|x| x == "service" || x == "target")
-            })
-            .collect();
-        units.sort();
+        let units = engines::systemd_units(&out);
         assert_eq!(units.len(), 6, "{units:?}");
         let mut cmd = Command::new(&tools[0]);
         let runtime = tempfile::tempdir().expect("temp dir");
@@ -523,15 +515,7 @@ fn policies_pass_systemd_analyze_verify() {
         return;
     };
     let (_dir, out) = policy_export(procrun::cli::ExportFormat::Systemd);
-    let mut units: Vec<PathBuf> = std::fs::read_dir(&out)
-        .expect("read export")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| {
-            p.extension()
-                .is_some_and(|x| x == "service" || x == "target")
-        })
-        .collect();
-    units.sort();
+    let units = engines::systemd_units(&out);
     let (code, stdout, stderr) = run(Command::new(&tools[0])
         .args(["verify", "--man=no"])
         .args(&units));
