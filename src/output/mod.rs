@@ -8,4 +8,5 @@ pub mod lines;
 pub mod notice;
 pub mod pacing;
 pub mod printer;
+pub mod render;
 pub mod style;

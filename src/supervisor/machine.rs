@@ -17,6 +17,9 @@
 //! - a stop (signal, closed stdout, an instance's end) sends every running
 //!   instance its stop signal, SIGKILL after its stop timeout, cancels any
 //!   pending restart at once; the stop signal again kills at once.
+//!
+//! It is one file on purpose: the states, the inputs and every transition
+//! read together; its tests are in `machine_tests.rs`.
 
 use std::time::{Duration, Instant};
 

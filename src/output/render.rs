@@ -1,0 +1,381 @@
+//! How messages become bytes: the prefixed lines of text mode and the
+//! records of `--log-format json`. The [`Renderer`] keeps what that needs
+//! per instance (prefix, pid, sequence number), registered as instances
+//! appear; the printer thread owns it.
+
+use crate::output::json::{self, Stream};
+use crate::output::lines::{Chunk, Tail};
+use crate::output::notice::{Ident, Key, Notice};
+use crate::output::printer::{Message, SPLIT_MARK};
+use crate::output::style::{Clock, Prefix, SYSTEM};
+
+/// How output is shown.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Looks {
+    /// Colour the prefixes (text only).
+    pub color: bool,
+    /// Lines start with `HH:MM:SS` (text only).
+    pub timestamps: bool,
+    /// NDJSON records instead of prefixed lines.
+    pub json: bool,
+}
+
+/// An instance as the printer knows it.
+#[derive(Debug)]
+struct Entry {
+    ident: Ident,
+    prefix: Prefix,
+    /// Its JSON envelope after `ts` (name, type, instance, pid).
+    head: Vec<u8>,
+    /// Records written so far (JSON `seq`).
+    seq: u64,
+}
+
+fn prefix_of(ident: &Ident, width: usize, looks: Looks) -> Prefix {
+    Prefix::instance(
+        &ident.name,
+        ident.type_index,
+        width,
+        looks.color,
+        looks.timestamps,
+    )
+}
+
+/// Formats messages: keeps every instance's prefix, pid and sequence
+/// number, registered as instances appear.
+#[derive(Debug)]
+pub struct Renderer {
+    looks: Looks,
+    entries: Vec<Option<Entry>>,
+    /// The width names are padded to: the longest name seen, and `system`.
+    width: usize,
+    system: Prefix,
+    procrun_head: Vec<u8>,
+    procrun_seq: u64,
+    clock: Clock,
+}
+
+impl Renderer {
+    /// A renderer that knows no instance yet.
+    pub fn new(looks: Looks) -> Self {
+        let width = SYSTEM.len();
+        Renderer {
+            looks,
+            entries: Vec::new(),
+            width,
+            system: Prefix::system(width, looks.color, looks.timestamps),
+            procrun_head: json::procrun_head(),
+            procrun_seq: 0,
+            clock: Clock::default(),
+        }
+    }
+
+    fn register(&mut self, ident: Ident) {
+        let index = ident.key.index();
+        if self.entries.len() <= index {
+            self.entries.resize_with(index + 1, || None);
+        }
+        if ident.name.len() > self.width {
+            // A longer name widens every prefix, so columns stay aligned
+            // from here on.
+            self.width = ident.name.len();
+            self.system = Prefix::system(self.width, self.looks.color, self.looks.timestamps);
+            let (width, looks) = (self.width, self.looks);
+            for entry in self.entries.iter_mut().flatten() {
+                entry.prefix = prefix_of(&entry.ident, width, looks);
+            }
+        }
+        self.entries[index] = Some(Entry {
+            prefix: prefix_of(&ident, self.width, self.looks),
+            head: json::instance_head(&ident, None),
+            seq: 0,
+            ident,
+        });
+    }
+
+    fn name(&self, key: Key) -> String {
+        match self.entries.get(key.index()) {
+            Some(Some(entry)) => entry.ident.name.clone(),
+            _ => format!("instance {}", key.0),
+        }
+    }
+
+    /// Appends the formatted `message` to `out`.
+    pub fn render(&mut self, message: &Message, out: &mut Vec<u8>) {
+        match message {
+            Message::Register(ident) => self.register(ident.clone()),
+            Message::Output {
+                key, stream, chunk, ..
+            } => {
+                if self.looks.json {
+                    self.output_json(*key, *stream, chunk, out);
+                } else {
+                    self.output_text(*key, chunk, out);
+                }
+            }
+            Message::Notice(notice) => {
+                if let Notice::Started { key, pid, .. } = notice
+                    && let Some(Some(entry)) = self.entries.get_mut(key.index())
+                {
+                    entry.head = json::instance_head(&entry.ident, *pid);
+                }
+                if self.looks.json {
+                    self.notice_json(notice, out);
+                } else {
+                    let text = notice.text(&|k| self.name(k));
+                    let time: &[u8] = if self.looks.timestamps {
+                        self.clock.now()
+                    } else {
+                        b""
+                    };
+                    for line in text.lines() {
+                        out.extend_from_slice(&self.system.before);
+                        out.extend_from_slice(time);
+                        out.extend_from_slice(&self.system.after);
+                        out.extend_from_slice(line.as_bytes());
+                        out.push(b'\n');
+                    }
+                }
+            }
+        }
+    }
+
+    fn output_text(&mut self, key: Key, chunk: &Chunk, out: &mut Vec<u8>) {
+        let Some(Some(entry)) = self.entries.get(key.index()) else {
+            return;
+        };
+        let prefix = &entry.prefix;
+        let time: &[u8] = if self.looks.timestamps {
+            self.clock.now()
+        } else {
+            b""
+        };
+        let valid = std::str::from_utf8(&chunk.data).is_ok();
+        chunk.for_each_line(|line, split| {
+            out.extend_from_slice(&prefix.before);
+            out.extend_from_slice(time);
+            out.extend_from_slice(&prefix.after);
+            if valid {
+                out.extend_from_slice(line);
+            } else {
+                out.extend_from_slice(String::from_utf8_lossy(line).as_bytes());
+            }
+            if split {
+                out.extend_from_slice(SPLIT_MARK.as_bytes());
+            }
+            out.push(b'\n');
+        });
+    }
+
+    fn output_json(&mut self, key: Key, stream: Stream, chunk: &Chunk, out: &mut Vec<u8>) {
+        let Some(Some(entry)) = self.entries.get_mut(key.index()) else {
+            return;
+        };
+        let ts = json::timestamp();
+        let eof = chunk.tail == Tail::Eof;
+        let lines = memchr::memchr_iter(b'\n', &chunk.data).count()
+            + usize::from(chunk.tail != Tail::Lines);
+        let mut n = 0;
+        chunk.for_each_line(|line, split| {
+            n += 1;
+            entry.seq += 1;
+            let end = if split {
+                json::End::Split
+            } else if eof && n == lines {
+                json::End::Partial
+            } else {
+                json::End::Newline
+            };
+            json::line(out, &ts, &entry.head, stream, entry.seq, line, end);
+        });
+    }
+
+    fn notice_json(&mut self, notice: &Notice, out: &mut Vec<u8>) {
+        let events = json::events(notice, &|n| n.text(&|k| self.name(k)));
+        let ts = json::timestamp();
+        for event in &events {
+            let subject = event
+                .subject
+                .and_then(|k| self.entries.get_mut(k.index()))
+                .and_then(Option::as_mut);
+            match subject {
+                Some(entry) => {
+                    entry.seq += 1;
+                    json::event(out, &ts, &entry.head, entry.seq, event);
+                }
+                None => {
+                    self.procrun_seq += 1;
+                    json::event(out, &ts, &self.procrun_head, self.procrun_seq, event);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    use tokio::sync::Semaphore;
+
+    fn ident(key: u32, name: &str, type_index: usize) -> Ident {
+        let (type_name, number) = name.split_once('.').expect("name.N");
+        Ident {
+            key: Key(key),
+            name: name.into(),
+            type_name: type_name.into(),
+            type_index,
+            number: number.parse().expect("number"),
+        }
+    }
+
+    fn output(key: u32, stream: Stream, data: &[u8], tail: Tail) -> Message {
+        let permit = Arc::new(Semaphore::new(1))
+            .try_acquire_owned()
+            .expect("a permit");
+        Message::Output {
+            key: Key(key),
+            stream,
+            chunk: Chunk {
+                data: data.to_vec(),
+                tail,
+            },
+            permit,
+        }
+    }
+
+    fn renderer(timestamps: bool, json: bool) -> Renderer {
+        let mut r = Renderer::new(Looks {
+            color: false,
+            timestamps,
+            json,
+        });
+        let mut sink = Vec::new();
+        r.render(&Message::Register(ident(0, "web.1", 0)), &mut sink);
+        r.render(&Message::Register(ident(1, "worker.1", 1)), &mut sink);
+        assert!(sink.is_empty(), "registering prints nothing");
+        r
+    }
+
+    fn text(r: &mut Renderer, message: Message) -> String {
+        let mut out = Vec::new();
+        r.render(&message, &mut out);
+        String::from_utf8(out).expect("printer output is UTF-8")
+    }
+
+    #[test]
+    fn lines_get_aligned_prefixes() {
+        let mut r = renderer(false, false);
+        assert_eq!(
+            text(&mut r, output(0, Stream::Stdout, b"a\nb\r\n", Tail::Lines)),
+            "web.1    | a\nweb.1    | b\n"
+        );
+        assert_eq!(
+            text(&mut r, output(1, Stream::Stderr, b"end", Tail::Eof)),
+            "worker.1 | end\n"
+        );
+        assert_eq!(
+            text(&mut r, Message::Notice(Notice::GaveUp)),
+            "system   | processes still not gone after SIGKILL; giving up on them\n"
+        );
+    }
+
+    #[test]
+    fn a_longer_name_registered_later_widens_every_prefix() {
+        let mut r = renderer(false, false);
+        text(&mut r, Message::Register(ident(2, "scheduler.10", 2)));
+        assert_eq!(
+            text(&mut r, output(0, Stream::Stdout, b"a\n", Tail::Lines)),
+            "web.1        | a\n"
+        );
+        assert_eq!(
+            text(&mut r, output(2, Stream::Stdout, b"b\n", Tail::Lines)),
+            "scheduler.10 | b\n"
+        );
+    }
+
+    #[test]
+    fn timestamps_lead() {
+        let mut r = renderer(true, false);
+        let t = text(&mut r, output(0, Stream::Stdout, b"a\n", Tail::Lines));
+        assert_eq!(t.len(), "HH:MM:SS web.1    | a\n".len(), "{t}");
+        assert!(t.ends_with(" web.1    | a\n"), "{t}");
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_in_text() {
+        let mut r = renderer(false, false);
+        assert_eq!(
+            text(
+                &mut r,
+                output(0, Stream::Stdout, b"ok\nbad \xff\n", Tail::Lines)
+            ),
+            "web.1    | ok\nweb.1    | bad \u{fffd}\n"
+        );
+    }
+
+    #[test]
+    fn split_pieces_are_marked() {
+        let mut r = renderer(false, false);
+        assert_eq!(
+            text(&mut r, output(0, Stream::Stdout, b"abc", Tail::Split)),
+            format!("web.1    | abc{SPLIT_MARK}\n")
+        );
+    }
+
+    fn records(t: &str) -> Vec<serde_json::Value> {
+        t.lines()
+            .map(|l| serde_json::from_str(l).expect("a JSON record"))
+            .collect()
+    }
+
+    #[test]
+    fn json_counts_records_per_instance_and_marks_the_partial_line() {
+        let mut r = renderer(false, true);
+        let started = Notice::Started {
+            key: Key(0),
+            pid: Some(42),
+            port: Some(5000),
+        };
+        let mut all = records(&text(&mut r, Message::Notice(started)));
+        all.extend(records(&text(
+            &mut r,
+            output(0, Stream::Stdout, b"one\ntwo\nthree", Tail::Eof),
+        )));
+        all.extend(records(&text(
+            &mut r,
+            output(1, Stream::Stderr, b"x\n", Tail::Lines),
+        )));
+        assert_eq!(all[0]["event"], "start");
+        assert_eq!(all[0]["port"], 5000);
+        assert_eq!(all[0]["pid"], 42);
+        let seqs: Vec<i64> = all
+            .iter()
+            .map(|v| v["seq"].as_i64().expect("seq"))
+            .collect();
+        assert_eq!(seqs, [1, 2, 3, 4, 1]);
+        assert_eq!(all[1]["msg"], "one");
+        assert_eq!(all[1]["pid"], 42, "lines carry the current pid");
+        assert!(all[2].get("partial").is_none());
+        assert_eq!(all[3]["msg"], "three");
+        assert_eq!(all[3]["partial"], true);
+        assert_eq!(all[4]["stream"], "stderr");
+        assert_eq!(all[4]["name"], "worker.1");
+        assert!(all[4].get("pid").is_none(), "not started: no pid");
+    }
+
+    #[test]
+    fn json_system_records_of_procrun_itself() {
+        let mut r = renderer(false, true);
+        let all = records(&text(
+            &mut r,
+            Message::Notice(Notice::Received { signal: 2 }),
+        ));
+        assert_eq!(all[0]["name"], "procrun");
+        assert_eq!(all[0]["stream"], "system");
+        assert_eq!(all[0]["event"], "stop");
+        assert_eq!(all[0]["signal"], "SIGINT");
+        assert_eq!(all[0]["seq"], 1);
+    }
+}
