@@ -30,7 +30,7 @@ impl Format for Compose {
         let mut found: Vec<Diagnostic> = plan.types.iter().flat_map(policy_gaps).collect();
         // Service names are host names on the project's network, and DNS
         // ignores case.
-        found.extend(super::name_collisions(
+        found.extend(super::names::collisions(
             plan,
             "the Compose service host name",
             str::to_ascii_lowercase,

@@ -64,12 +64,12 @@ impl Format for Kubernetes {
             }
         }
         // The component label is what Deployments and the Service select.
-        found.extend(super::name_collisions(
+        found.extend(super::names::collisions(
             plan,
             "the Kubernetes component",
             dns,
         ));
-        found.extend(super::name_collisions(
+        found.extend(super::names::collisions(
             plan,
             "the Kubernetes resource",
             |n| resource_name(&options.app, n),

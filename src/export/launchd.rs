@@ -36,7 +36,7 @@ impl Format for Launchd {
         }
         // macOS file systems ignore case by default: `Web` and `web` would
         // write the same plist.
-        found.extend(super::name_collisions(
+        found.extend(super::names::collisions(
             plan,
             "the launchd plist (on a case-insensitive file system)",
             str::to_ascii_lowercase,

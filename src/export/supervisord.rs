@@ -33,7 +33,7 @@ impl Format for Supervisord {
     /// Keys the shell can `export`, paths the INI reader would cut short,
     /// and a socket path too long to bind.
     fn check(&self, plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
-        let mut found = super::variable_names(plan, "the supervisord export");
+        let mut found = super::names::variable_names(plan, "the supervisord export");
         for path in [Some(&plan.root), options.log_dir.as_ref()]
             .into_iter()
             .flatten()

@@ -26,7 +26,7 @@ impl Format for Systemd {
     fn check(&self, plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
         // systemd ignores (with a warning) an `Environment=` whose name is
         // not a shell variable name.
-        let mut found = super::variable_names(plan, "systemd");
+        let mut found = super::names::variable_names(plan, "systemd");
         found.extend(super::text::values(
             plan,
             "systemd",
