@@ -10,15 +10,6 @@ use std::path::Path;
 
 use support::Project;
 
-const FORMATS: &[&str] = &[
-    "systemd",
-    "supervisord",
-    "runit",
-    "launchd",
-    "compose",
-    "kubernetes",
-];
-
 fn fixture() -> Project {
     let p = Project::new();
     export_support::write_app(p.path());
@@ -84,7 +75,7 @@ fn export_with(p: &Project, format: &str, formation: &str, extra: &[&str]) -> (S
 
 #[test]
 fn every_format_snapshot() {
-    for format in FORMATS {
+    for format in &export_support::FORMATS {
         let p = fixture();
         let extra: &[&str] = match *format {
             "kubernetes" => &["--image", "registry.example.com/shop:1.0"],
@@ -113,7 +104,7 @@ fn systemd_user_units_snapshot() {
 fn procfile_example_exports_with_one_command() {
     // What the README promises: the example app, one command per target.
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    for format in FORMATS {
+    for format in &export_support::FORMATS {
         let out = tempfile::tempdir().expect("temp dir");
         let dir = out.path().join(format);
         let mut cmd = support::procrun();
@@ -146,7 +137,7 @@ fn unknown_format_lists_the_known_ones() {
         .assert()
         .code(2);
     let stderr = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
-    for format in FORMATS {
+    for format in &export_support::FORMATS {
         assert!(stderr.contains(format), "{stderr}");
     }
     assert!(!p.join("out").exists());
@@ -297,12 +288,25 @@ mod export {
     }
 }
 
+/// The options of the pure render tests: fixed paths, app `shop`.
+fn pure_options() -> procrun::export::ExportOptions {
+    use std::path::PathBuf;
+    procrun::export::ExportOptions {
+        app: "shop".into(),
+        user: None,
+        log_dir: Some(PathBuf::from("/var/log/shop")),
+        image: Some("registry.example.com/shop:2.0".into()),
+        user_units: false,
+        output_dir: PathBuf::from("/srv/shop/deploy"),
+    }
+}
+
 /// The pure renderers on a plan with a fixed root, no binary or file
 /// system involved: the same fixture, stable paths.
 #[test]
 fn pure_renderers_snapshot() {
     use procrun::cli::ExportFormat;
-    use procrun::export::{ExportOptions, FileKind, render};
+    use procrun::export::{FileKind, render};
     use std::path::PathBuf;
 
     let procfile =
@@ -315,15 +319,7 @@ fn pure_renderers_snapshot() {
         root: PathBuf::from("/srv/shop"),
     };
     let plan = procrun::plan::build(&procfile, &env, &request, &|_| None).expect("plans");
-    let options = ExportOptions {
-        app: "shop".into(),
-        user: None,
-        log_dir: Some(PathBuf::from("/var/log/shop")),
-        timeout: std::time::Duration::from_secs(10),
-        image: Some("registry.example.com/shop:2.0".into()),
-        user_units: false,
-        output_dir: PathBuf::from("/srv/shop/deploy"),
-    };
+    let options = pure_options();
     for format in [
         ExportFormat::Systemd,
         ExportFormat::Supervisord,
@@ -337,6 +333,7 @@ fn pure_renderers_snapshot() {
         for f in &files {
             let kind = match f.kind {
                 FileKind::File => "file",
+                FileKind::Private => "private",
                 FileKind::Executable => "executable",
                 FileKind::Dir => "dir",
             };
@@ -392,7 +389,8 @@ fn option_conflicts_and_unusable_names_are_errors() {
 #[test]
 fn procfile_and_env_warnings_are_shown_once() {
     // `web:cmd` (no blank after the colon) warns in the Procfile, a key set
-    // twice warns in the env file; the export adds its own for `-t`.
+    // twice warns in the env file; the export adds its own for `-t`, and
+    // that runit restarts what procrun would not.
     let p = Project::with_procfile("web:sleep 1000\n").file(".env", "A=1\nA=2\n");
     let out = p
         .procrun()
@@ -403,9 +401,89 @@ fn procfile_and_env_warnings_are_shown_once() {
     for warning in [
         "no blank after the `:` of `web`",
         "`A` is set twice in `.env`",
-        "-t/--timeout has no effect on runit",
+        "runit cannot carry `web`'s stop_timeout = 3",
+        "runit cannot carry `web`'s restart = \"no\"",
     ] {
         assert_eq!(stderr.matches(warning).count(), 1, "{warning}: {stderr}");
     }
-    assert_eq!(stderr.matches("warning:").count(), 3, "{stderr}");
+    assert_eq!(stderr.matches("warning:").count(), 4, "{stderr}");
+}
+
+/// Every format on a plan whose types carry policies: what each writes
+/// (snapshots) and the warnings for what its engine cannot carry, each
+/// naming the type and the key.
+#[test]
+fn policies_are_mapped_or_warned_per_format() {
+    use procrun::cli::ExportFormat;
+    use procrun::export::{check, format_name, render};
+
+    let plan = export_support::policy_plan(Path::new("/srv/shop"), 8000);
+    let options = pure_options();
+    let mut warnings = String::new();
+    for format in <ExportFormat as clap::ValueEnum>::value_variants()
+        .iter()
+        .copied()
+    {
+        let name = format_name(format);
+        let found = check(format, &plan, &options);
+        assert!(!found.iter().any(|d| d.is_error()), "{name}: {found:?}");
+        warnings.push_str(&format!("=== {name}\n"));
+        for d in &found {
+            warnings.push_str(&format!("{}\n", d.message));
+        }
+        let files = render(format, &plan, &options);
+        let mut text = String::new();
+        for f in &files {
+            text.push_str(&format!(
+                "=== {} ({:?})\n{}\n",
+                f.path,
+                f.kind,
+                f.contents.replace('\0', "\\0")
+            ));
+        }
+        insta::assert_snapshot!(format!("policies_{name}"), text);
+    }
+    insta::assert_snapshot!("policies_warnings", warnings);
+}
+
+/// `procrun.toml` through the binary gives every format exactly the export
+/// of the same policies set in code (export_support::policy_plan).
+#[test]
+fn procrun_toml_policies_reach_every_format() {
+    use procrun::cli::ExportFormat;
+    use procrun::export::{ExportOptions, FileKind, format_name, render};
+
+    let p = fixture().file("procrun.toml", export_support::POLICY_CONFIG);
+    let root = std::fs::canonicalize(p.path()).expect("canonical");
+    let plan = export_support::policy_plan(&root, 5000);
+    let image = "registry.example.com/shop:1.0";
+    for format in <ExportFormat as clap::ValueEnum>::value_variants()
+        .iter()
+        .copied()
+    {
+        let name = format_name(format);
+        let out = format!("out-{name}");
+        p.procrun()
+            .args([
+                "export", &name, &out, "--app", "shop", "-p", "5000", "--image", image,
+            ])
+            .args(["-m", export_support::POLICY_FORMATION])
+            .assert()
+            .success();
+        let options = ExportOptions {
+            app: "shop".into(),
+            user: None,
+            log_dir: None,
+            image: Some(image.into()),
+            user_units: false,
+            output_dir: root.join(&out),
+        };
+        for f in render(format, &plan, &options) {
+            if f.kind == FileKind::Dir {
+                continue;
+            }
+            let written = std::fs::read_to_string(root.join(&out).join(&f.path)).expect("written");
+            assert_eq!(written, f.contents, "{name}: {}", f.path);
+        }
+    }
 }

@@ -196,15 +196,7 @@ fn systemd_units_verify_cleanly() {
     };
     for extra in [&[][..], &["--user-units"][..]] {
         let (_p, _root, out) = exported("systemd", 5000, extra);
-        let mut units: Vec<PathBuf> = std::fs::read_dir(&out)
-            .expect("read export")
-            .map(|e| e.expect("entry").path())
-            .filter(|p| {
-                p.extension()
-                    .is_some_and(|x| x == "service" || x == "target")
-            })
-            .collect();
-        units.sort();
+        let units = engines::systemd_units(&out);
         assert_eq!(units.len(), 6, "{units:?}");
         let mut cmd = Command::new(&tools[0]);
         let runtime = tempfile::tempdir().expect("temp dir");
@@ -491,5 +483,280 @@ fn launchd_plists_parse_with_the_required_keys() {
     assert_eq!(
         lookup(&lines, "cwd", "shop-web-1", "-"),
         Some(root_text.as_str())
+    );
+}
+
+/// A plan whose types carry policies (what `procrun.toml` sets), rendered
+/// by the library into a fresh folder: its files and that folder.
+fn policy_export(format: procrun::cli::ExportFormat) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = std::fs::canonicalize(dir.path()).expect("canonical");
+    export_support::write_app(&root);
+    let plan = export_support::policy_plan(&root, 5000);
+    let out = root.join("out");
+    let options = procrun::export::ExportOptions {
+        app: "shop".into(),
+        user: None,
+        log_dir: None,
+        image: Some("registry.example.com/shop:1.0".into()),
+        user_units: false,
+        output_dir: out.clone(),
+    };
+    let found = procrun::export::check(format, &plan, &options);
+    assert!(!found.iter().any(|d| d.is_error()), "{found:?}");
+    let files = procrun::export::render(format, &plan, &options);
+    procrun::export::write_all(&out, &files).expect("writes");
+    (dir, out)
+}
+
+#[test]
+fn policies_pass_systemd_analyze_verify() {
+    let Some(tools) = require("policies_pass_systemd_analyze_verify", &["systemd-analyze"]) else {
+        return;
+    };
+    let (_dir, out) = policy_export(procrun::cli::ExportFormat::Systemd);
+    let units = engines::systemd_units(&out);
+    let (code, stdout, stderr) = run(Command::new(&tools[0])
+        .args(["verify", "--man=no"])
+        .args(&units));
+    assert_eq!((code, stderr.as_str()), (0, ""), "{stdout}{stderr}");
+    let web = std::fs::read_to_string(out.join("shop-web-1.service")).expect("unit");
+    for line in [
+        "Restart=always",
+        "RestartSec=2",
+        "StartLimitIntervalSec=0",
+        "KillSignal=SIGINT",
+        "TimeoutStopSec=7",
+    ] {
+        assert!(web.lines().any(|l| l == line), "{line} in\n{web}");
+    }
+    let worker = std::fs::read_to_string(out.join("shop-worker-1.service")).expect("unit");
+    for line in [
+        "Restart=on-failure",
+        "StartLimitBurst=4",
+        "StartLimitIntervalSec=12",
+        "TimeoutStopSec=1500ms",
+    ] {
+        assert!(worker.lines().any(|l| l == line), "{line} in\n{worker}");
+    }
+    assert!(!worker.contains("Environment=\"PORT="), "{worker}");
+    let clock = std::fs::read_to_string(out.join("shop-clock-1.service")).expect("unit");
+    assert!(clock.lines().any(|l| l == "Restart=no"), "{clock}");
+}
+
+#[test]
+fn policies_load_in_supervisors_own_parser() {
+    let Some(_) = require("policies_load_in_supervisors_own_parser", &["supervisord"]) else {
+        return;
+    };
+    let (_dir, out) = policy_export(procrun::cli::ExportFormat::Supervisord);
+    let script = r#"
+import sys
+from supervisor.options import ServerOptions
+o = ServerOptions()
+o.realize(args=["-c", sys.argv[1]])
+for g in o.process_group_configs:
+    for p in g.process_configs:
+        print(p.name, getattr(p.autorestart, "__name__", p.autorestart),
+              p.exitcodes, p.startsecs, p.startretries, p.stopsignal, p.stopwaitsecs,
+              "PORT=$((" in p.command)
+"#;
+    let (code, stdout, stderr) = run(Command::new("/usr/bin/python3")
+        .args(["-c", script])
+        .arg(out.join("supervisord.conf")));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        stdout,
+        format!(
+            "shop-web-1 RestartUnconditionally [0] 5 {m} 2 7 True\n\
+             shop-web-2 RestartUnconditionally [0] 5 {m} 2 7 True\n\
+             shop-worker-1 RestartWhenExitUnexpected [0] 2 3 15 2 False\n\
+             shop-clock-1 False [0] 0 0 15 5 False\n",
+            m = i32::MAX
+        )
+    );
+}
+
+#[test]
+fn policies_pass_kubernetes_validate() {
+    let Some(tools) = require(
+        "policies_pass_kubernetes_validate",
+        &["kubernetes-validate", "python"],
+    ) else {
+        return;
+    };
+    let (_dir, out) = policy_export(procrun::cli::ExportFormat::Kubernetes);
+    let manifest = out.join("shop.yaml");
+    let (code, stdout, stderr) = run(Command::new(&tools[0]).arg("--strict").arg(&manifest));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        !stdout.contains("WARN") && !stderr.contains("WARN"),
+        "{stdout}{stderr}"
+    );
+    let lines = inspect(&tools[1], "k8s", &[&manifest]);
+    // The one-shot `clock` (restart = "no", can_die) is a Job.
+    assert_eq!(lookup(&lines, "policy", "shop-clock", "kind"), Some("Job"));
+    assert_eq!(
+        lookup(&lines, "policy", "shop-clock", "restartPolicy"),
+        Some("Never")
+    );
+    assert_eq!(
+        lookup(&lines, "policy", "shop-clock", "backoffLimit"),
+        Some("0")
+    );
+    assert_eq!(lookup(&lines, "policy", "shop-web", "grace"), Some("7"));
+    assert_eq!(lookup(&lines, "policy", "shop-worker", "grace"), Some("2"));
+    assert_eq!(lookup(&lines, "env", "shop-web", "PORT"), Some("5000"));
+    assert_eq!(lookup(&lines, "env", "shop-worker", "PORT"), None);
+    assert_eq!(lookup(&lines, "port", "shop-worker", "-"), None);
+}
+
+#[test]
+fn policies_pass_docker_compose_config() {
+    let Some(tools) = require(
+        "policies_pass_docker_compose_config",
+        &["docker-compose", "python3"],
+    ) else {
+        return;
+    };
+    let (dir, out) = policy_export(procrun::cli::ExportFormat::Compose);
+    let config_dir = dir.path().join("docker-config");
+    std::fs::create_dir_all(&config_dir).expect("mkdir");
+    let (code, json, stderr) = run(Command::new(&tools[0])
+        .env("DOCKER_CONFIG", &config_dir)
+        .env_remove("COMPOSE_PROJECT_NAME")
+        .env_remove("COMPOSE_FILE")
+        .arg("-f")
+        .arg(out.join("compose.yaml"))
+        .args(["config", "--format", "json"]));
+    assert_eq!(code, 0, "{stderr}");
+    let json_file = dir.path().join("compose.json");
+    std::fs::write(&json_file, json).expect("write json");
+    let lines = inspect(&tools[1], "compose", &[&json_file]);
+    engines::assert_lookups(
+        &lines,
+        "policy",
+        &[
+            ("web", "restart", "always"),
+            ("web", "stop_signal", "SIGINT"),
+            ("web", "stop_grace_period", "7s"),
+            ("worker", "restart", "on-failure:3"),
+            ("worker", "stop_grace_period", "1.5s"),
+            ("clock", "restart", "no"),
+        ],
+    );
+    assert_eq!(lookup(&lines, "env", "worker", "PORT"), None);
+    assert_eq!(lookup(&lines, "env", "web", "PORT"), Some("5000"));
+}
+
+#[test]
+fn policies_parse_in_plistlib() {
+    let Some(tools) = require("policies_parse_in_plistlib", &["python3"]) else {
+        return;
+    };
+    let (_dir, out) = policy_export(procrun::cli::ExportFormat::Launchd);
+    let plists: Vec<PathBuf> = ["shop-web-1", "shop-worker-1", "shop-clock-1"]
+        .iter()
+        .map(|l| out.join(format!("{l}.plist")))
+        .collect();
+    let refs: Vec<&Path> = plists.iter().map(PathBuf::as_path).collect();
+    let lines = inspect(&tools[0], "plist", &refs);
+    engines::assert_lookups(
+        &lines,
+        "policy",
+        &[
+            ("shop-web-1", "KeepAlive", "True"),
+            ("shop-web-1", "ExitTimeOut", "7"),
+            ("shop-web-1", "ThrottleInterval", "2"),
+            (
+                "shop-worker-1",
+                "KeepAlive",
+                "Crashed=True,SuccessfulExit=False",
+            ),
+            ("shop-worker-1", "ExitTimeOut", "2"),
+            ("shop-clock-1", "KeepAlive", "False"),
+        ],
+    );
+    assert_eq!(lookup(&lines, "env", "shop-worker-1", "PORT"), None);
+}
+
+/// runit's `control/t` stops a type with its own stop signal: `sv down`
+/// makes runsv run it instead of sending SIGTERM.
+#[test]
+fn runit_control_t_sends_the_stop_signal() {
+    let Some(tools) = require(
+        "runit_control_t_sends_the_stop_signal",
+        &["runsvdir", "sv", "chpst", "svlogd"],
+    ) else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = std::fs::canonicalize(dir.path()).expect("canonical");
+    let marker = root.join("marker");
+    let procfile = procrun::procfile::parse(
+        Path::new("Procfile"),
+        "t: trap 'echo INT > \"$M\"; exit 0' INT; trap 'echo TERM > \"$M\"; exit 0' TERM; echo up > \"$M\"; while :; do sleep 0.1; done\n",
+    )
+    .expect("parses");
+    let env = procrun::env::parse(".env", &format!("M={}\n", marker.display()), &|_| None)
+        .expect("parses");
+    let request = procrun::plan::PlanRequest {
+        formation: procrun::formation::Formation::default(),
+        selected: vec![],
+        port: Some(5000),
+        root: root.clone(),
+    };
+    let mut plan = procrun::plan::build(&procfile, &env, &request, &|_| None).expect("plans");
+    for t in &mut plan.types {
+        t.policy.stop_signal = nix::sys::signal::Signal::SIGINT;
+    }
+    for i in &mut plan.instances {
+        i.policy.stop_signal = nix::sys::signal::Signal::SIGINT;
+    }
+    let out = root.join("out");
+    let options = procrun::export::ExportOptions {
+        app: "p".into(),
+        user: None,
+        log_dir: None,
+        image: None,
+        user_units: false,
+        output_dir: out.clone(),
+    };
+    let files = procrun::export::render(procrun::cli::ExportFormat::Runit, &plan, &options);
+    procrun::export::write_all(&out, &files).expect("writes");
+    let service = out.join("p-t-1");
+    let sv = |args: &[&str]| run(Command::new(&tools[1]).args(args).arg(&service));
+    let mut engine = Engine::spawn(
+        "runsvdir",
+        Command::new(&tools[0])
+            .arg(&out)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let read = || std::fs::read_to_string(&marker).unwrap_or_default();
+    assert!(
+        wait_until(Duration::from_secs(30), || read() == "up\n"),
+        "the service did not start: {:?}",
+        sv(&["status"])
+    );
+    let (code, stdout, stderr) = sv(&["-w", "10", "down"]);
+    assert_eq!(code, 0, "sv down: {stdout}{stderr}");
+    assert!(
+        wait_until(Duration::from_secs(10), || read() != "up\n"),
+        "nothing stopped it"
+    );
+    assert_eq!(read(), "INT\n");
+    let (code, stdout, stderr) = sv(&["exit"]);
+    assert_eq!(code, 0, "sv exit: {stdout}{stderr}");
+    assert!(
+        wait_until(Duration::from_secs(10), || children(engine.pid())
+            .iter()
+            .all(|p| comm(*p).as_deref() != Some("runsv") || gone(*p))),
+        "runsv still running after sv exit"
+    );
+    engine.signal(libc::SIGHUP);
+    assert!(
+        engine.wait(Duration::from_secs(10)).is_some(),
+        "runsvdir did not exit on HUP"
     );
 }

@@ -7,22 +7,37 @@
 //! Inside a container each replica gets its type's first port, and `PS` is
 //! the type's name (replicas have no instance number).
 //!
-//! Compose has no checks of its own: a quoted scalar holds any value and
-//! any key, and Procfile names (letters, digits, `_`, `-`) are valid
-//! service names.
+//! Each service's `restart:`, `stop_signal:` and `stop_grace_period:` come
+//! from its type's policy; Docker's restart delay is its own (see the
+//! policy table of docs/export.md).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use super::parity::{self, Key};
 use super::quote::{shell_script, yaml_quote};
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
-use crate::plan::Plan;
+use crate::diagnostic::Diagnostic;
+use crate::plan::{Plan, ProcessType};
+use crate::policy::{Policy, Restart};
 
 /// The Docker Compose format.
 #[derive(Clone, Copy, Debug)]
 pub struct Compose;
 
 impl Format for Compose {
+    fn check(&self, plan: &Plan, _options: &ExportOptions) -> Vec<Diagnostic> {
+        let mut found: Vec<Diagnostic> = plan.types.iter().flat_map(policy_gaps).collect();
+        // Service names are host names on the project's network, and DNS
+        // ignores case.
+        found.extend(super::names::collisions(
+            plan,
+            "the Compose service host name",
+            str::to_ascii_lowercase,
+        ));
+        found
+    }
+
     fn support(&self, option: SharedOption) -> Support {
         match option {
             SharedOption::Log => {
@@ -79,25 +94,63 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             }
             let _ = writeln!(y, "      {}: {}", quote(key), quote(value));
         }
-        let _ = writeln!(y, "      PORT: {}", quote(&t.port.to_string()));
+        if t.policy.port {
+            let _ = writeln!(y, "      PORT: {}", quote(&t.port.to_string()));
+        }
         let _ = writeln!(y, "      PS: {}", quote(&t.name));
-        if t.name == "web" {
+        if t.name == "web" && t.policy.port {
             let _ = writeln!(y, "    ports:");
             let _ = writeln!(y, "      - {}", quote(&t.port.to_string()));
         }
         if let Some(user) = &options.user {
             let _ = writeln!(y, "    user: {}", quote(user));
         }
-        let _ = writeln!(y, "    restart: \"unless-stopped\"");
+        let _ = writeln!(y, "    restart: {}", quote(&restart(&t.policy)));
+        let _ = writeln!(
+            y,
+            "    stop_signal: {}",
+            quote(t.policy.stop_signal.as_str())
+        );
         let _ = writeln!(
             y,
             "    stop_grace_period: {}",
-            quote(&format!("{}ms", options.timeout.as_millis()))
+            quote(&format!("{}ms", t.policy.stop_timeout.as_millis()))
         );
         let _ = writeln!(y, "    deploy:");
         let _ = writeln!(y, "      replicas: {}", t.count);
     }
-    vec![ExportFile::file("compose.yaml", y)]
+    vec![ExportFile::private("compose.yaml", y)]
+}
+
+/// `restart:`: `no`, `on-failure[:MAX]` or `always`.
+fn restart(policy: &Policy) -> String {
+    match (policy.restart, policy.max_restarts) {
+        (Restart::No, _) => "no".to_owned(),
+        // Docker reads `on-failure:0` as no limit at all.
+        (Restart::OnFailure, Some(0)) => "no".to_owned(),
+        (Restart::OnFailure, Some(max)) => format!("on-failure:{max}"),
+        (Restart::OnFailure, None) => "on-failure".to_owned(),
+        (Restart::Always, _) => "always".to_owned(),
+    }
+}
+
+/// What Compose cannot carry of a type's policy.
+fn policy_gaps(t: &ProcessType) -> Option<Diagnostic> {
+    let p = &t.policy;
+    if !parity::restarts(p) {
+        return None;
+    }
+    let mut keys = vec![Key::Backoff, Key::MinUptime];
+    let mut instead = "Docker waits 100 ms before a restart, doubling each time, and resets the wait once a container ran for 10 s".to_owned();
+    if p.restart == Restart::Always && p.max_restarts.is_some() {
+        keys.push(Key::MaxRestarts);
+        instead.push_str("; `restart: always` has no limit");
+    }
+    if p.restart == Restart::OnFailure && p.max_restarts == Some(0) {
+        keys.push(Key::MaxRestarts);
+        instead.push_str("; `on-failure:0` would restart without a limit, so it is `restart: \"no\"`, which restarts no failure at all");
+    }
+    parity::gap("compose", t, &keys, &instead)
 }
 
 /// The path from directory `from` to `to`, both absolute: `.` when equal.

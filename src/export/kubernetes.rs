@@ -13,10 +13,12 @@
 
 use std::fmt::Write as _;
 
+use super::parity::{self, Key};
 use super::quote::{shell_script, yaml_quote};
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
-use crate::plan::Plan;
+use crate::plan::{Plan, ProcessType};
+use crate::policy::{Policy, Restart};
 
 /// The Kubernetes format.
 #[derive(Clone, Copy, Debug)]
@@ -32,8 +34,19 @@ impl Format for Kubernetes {
                     .help("pass --image, e.g. --image registry.example.com/myapp:1.0"),
             );
         }
-        let mut seen: Vec<(String, &str)> = Vec::new();
+        let size: usize = plan
+            .env
+            .pairs()
+            .filter(|(k, _)| *k != "PORT" && *k != "PS")
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        if size > CONFIG_MAP_MAX {
+            found.push(Diagnostic::error(format!(
+                "the env files' values take {size} bytes, more than the 1 MiB a Kubernetes ConfigMap holds"
+            )));
+        }
         for t in &plan.types {
+            found.extend(policy_gaps(t));
             let name = resource_name(&options.app, &t.name);
             if name.len() > 63 {
                 found.push(
@@ -43,14 +56,24 @@ impl Format for Kubernetes {
                     .help("choose a shorter --app"),
                 );
             }
-            if let Some((_, other)) = seen.iter().find(|(n, _)| *n == name) {
+            if dns(&t.name).is_empty() {
                 found.push(Diagnostic::error(format!(
-                    "process types `{other}` and `{}` would both be named `{name}` in Kubernetes",
+                    "process type `{}` has no letter or digit to name its Kubernetes component",
                     t.name
                 )));
             }
-            seen.push((name, &t.name));
         }
+        // The component label is what Deployments and the Service select.
+        found.extend(super::names::collisions(
+            plan,
+            "the Kubernetes component",
+            dns,
+        ));
+        found.extend(super::names::collisions(
+            plan,
+            "the Kubernetes resource",
+            |n| resource_name(&options.app, n),
+        ));
         found
     }
 
@@ -75,6 +98,9 @@ impl Format for Kubernetes {
         format!("next: kubectl apply -f {dir}/")
     }
 }
+
+/// The most data a ConfigMap holds (the API server refuses more).
+pub const CONFIG_MAP_MAX: usize = 1024 * 1024;
 
 /// A DNS label for a resource: lower case, `_` and `.` as `-`.
 pub fn resource_name(app: &str, type_name: &str) -> String {
@@ -122,26 +148,47 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let name = resource_name(&app, &t.name);
         let component = dns(&t.name);
         let script = shell_script(&t.command).replace('$', "$$");
+        let job = runs_as_job(&t.policy);
         let _ = writeln!(y, "---");
-        let _ = writeln!(y, "apiVersion: apps/v1");
-        let _ = writeln!(y, "kind: Deployment");
+        if job.is_some() {
+            // A one-shot type: a Job runs `count` pods to completion, which
+            // a Deployment (always restarting) cannot.
+            let _ = writeln!(y, "apiVersion: batch/v1");
+            let _ = writeln!(y, "kind: Job");
+        } else {
+            let _ = writeln!(y, "apiVersion: apps/v1");
+            let _ = writeln!(y, "kind: Deployment");
+        }
         let _ = writeln!(y, "metadata:");
         let _ = writeln!(y, "  name: {}", q(&name));
         labels(&mut y, "  ", &app, Some(&component));
         let _ = writeln!(y, "spec:");
-        let _ = writeln!(y, "  replicas: {}", t.count);
-        let _ = writeln!(y, "  selector:");
-        let _ = writeln!(y, "    matchLabels:");
-        let _ = writeln!(y, "      app.kubernetes.io/name: {}", q(&app));
-        let _ = writeln!(y, "      app.kubernetes.io/component: {}", q(&component));
+        if let Some(restart_policy) = job {
+            let _ = writeln!(y, "  parallelism: {}", t.count);
+            let _ = writeln!(y, "  completions: {}", t.count);
+            let limit = match restart_policy {
+                "OnFailure" => t.policy.max_restarts.unwrap_or(i32::MAX as u32),
+                _ => 0,
+            };
+            let _ = writeln!(y, "  backoffLimit: {}", limit.min(i32::MAX as u32));
+        } else {
+            let _ = writeln!(y, "  replicas: {}", t.count);
+            let _ = writeln!(y, "  selector:");
+            let _ = writeln!(y, "    matchLabels:");
+            let _ = writeln!(y, "      app.kubernetes.io/name: {}", q(&app));
+            let _ = writeln!(y, "      app.kubernetes.io/component: {}", q(&component));
+        }
         let _ = writeln!(y, "  template:");
         let _ = writeln!(y, "    metadata:");
         labels(&mut y, "      ", &app, Some(&component));
         let _ = writeln!(y, "    spec:");
+        if let Some(restart_policy) = job {
+            let _ = writeln!(y, "      restartPolicy: {}", q(restart_policy));
+        }
         let _ = writeln!(
             y,
             "      terminationGracePeriodSeconds: {}",
-            options.timeout_secs()
+            parity::secs_up(t.policy.stop_timeout)
         );
         let _ = writeln!(y, "      containers:");
         let _ = writeln!(y, "        - name: {}", q(&component));
@@ -157,14 +204,18 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(y, "            - configMapRef:");
         let _ = writeln!(y, "                name: {}", q(&format!("{app}-env")));
         let _ = writeln!(y, "          env:");
-        let _ = writeln!(y, "            - name: \"PORT\"");
-        let _ = writeln!(y, "              value: {}", q(&t.port.to_string()));
+        if t.policy.port {
+            let _ = writeln!(y, "            - name: \"PORT\"");
+            let _ = writeln!(y, "              value: {}", q(&t.port.to_string()));
+        }
         let _ = writeln!(y, "            - name: \"PS\"");
         let _ = writeln!(y, "              value: {}", q(&t.name));
-        let _ = writeln!(y, "          ports:");
-        let _ = writeln!(y, "            - name: \"http\"");
-        let _ = writeln!(y, "              containerPort: {}", t.port);
-        if t.name == "web" {
+        if t.policy.port {
+            let _ = writeln!(y, "          ports:");
+            let _ = writeln!(y, "            - name: \"http\"");
+            let _ = writeln!(y, "              containerPort: {}", t.port);
+        }
+        if t.name == "web" && t.policy.port && job.is_none() {
             let _ = writeln!(y, "---");
             let _ = writeln!(y, "apiVersion: v1");
             let _ = writeln!(y, "kind: Service");
@@ -181,7 +232,53 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             let _ = writeln!(y, "      targetPort: \"http\"");
         }
     }
-    vec![ExportFile::file(format!("{app}.yaml"), y)]
+    vec![ExportFile::private(format!("{app}.yaml"), y)]
+}
+
+/// The `restartPolicy` of the Job that runs a type that may end for good
+/// (`can_die` without `restart = "always"`); `None`: a Deployment.
+fn runs_as_job(policy: &Policy) -> Option<&'static str> {
+    match (policy.can_die, policy.restart) {
+        (true, Restart::No) => Some("Never"),
+        (true, Restart::OnFailure) => Some("OnFailure"),
+        _ => None,
+    }
+}
+
+/// What Kubernetes cannot carry of a type's policy.
+fn policy_gaps(t: &ProcessType) -> Vec<Diagnostic> {
+    let p = &t.policy;
+    let mut found = Vec::new();
+    let job = runs_as_job(p);
+    if job.is_none() && p.restart != Restart::Always {
+        found.extend(parity::gap(
+            "kubernetes",
+            t,
+            &[Key::Restart],
+            "a Deployment starts every container that ends again (set can_die = true to get a Job)",
+        ));
+    }
+    // The restart delay and limits only matter for a type procrun restarts
+    // (a Job's backoffLimit carries max_restarts).
+    let mut keys = Vec::new();
+    if parity::restarts(p) {
+        keys.extend([Key::Backoff, Key::MinUptime]);
+        if job.is_none() && p.max_restarts.is_some() {
+            keys.push(Key::MaxRestarts);
+        }
+    }
+    found.extend(parity::gap(
+        "kubernetes",
+        t,
+        &keys,
+        "the kubelet waits 10 s before a restart, doubling up to 5 min, and resets the wait after 10 min up; a Deployment has no limit",
+    ));
+    found.extend(parity::sigterm_only(
+        "kubernetes",
+        t,
+        "the kubelet stops a container with SIGTERM (or the image's STOPSIGNAL)",
+    ));
+    found
 }
 
 fn labels(y: &mut String, indent: &str, app: &str, component: Option<&str>) {

@@ -7,10 +7,12 @@
 
 use std::fmt::Write as _;
 
+use super::parity::{self, Key};
 use super::quote::shell_script;
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
-use crate::plan::Plan;
+use crate::plan::{Plan, ProcessType};
+use crate::policy::{Policy, Restart};
 
 /// The launchd format.
 #[derive(Clone, Copy, Debug)]
@@ -19,7 +21,8 @@ pub struct Launchd;
 impl Format for Launchd {
     /// Values XML cannot carry.
     fn check(&self, plan: &Plan, _options: &ExportOptions) -> Vec<Diagnostic> {
-        plan.env
+        let mut found: Vec<Diagnostic> = plan
+            .env
             .pairs()
             .filter(|(_, v)| v.chars().any(|c| !xml_char(c)))
             .map(|(k, _)| {
@@ -27,7 +30,18 @@ impl Format for Launchd {
                     "the value of {k} contains a control character that a launchd property list (XML) cannot hold"
                 ))
             })
-            .collect()
+            .collect();
+        for t in plan.types.iter().filter(|t| t.count > 0) {
+            found.extend(policy_gaps(t));
+        }
+        // macOS file systems ignore case by default: `Web` and `web` would
+        // write the same plist.
+        found.extend(super::names::collisions(
+            plan,
+            "the launchd plist (on a case-insensitive file system)",
+            str::to_ascii_lowercase,
+        ));
+        found
     }
 
     fn support(&self, option: SharedOption) -> Support {
@@ -83,7 +97,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         let _ = writeln!(p, "  </array>");
         let _ = writeln!(p, "  <key>EnvironmentVariables</key>");
         let _ = writeln!(p, "  <dict>");
-        for (key, value) in &i.env {
+        for (key, value) in super::instance_env(i) {
             let _ = writeln!(p, "    <key>{}</key>", escape(key));
             let _ = writeln!(p, "    <string>{}</string>", escape(value));
         }
@@ -93,22 +107,80 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             key_string(&mut p, "UserName", user);
         }
         let _ = writeln!(p, "  <key>RunAtLoad</key>\n  <true/>");
-        let _ = writeln!(p, "  <key>KeepAlive</key>\n  <true/>");
+        keep_alive(&mut p, &i.policy);
         let _ = writeln!(
             p,
             "  <key>ExitTimeOut</key>\n  <integer>{}</integer>",
-            options.timeout_secs()
+            // launchd reads 0 as "wait forever"; procrun's 0 is SIGKILL at
+            // once, so the shortest wait it has.
+            parity::secs_up(i.policy.stop_timeout).max(1)
         );
         key_string(&mut p, "StandardOutPath", &log);
         key_string(&mut p, "StandardErrorPath", &log);
         let _ = writeln!(p, "</dict>");
         let _ = writeln!(p, "</plist>");
-        files.push(ExportFile::file(format!("{label}.plist"), p));
+        files.push(ExportFile::private(format!("{label}.plist"), p));
     }
     if options.log_dir.is_none() {
         files.push(ExportFile::dir("log"));
     }
     files
+}
+
+/// `KeepAlive` (and `ThrottleInterval`, launchd's fixed wait between two
+/// starts, from the backoff's first wait) for a policy.
+fn keep_alive(p: &mut String, policy: &Policy) {
+    match policy.restart {
+        Restart::No => {
+            let _ = writeln!(p, "  <key>KeepAlive</key>\n  <false/>");
+            return;
+        }
+        // Started again after a non-zero exit or a crash, not after exit 0.
+        Restart::OnFailure => {
+            let _ = writeln!(p, "  <key>KeepAlive</key>\n  <dict>");
+            let _ = writeln!(p, "    <key>SuccessfulExit</key>\n    <false/>");
+            let _ = writeln!(p, "    <key>Crashed</key>\n    <true/>");
+            let _ = writeln!(p, "  </dict>");
+        }
+        Restart::Always => {
+            let _ = writeln!(p, "  <key>KeepAlive</key>\n  <true/>");
+        }
+    }
+    let _ = writeln!(
+        p,
+        "  <key>ThrottleInterval</key>\n  <integer>{}</integer>",
+        parity::secs_up(policy.backoff.initial).max(1)
+    );
+}
+
+/// What launchd cannot carry of a type's policy.
+fn policy_gaps(t: &ProcessType) -> Vec<Diagnostic> {
+    let p = &t.policy;
+    let mut found = Vec::new();
+    if parity::restarts(p) {
+        let mut keys = Vec::new();
+        if parity::backoff_grows(&p.backoff) {
+            keys.push(Key::Backoff);
+        }
+        if p.max_restarts.is_some() {
+            keys.extend([Key::MaxRestarts, Key::MinUptime]);
+        }
+        found.extend(parity::gap(
+            "launchd",
+            t,
+            &keys,
+            &format!(
+                "launchd starts it again at most every ThrottleInterval={} s, without a limit",
+                parity::secs_up(p.backoff.initial).max(1)
+            ),
+        ));
+    }
+    found.extend(parity::sigterm_only(
+        "launchd",
+        t,
+        "launchd stops a job with SIGTERM",
+    ));
+    found
 }
 
 fn key_string(out: &mut String, key: &str, value: &str) {
@@ -127,6 +199,11 @@ pub fn escape(value: &str) -> String {
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
             '\r' => out.push_str("&#13;"),
+            // DEL and C1 are XML characters, written as references so that
+            // no raw control byte is in the file.
+            c if c.is_control() && c as u32 >= 0x7f => {
+                let _ = write!(out, "&#{};", c as u32);
+            }
             c => out.push(c),
         }
     }

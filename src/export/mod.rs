@@ -15,11 +15,14 @@
 pub mod compose;
 pub mod kubernetes;
 pub mod launchd;
+pub mod names;
 pub mod options;
+pub mod parity;
 pub mod quote;
 pub mod runit;
 pub mod supervisord;
 pub mod systemd;
+pub mod text;
 pub mod write;
 
 use std::path::PathBuf;
@@ -29,7 +32,7 @@ use clap::ValueEnum as _;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
-use crate::plan::Plan;
+use crate::plan::{Plan, ProcessSpec};
 use crate::settings::Settings;
 
 pub use options::{DEFAULT_TIMEOUT, ExportOptions, default_app_name};
@@ -143,9 +146,11 @@ pub enum Support {
 /// What an [`ExportFile`] is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
-    /// A regular file, mode 0644.
+    /// A regular file, mode 0644 (narrowed by the umask).
     File,
-    /// An executable script, mode 0755.
+    /// A regular file that holds env-file values, mode 0600.
+    Private,
+    /// An executable script, mode 0755 (narrowed by the umask).
     Executable,
     /// An (empty) directory that must exist.
     Dir,
@@ -169,6 +174,15 @@ impl ExportFile {
             path: path.into(),
             contents: contents.into(),
             kind: FileKind::File,
+        }
+    }
+
+    /// A regular file that holds env-file values (secrets, often).
+    pub fn private(path: impl Into<String>, contents: impl Into<String>) -> Self {
+        ExportFile {
+            path: path.into(),
+            contents: contents.into(),
+            kind: FileKind::Private,
         }
     }
 
@@ -207,6 +221,9 @@ pub fn check(format: ExportFormat, plan: &Plan, options: &ExportOptions) -> Vec<
             )));
         }
     }
+    // A control character in a Procfile command is never meant (a stray
+    // `\r` of a CRLF line); no format writes one.
+    found.extend(text::commands(plan, &format_name(format), text::hostile));
     found.extend(format_of(format).check(plan, options));
     found
 }
@@ -311,28 +328,14 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Exported, Error>
     })
 }
 
-/// An error for every env-file key that is not a shell variable name
-/// (letters, digits, `_`, not starting with a digit), for formats that
-/// cannot set any other.
-fn variable_names(plan: &Plan, who: &str) -> Vec<Diagnostic> {
-    plan.env
-        .pairs()
-        .filter(|(k, _)| !is_shell_name(k))
-        .map(|(k, _)| {
-            Diagnostic::error(format!(
-                "`{k}` is not a shell variable name, so {who} cannot set it"
-            ))
-            .help("use letters, digits and `_`, not starting with a digit")
-        })
-        .collect()
-}
-
-fn is_shell_name(key: &str) -> bool {
-    let mut chars = key.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+/// The variables an instance gets: the env files' values, `PORT` (unless
+/// its type has `port = false`) and `PS`.
+pub fn instance_env(instance: &ProcessSpec) -> impl Iterator<Item = (&str, &str)> {
+    instance
+        .env
+        .iter()
+        .filter(|(k, _)| instance.policy.port || k != "PORT")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
 }
 
 #[cfg(test)]
@@ -346,14 +349,5 @@ mod tests {
         for f in ExportFormat::value_variants() {
             assert_eq!(ExportFormat::from_str(&format_name(*f), false), Ok(*f));
         }
-    }
-
-    #[test]
-    fn shell_names() {
-        assert!(is_shell_name("DATABASE_URL"));
-        assert!(is_shell_name("_x1"));
-        assert!(!is_shell_name("1X"));
-        assert!(!is_shell_name("A.B"));
-        assert!(!is_shell_name(""));
     }
 }

@@ -7,8 +7,8 @@ use std::time::Duration;
 use crate::cli::ExportArgs;
 use crate::diagnostic::Diagnostic;
 
-/// `-t` when it is not given.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The stop timeout when neither `-t` nor the type's policy sets one.
+pub const DEFAULT_TIMEOUT: Duration = crate::policy::DEFAULT_STOP_TIMEOUT;
 
 /// Options shared by every format, resolved from the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,8 +19,6 @@ pub struct ExportOptions {
     pub user: Option<String>,
     /// `--log`, absolute.
     pub log_dir: Option<PathBuf>,
-    /// `-t`: how long a process may take to stop.
-    pub timeout: Duration,
     /// `--image`.
     pub image: Option<String>,
     /// `--user-units` (systemd).
@@ -40,21 +38,9 @@ impl ExportOptions {
             },
             user: args.user.clone(),
             log_dir: args.log.as_ref().map(|l| absolute(cwd, l)),
-            timeout: args.timeout.unwrap_or(DEFAULT_TIMEOUT),
             image: args.image.clone(),
             user_units: args.user_units,
             output_dir: absolute(cwd, output_dir),
-        }
-    }
-
-    /// The timeout in whole seconds, rounded up (formats that take an
-    /// integer).
-    pub fn timeout_secs(&self) -> u64 {
-        let secs = self.timeout.as_secs();
-        if self.timeout.subsec_nanos() > 0 {
-            secs + 1
-        } else {
-            secs
         }
     }
 
@@ -183,21 +169,5 @@ mod tests {
             Path::new("/a/b/d")
         );
         assert_eq!(absolute(Path::new("/a"), Path::new("/x")), Path::new("/x"));
-    }
-
-    #[test]
-    fn whole_seconds_round_up() {
-        let with = |timeout| ExportOptions {
-            app: "app".into(),
-            user: None,
-            log_dir: None,
-            timeout,
-            image: None,
-            user_units: false,
-            output_dir: "/out".into(),
-        };
-        assert_eq!(with(Duration::from_secs(5)).timeout_secs(), 5);
-        assert_eq!(with(Duration::from_millis(5500)).timeout_secs(), 6);
-        assert_eq!(with(Duration::ZERO).timeout_secs(), 0);
     }
 }

@@ -16,9 +16,13 @@
 use std::fmt::Write as _;
 
 use super::quote::{shell_quote, shell_script};
+use nix::sys::signal::Signal;
+
+use super::parity::{self, Key};
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
-use crate::plan::Plan;
+use crate::plan::{Plan, ProcessType};
+use crate::policy::Restart;
 
 /// The runit format.
 #[derive(Clone, Copy, Debug)]
@@ -26,16 +30,19 @@ pub struct Runit;
 
 impl Format for Runit {
     fn check(&self, plan: &Plan, _options: &ExportOptions) -> Vec<Diagnostic> {
-        check(plan)
+        let mut found = check(plan);
+        for t in plan.types.iter().filter(|t| t.count > 0) {
+            found.extend(policy_gaps(t));
+        }
+        found
     }
 
     fn support(&self, option: SharedOption) -> Support {
         match option {
-            SharedOption::Timeout => Support::IgnoredBecause(
-                "-t/--timeout has no effect on runit: `sv down` sends SIGTERM and waits (use `sv -w SECS force-stop`)",
-            ),
             SharedOption::UserUnits | SharedOption::Image => Support::Ignored,
-            SharedOption::Log | SharedOption::User => Support::Used,
+            // `-t` is each type's default stop_timeout: the warning for a
+            // type whose stop_timeout runit cannot carry covers it.
+            SharedOption::Log | SharedOption::User | SharedOption::Timeout => Support::Used,
         }
     }
 
@@ -74,6 +81,41 @@ fn check(plan: &Plan) -> Vec<Diagnostic> {
     found
 }
 
+/// What runit cannot carry of a type's policy: runsv starts a service
+/// again whenever it ends, and has no stop timeout.
+fn policy_gaps(t: &ProcessType) -> Vec<Diagnostic> {
+    let p = &t.policy;
+    let mut keys = Vec::new();
+    if p.restart != Restart::Always {
+        keys.push(Key::Restart);
+    }
+    if p.can_die {
+        keys.push(Key::CanDie);
+    }
+    if parity::restarts(p) {
+        keys.push(Key::Backoff);
+        if p.max_restarts.is_some() {
+            keys.extend([Key::MaxRestarts, Key::MinUptime]);
+        }
+    }
+    let mut found = Vec::new();
+    found.extend(parity::gap(
+        "runit",
+        t,
+        &keys,
+        "runsv starts a service again whenever it ends (after 1 s if it ran for less), without a limit",
+    ));
+    if parity::custom_stop_timeout(p) {
+        found.extend(parity::gap(
+            "runit",
+            t,
+            &[Key::StopTimeout],
+            "`sv down` waits until it ends (`sv -w SECS force-stop` kills it after SECS)",
+        ));
+    }
+    found
+}
+
 /// Renders the service directories.
 fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
     let app = &options.app;
@@ -102,8 +144,20 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             shell_quote(&shell_script(&i.command))
         );
         files.push(ExportFile::executable(format!("{service}/run"), run));
-        for (key, value) in &i.env {
-            files.push(ExportFile::file(
+        if i.policy.stop_signal != Signal::SIGTERM {
+            // runsv runs control/t instead of sending SIGTERM itself when the
+            // script exits 0 (runsv(8)); it runs in the service folder.
+            let name = i.policy.stop_signal.as_str().trim_start_matches("SIG");
+            files.push(ExportFile::executable(
+                format!("{service}/control/t"),
+                format!(
+                    "#!/bin/sh\n# {GENERATED}\n# Stops {} with SIG{name}, its stop signal, instead of SIGTERM.\nexec kill -s {name} \"$(cat supervise/pid)\"\n",
+                    i.name
+                ),
+            ));
+        }
+        for (key, value) in super::instance_env(i) {
+            files.push(ExportFile::private(
                 format!("{service}/env/{key}"),
                 value.replace('\n', "\0"),
             ));

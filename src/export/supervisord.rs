@@ -18,10 +18,12 @@
 
 use std::fmt::Write as _;
 
+use super::parity::{self, Key};
 use super::quote::{shell_quote, shell_script};
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
-use crate::plan::Plan;
+use crate::plan::{Plan, ProcessType};
+use crate::policy::{Policy, Restart};
 
 /// The supervisord format.
 #[derive(Clone, Copy, Debug)]
@@ -31,17 +33,21 @@ impl Format for Supervisord {
     /// Keys the shell can `export`, paths the INI reader would cut short,
     /// and a socket path too long to bind.
     fn check(&self, plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
-        let mut found = super::variable_names(plan, "the supervisord export");
+        let mut found = super::names::variable_names(plan, "the supervisord export");
         for path in [Some(&plan.root), options.log_dir.as_ref()]
             .into_iter()
             .flatten()
         {
             let text = path.display().to_string();
-            if has_inline_comment(&text) || text.contains("%(here)s") {
+            // The INI reader also strips blanks at either end of a value.
+            if has_inline_comment(&text) || text.contains("%(here)s") || text.trim() != text {
                 found.push(Diagnostic::error(format!(
-                    "`{text}` holds a `;` or `#` after a blank, or `%(here)s`, which supervisord's config reader would take apart"
+                    "`{text}` holds a `;` or `#` after a blank, `%(here)s` or a blank at either end, which supervisord's config reader would take apart"
                 )));
             }
+        }
+        for t in plan.types.iter().filter(|t| t.count > 0) {
+            found.extend(policy_gaps(t));
         }
         let socket = options.output_dir.join("supervisor.sock");
         // sockaddr_un holds 108 bytes, the terminating NUL included.
@@ -116,11 +122,15 @@ files = {app}.conf
     let mut programs = Vec::new();
     for t in plan.types.iter().filter(|t| t.count > 0) {
         let program = format!("{app}-{}", t.name);
-        let script = format!(
-            ". \"$0\" && PORT=$(({} + %(process_num)d - 1)) && export PORT && {}",
-            t.port,
-            escape(&shell_script(&t.command))
-        );
+        let port = if t.policy.port {
+            format!(
+                "PORT=$(({} + %(process_num)d - 1)) && export PORT && ",
+                t.port
+            )
+        } else {
+            String::new()
+        };
+        let script = format!(". \"$0\" && {port}{}", escape(&shell_script(&t.command)));
         let _ = writeln!(conf);
         let _ = writeln!(conf, "[program:{program}]");
         let _ = writeln!(
@@ -141,10 +151,17 @@ files = {app}.conf
             let _ = writeln!(conf, "user={user}");
         }
         let _ = writeln!(conf, "autostart=true");
-        let _ = writeln!(conf, "autorestart=true");
-        let _ = writeln!(conf, "startsecs=1");
-        let _ = writeln!(conf, "stopsignal=TERM");
-        let _ = writeln!(conf, "stopwaitsecs={}", options.timeout_secs());
+        restart(&mut conf, &t.policy);
+        let _ = writeln!(
+            conf,
+            "stopsignal={}",
+            t.policy.stop_signal.as_str().trim_start_matches("SIG")
+        );
+        let _ = writeln!(
+            conf,
+            "stopwaitsecs={}",
+            parity::secs_up(t.policy.stop_timeout)
+        );
         let _ = writeln!(conf, "stopasgroup=true");
         let _ = writeln!(conf, "killasgroup=true");
         let _ = writeln!(
@@ -167,11 +184,75 @@ files = {app}.conf
         }
         let _ = writeln!(env, "export {key}={}", shell_quote(value));
     }
-    files.push(ExportFile::file(format!("{app}.env"), env));
+    files.push(ExportFile::private(format!("{app}.env"), env));
     if options.log_dir.is_none() {
         files.push(ExportFile::dir("log"));
     }
     files
+}
+
+/// supervisord's largest `startretries=` procrun writes, for an unlimited
+/// `max_restarts` (it has no "unlimited").
+pub const MANY_RETRIES: u32 = i32::MAX as u32;
+
+/// `autorestart=`, `startsecs=` and `startretries=` for a policy.
+///
+/// supervisord's `startretries` counts only runs that end before
+/// `startsecs` (a failed start, retried even with `autorestart=false`);
+/// a run that lasted `startsecs` is restarted at once per `autorestart`,
+/// without a limit. That is procrun's `max_restarts` of runs shorter than
+/// `min_uptime`, so `startsecs` is `min_uptime` and `startretries` is
+/// `max_restarts`. Without restarts, `startsecs=0` and `startretries=0`,
+/// so that nothing is started again.
+fn restart(conf: &mut String, policy: &Policy) {
+    match policy.restart {
+        Restart::No => {
+            let _ = writeln!(conf, "autorestart=false");
+            let _ = writeln!(conf, "startsecs=0");
+            let _ = writeln!(conf, "startretries=0");
+            return;
+        }
+        Restart::OnFailure => {
+            let _ = writeln!(conf, "autorestart=unexpected");
+            let _ = writeln!(conf, "exitcodes=0");
+        }
+        Restart::Always => {
+            let _ = writeln!(conf, "autorestart=true");
+        }
+    }
+    let _ = writeln!(conf, "startsecs={}", parity::secs_up(policy.min_uptime));
+    let _ = writeln!(
+        conf,
+        "startretries={}",
+        policy
+            .max_restarts
+            .unwrap_or(MANY_RETRIES)
+            .min(MANY_RETRIES)
+    );
+}
+
+/// What supervisord cannot carry of a type's policy.
+fn policy_gaps(t: &ProcessType) -> Vec<Diagnostic> {
+    let p = &t.policy;
+    if !parity::restarts(p) {
+        return Vec::new();
+    }
+    let mut found = Vec::new();
+    found.extend(parity::gap(
+        "supervisord",
+        t,
+        &[Key::Backoff],
+        "supervisord waits 1 s, 2 s, 3 s, … before retrying a run shorter than startsecs, and restarts a longer one at once",
+    ));
+    if p.max_restarts.is_none() {
+        found.extend(parity::gap(
+            "supervisord",
+            t,
+            &[Key::MaxRestarts],
+            &format!("supervisord has no unlimited retries; startretries={MANY_RETRIES}"),
+        ));
+    }
+    found
 }
 
 /// `%` → `%%`, for supervisord's `%(name)s` interpolation.

@@ -11,10 +11,12 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use super::parity::{self, Key};
 use super::quote::shell_script;
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
 use crate::plan::Plan;
+use crate::policy::{Policy, Restart};
 
 /// The systemd format.
 #[derive(Clone, Copy, Debug)]
@@ -24,7 +26,58 @@ impl Format for Systemd {
     fn check(&self, plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
         // systemd ignores (with a warning) an `Environment=` whose name is
         // not a shell variable name.
-        let mut found = super::variable_names(plan, "systemd");
+        let mut found = super::names::variable_names(plan, "systemd");
+        found.extend(super::text::values(
+            plan,
+            "systemd",
+            super::text::noncharacter,
+            "systemd ignores a value that is not valid Unicode text",
+        ));
+        found.extend(super::text::commands(
+            plan,
+            "systemd",
+            super::text::noncharacter,
+        ));
+        // WorkingDirectory= is written as it is: a trailing backslash would
+        // join the next line, blanks at either end are stripped.
+        let root = plan.root.display().to_string();
+        if root.ends_with(['\\', ' ', '\t'])
+            || root.starts_with([' ', '\t'])
+            || root.chars().any(super::text::noncharacter)
+        {
+            found.push(Diagnostic::error(format!(
+                "the app root `{root}` ends in a backslash or a blank, or holds a noncharacter, which a systemd unit cannot hold"
+            )));
+        }
+        for (key, value) in plan.env.pairs() {
+            if quote(&format!("{key}={value}")).len() + "Environment=".len() >= LINE_MAX {
+                found.push(Diagnostic::error(format!(
+                    "the value of {key} is too long for systemd: a unit file line holds less than 1 MiB"
+                )));
+            }
+        }
+        for t in &plan.types {
+            if quote(&shell_script(&t.command)).len() + "ExecStart=/bin/sh -c ".len() >= LINE_MAX {
+                found.push(Diagnostic::error(format!(
+                    "the command of `{}` is too long for systemd: a unit file line holds less than 1 MiB",
+                    t.name
+                )));
+            }
+        }
+        for t in plan.types.iter().filter(|t| t.count > 0) {
+            let p = &t.policy;
+            if parity::restarts(p) && parity::backoff_grows(&p.backoff) {
+                found.extend(parity::gap(
+                    "systemd",
+                    t,
+                    &[Key::Backoff],
+                    &format!(
+                        "its units wait RestartSec={} before every restart (a growing delay needs RestartSteps=/RestartMaxDelaySec=, systemd 254 or later)",
+                        time_span(p.backoff.initial)
+                    ),
+                ));
+            }
+        }
         if options.user_units && options.user.is_some() {
             found.push(
                 Diagnostic::error("--user cannot be used with --user-units")
@@ -110,6 +163,10 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         if !options.user_units {
             let _ = writeln!(s, "After=network.target");
         }
+        let policy = &i.policy;
+        if parity::restarts(policy) {
+            start_limit(&mut s, policy);
+        }
         let _ = writeln!(s);
         let _ = writeln!(s, "[Service]");
         let _ = writeln!(s, "Type=simple");
@@ -121,7 +178,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             "WorkingDirectory={}",
             escape(&i.cwd.display().to_string())
         );
-        for (key, value) in &i.env {
+        for (key, value) in super::instance_env(i) {
             let _ = writeln!(s, "Environment={}", quote(&format!("{key}={value}")));
         }
         let _ = writeln!(
@@ -129,20 +186,72 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             "ExecStart=/bin/sh -c {}",
             quote(&shell_script(&i.command)).replace('$', "$$")
         );
-        let _ = writeln!(s, "Restart=always");
-        let _ = writeln!(s, "RestartSec=1");
+        let _ = writeln!(s, "Restart={}", restart(policy.restart));
+        if parity::restarts(policy) {
+            if parity::backoff_grows(&policy.backoff) {
+                let _ = writeln!(
+                    s,
+                    "# procrun doubles this up to {} (systemd 254's RestartSteps= could)",
+                    parity::human(policy.backoff.max)
+                );
+            }
+            let _ = writeln!(s, "RestartSec={}", time_span(policy.backoff.initial));
+        }
         let _ = writeln!(s, "StandardInput=null");
         let _ = writeln!(s, "StandardOutput=journal");
         let _ = writeln!(s, "StandardError=journal");
         let _ = writeln!(s, "SyslogIdentifier={unit}");
         let _ = writeln!(s, "KillMode=mixed");
-        let _ = writeln!(s, "TimeoutStopSec={}", time_span(options.timeout));
+        let _ = writeln!(s, "KillSignal={}", policy.stop_signal.as_str());
+        // systemd reads 0 as "no timeout"; procrun's 0 is SIGKILL at once.
+        let _ = writeln!(
+            s,
+            "TimeoutStopSec={}",
+            time_span(policy.stop_timeout.max(Duration::from_micros(1)))
+        );
         let _ = writeln!(s);
         let _ = writeln!(s, "[Install]");
         let _ = writeln!(s, "WantedBy={app}-{}.target", i.type_name);
-        files.push(ExportFile::file(format!("{unit}.service"), s));
+        files.push(ExportFile::private(format!("{unit}.service"), s));
     }
     files
+}
+
+/// systemd's longest unit file line plus one (`LONG_LINE_MAX`, 1 MiB): it
+/// refuses a longer line with ENOBUFS.
+pub const LINE_MAX: usize = 1024 * 1024;
+
+/// `Restart=`.
+fn restart(restart: Restart) -> &'static str {
+    match restart {
+        Restart::No => "no",
+        Restart::OnFailure => "on-failure",
+        Restart::Always => "always",
+    }
+}
+
+/// `StartLimitBurst=`/`StartLimitIntervalSec=` for `max_restarts`: procrun
+/// gives up after that many consecutive restarts of runs shorter than
+/// `min_uptime`, i.e. after max_restarts + 1 short runs; systemd refuses a
+/// start beyond the burst within the interval, which is sized to hold that
+/// many short runs and their restart delays.
+fn start_limit(s: &mut String, policy: &Policy) {
+    match policy.max_restarts {
+        None => {
+            let _ = writeln!(s, "StartLimitIntervalSec=0");
+        }
+        Some(n) => {
+            let starts = n.saturating_add(1);
+            let interval = (policy.min_uptime + policy.backoff.initial).saturating_mul(starts);
+            let _ = writeln!(
+                s,
+                "# procrun: at most {n} restarts in a row of runs shorter than {}",
+                parity::human(policy.min_uptime)
+            );
+            let _ = writeln!(s, "StartLimitIntervalSec={}", time_span(interval));
+            let _ = writeln!(s, "StartLimitBurst={starts}");
+        }
+    }
 }
 
 /// A free-text value (Description=, WorkingDirectory=): only specifiers
@@ -177,12 +286,16 @@ pub fn quote(value: &str) -> String {
     out
 }
 
-/// A systemd time span: whole seconds, else milliseconds.
+/// A systemd time span: whole seconds, else milliseconds, else
+/// microseconds (systemd's resolution, rounded up, so that a short span
+/// never becomes 0).
 pub fn time_span(d: Duration) -> String {
-    if d.subsec_millis() == 0 {
+    if d.subsec_nanos() == 0 {
         d.as_secs().to_string()
-    } else {
+    } else if d.subsec_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
+    } else {
+        format!("{}us", d.as_nanos().div_ceil(1000))
     }
 }
 
@@ -205,5 +318,7 @@ mod tests {
     fn time_spans() {
         assert_eq!(time_span(Duration::from_secs(5)), "5");
         assert_eq!(time_span(Duration::from_millis(2500)), "2500ms");
+        assert_eq!(time_span(Duration::from_nanos(1500)), "2us");
+        assert_eq!(time_span(Duration::from_micros(1)), "1us");
     }
 }

@@ -25,6 +25,16 @@ def k8s(path):
 
     with open(path) as f:
         docs = [d for d in yaml.safe_load_all(f) if d is not None]
+    for j in (d for d in docs if d["kind"] == "Job"):
+        name = j["metadata"]["name"]
+        pod = j["spec"]["template"]["spec"]
+        print(f"policy {name} kind {hexed('Job')}")
+        for key in ("parallelism", "completions", "backoffLimit"):
+            print(f"policy {name} {key} {hexed(j['spec'][key])}")
+        print(f"policy {name} restartPolicy {hexed(pod['restartPolicy'])}")
+        print(f"policy {name} grace {hexed(pod['terminationGracePeriodSeconds'])}")
+        for e in pod["containers"][0].get("env", []):
+            print(f"env {name} {e['name']} {hexed(e['value'])}")
     deployments = [d for d in docs if d["kind"] == "Deployment"]
     for d in deployments:
         name = d["metadata"]["name"]
@@ -42,6 +52,7 @@ def k8s(path):
             fail(f"{name}: selector also matches {others[0]['metadata']['name']}'s pods")
         container = spec["template"]["spec"]["containers"][0]
         print(f"deployment {name} replicas {replicas}")
+        print(f"policy {name} grace {hexed(spec['template']['spec']['terminationGracePeriodSeconds'])}")
         for i, arg in enumerate(container["command"]):
             print(f"command {name} {i} {hexed(arg)}")
         for e in container.get("env", []):
@@ -78,11 +89,14 @@ def compose(path):
             print(f"env {name} {k} {hexed(v)}")
         for p in svc.get("ports", []):
             print(f"port {name} - {hexed(p['target'])}")
+        for key in ("restart", "stop_signal", "stop_grace_period"):
+            if key in svc:
+                print(f"policy {name} {key} {hexed(svc[key])}")
 
 
 TYPES = {"Label": str, "ProgramArguments": list, "EnvironmentVariables": dict, "WorkingDirectory": str,
          "KeepAlive": (bool, dict), "RunAtLoad": bool, "StandardOutPath": str, "StandardErrorPath": str,
-         "UserName": str, "ExitTimeOut": int}
+         "UserName": str, "ExitTimeOut": int, "ThrottleInterval": int}
 
 
 def plist(paths):
@@ -105,6 +119,13 @@ def plist(paths):
         for k, v in d.get("EnvironmentVariables", {}).items():
             print(f"env {label} {k} {hexed(v)}")
         print(f"cwd {label} - {hexed(d.get('WorkingDirectory', ''))}")
+        keep = d.get("KeepAlive")
+        if isinstance(keep, dict):
+            keep = ",".join(f"{k}={v}" for k, v in sorted(keep.items()))
+        print(f"policy {label} KeepAlive {hexed(keep)}")
+        for key in ("ExitTimeOut", "ThrottleInterval"):
+            if key in d:
+                print(f"policy {label} {key} {hexed(d[key])}")
 
 
 if __name__ == "__main__":

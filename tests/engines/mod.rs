@@ -356,6 +356,35 @@ pub fn inspect(python: &Path, kind: &str, args: &[&Path]) -> Vec<(String, String
     decode_lines(&stdout)
 }
 
+/// The `.service` and `.target` files of a systemd export, sorted.
+pub fn systemd_units(out: &Path) -> Vec<PathBuf> {
+    let mut units: Vec<PathBuf> = std::fs::read_dir(out)
+        .expect("read export")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| {
+            p.extension()
+                .is_some_and(|x| x == "service" || x == "target")
+        })
+        .collect();
+    units.sort();
+    units
+}
+
+/// Asserts `lookup(lines, kind, name, key) == want` for each row.
+pub fn assert_lookups(
+    lines: &[(String, String, String, String)],
+    kind: &str,
+    rows: &[(&str, &str, &str)],
+) {
+    for (name, key, want) in rows {
+        assert_eq!(
+            lookup(lines, kind, name, key),
+            Some(*want),
+            "{kind} {name} {key}"
+        );
+    }
+}
+
 pub fn lookup<'a>(
     lines: &'a [(String, String, String, String)],
     kind: &str,

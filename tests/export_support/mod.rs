@@ -12,6 +12,16 @@ worker: echo "worker $PS starting; 50% done, PORT=$PORT" && exec sleep 1000
 clock: /usr/bin/python3 -u clock.py
 "##;
 
+/// Every format, as the command line names it.
+pub const FORMATS: [&str; 6] = [
+    "systemd",
+    "supervisord",
+    "runit",
+    "launchd",
+    "compose",
+    "kubernetes",
+];
+
 /// The formation: two webs, a worker, no clock.
 pub const FORMATION: &str = "web=2,worker=1,clock=0";
 
@@ -28,6 +38,52 @@ Environment=EVIL=1
   evil: true'
 XML='</string><key>Evil</key> & <!-- --> ]]>'
 CR="carriage\rreturn"
+"#;
+
+/// The fixture's `procrun.toml`: every export runs its engine with
+/// policies. `web` always restarts and stops with SIGINT (runit through
+/// control/t), `worker` restarts on failure, `clock` may end and gets no
+/// `PORT`; runs of a second count as healthy, so that supervisord marks
+/// programs RUNNING after a second.
+pub const CONFIG: &str = r#"[defaults]
+min_uptime = 1
+
+[process.web]
+restart = "always"
+stop_signal = "INT"
+stop_timeout = 7
+backoff = { initial = 2, max = 60 }
+max_restarts = "unlimited"
+
+[process.worker]
+restart = "on-failure"
+max_restarts = 3
+
+[process.clock]
+restart = "always"
+can_die = true
+port = false
+"#;
+
+/// A `procrun.toml` that sets the policies of [`policies`].
+pub const POLICY_CONFIG: &str = r#"[process.web]
+restart = "always"
+stop_signal = "INT"
+stop_timeout = 7
+backoff = { initial = 2, max = 60 }
+max_restarts = "unlimited"
+min_uptime = 5
+
+[process.worker]
+restart = "on-failure"
+stop_timeout = 1.5
+max_restarts = 3
+min_uptime = 2
+port = false
+
+[process.clock]
+can_die = true
+port = false
 "#;
 
 /// What the env file's variables must arrive as.
@@ -63,6 +119,7 @@ pub fn expected_args(port: u16) -> Vec<String> {
 pub fn write_app(dir: &Path) {
     std::fs::write(dir.join("Procfile"), PROCFILE).expect("write Procfile");
     std::fs::write(dir.join(".env"), ENV).expect("write .env");
+    std::fs::write(dir.join("procrun.toml"), CONFIG).expect("write procrun.toml");
     std::fs::write(dir.join("envapp.py"), include_str!("../engines/envapp.py"))
         .expect("write envapp.py");
     std::fs::write(
@@ -107,4 +164,85 @@ pub fn unhex(hex: &str) -> String {
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex digit"))
         .collect();
     String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// The formation of [`policy_plan`]: every type runs.
+pub const POLICY_FORMATION: &str = "web=2,worker=1,clock=1";
+
+/// The policies of [`policy_plan`], per type: `web` always restarts and
+/// stops with SIGINT, `worker` restarts on failure and gets no `PORT`,
+/// `clock` is a one-shot that may end (`can_die`).
+pub fn policies() -> Vec<(&'static str, procrun::policy::Policy)> {
+    use nix::sys::signal::Signal;
+    use procrun::policy::{Backoff, Policy, Restart};
+    use std::time::Duration;
+    vec![
+        (
+            "web",
+            Policy {
+                restart: Restart::Always,
+                stop_signal: Signal::SIGINT,
+                stop_timeout: Duration::from_secs(7),
+                backoff: Backoff {
+                    initial: Duration::from_secs(2),
+                    max: Duration::from_secs(60),
+                },
+                max_restarts: None,
+                min_uptime: Duration::from_secs(5),
+                ..Policy::default()
+            },
+        ),
+        (
+            "worker",
+            Policy {
+                restart: Restart::OnFailure,
+                stop_timeout: Duration::from_millis(1500),
+                max_restarts: Some(3),
+                min_uptime: Duration::from_secs(2),
+                port: false,
+                ..Policy::default()
+            },
+        ),
+        (
+            "clock",
+            Policy {
+                restart: Restart::No,
+                can_die: true,
+                port: false,
+                ..Policy::default()
+            },
+        ),
+    ]
+}
+
+/// The fixture's plan for an app in `root` with [`policies`] (built in
+/// code: what `procrun.toml` would set), base port `base`.
+pub fn policy_plan(root: &Path, base: u16) -> procrun::plan::Plan {
+    let procfile = procrun::procfile::parse(Path::new("Procfile"), PROCFILE).expect("parses");
+    let env = procrun::env::parse(".env", ENV, &|_| None).expect("parses");
+    let request = procrun::plan::PlanRequest {
+        formation: procrun::formation::parse(POLICY_FORMATION).expect("parses"),
+        selected: vec![],
+        port: Some(base),
+        root: root.to_path_buf(),
+    };
+    let mut plan = procrun::plan::build(&procfile, &env, &request, &|_| None).expect("plans");
+    let policies = policies();
+    let of = |name: &str| {
+        policies
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, p)| *p)
+            .expect("a policy per type")
+    };
+    for t in &mut plan.types {
+        t.policy = of(&t.name);
+    }
+    for i in &mut plan.instances {
+        i.policy = of(&i.type_name);
+        if !i.policy.port {
+            i.env.retain(|(k, _)| k != "PORT");
+        }
+    }
+    plan
 }
