@@ -75,7 +75,21 @@ pub fn summary(loaded: &Loaded) -> String {
         })
         .collect();
     let port_w = ports.iter().map(String::len).max().unwrap_or(0).max(4);
-    let policies: Vec<String> = plan.types.iter().map(|t| t.policy.describe()).collect();
+    let policies: Vec<String> = plan
+        .types
+        .iter()
+        .map(|t| {
+            let mut items = t.readiness.describe();
+            if items.is_empty() {
+                return t.policy.describe();
+            }
+            let policy = t.policy.describe();
+            if policy != "-" {
+                items.insert(0, policy);
+            }
+            items.join(", ")
+        })
+        .collect();
     let policy_w = policies.iter().map(String::len).max().unwrap_or(0).max(6);
     let _ = writeln!(
         out,
@@ -88,6 +102,19 @@ pub fn summary(loaded: &Loaded) -> String {
             "  {:name_w$}  {:>5}  {:port_w$}  {:policy_w$}  {}",
             t.name, t.count, port, policy, t.command
         );
+    }
+    if plan.ordered() {
+        let types: Vec<(&str, &[String])> = plan
+            .types
+            .iter()
+            .map(|t| (t.name.as_str(), t.readiness.after.as_slice()))
+            .collect();
+        let levels: Vec<String> = crate::readiness::levels(&types)
+            .iter()
+            .enumerate()
+            .map(|(i, names)| format!("{}: {}", i + 1, names.join(" ")))
+            .collect();
+        let _ = writeln!(out, "start order: {}", levels.join("  "));
     }
     let source = match &plan.port_source {
         PortSource::Flag => "from --port".to_owned(),

@@ -21,6 +21,7 @@
 
 mod check;
 pub mod flags;
+pub mod ready;
 pub mod resolve;
 
 pub use crate::diagnostic::suggest;
@@ -53,11 +54,15 @@ pub const KEYS: &[&str] = &[
     "max_restarts",
     "min_uptime",
     "port",
+    "ready",
+    "ready_timeout",
+    "ready_interval",
+    "after",
 ];
 
 /// Keys other runners have that procrun does not support yet: rejected, so
 /// that nobody believes they took effect.
-const UNSUPPORTED: &[&str] = &["tty", "ready", "after"];
+const UNSUPPORTED: &[&str] = &["tty"];
 
 /// The restart values, as written in the file.
 const RESTART_VALUES: &[&str] = &["no", "on-failure", "always"];
@@ -102,6 +107,14 @@ pub struct Patch {
     pub min_uptime: Option<Set<Duration>>,
     /// `port`.
     pub port: Option<Set<bool>>,
+    /// `ready`.
+    pub ready: Option<Set<crate::readiness::Check>>,
+    /// `ready_timeout`.
+    pub ready_timeout: Option<Set<Duration>>,
+    /// `ready_interval`.
+    pub ready_interval: Option<Set<Duration>>,
+    /// `after`: each type named, and where.
+    pub after: Option<Set<Vec<Set<String>>>>,
 }
 
 impl Patch {

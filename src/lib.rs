@@ -19,6 +19,7 @@ pub mod output;
 pub mod plan;
 pub mod policy;
 pub mod procfile;
+pub mod readiness;
 pub mod run;
 pub mod settings;
 pub mod shell;

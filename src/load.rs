@@ -118,8 +118,15 @@ pub fn build(
         root: settings.root.clone(),
     };
     let policies = resolved.unwrap_or_default();
+    let readiness = match config.as_ref() {
+        Some(config) => crate::config::ready::resolve(&procfile, config.as_ref(), &policies)
+            .map_err(|e| errors.extend(e))
+            .unwrap_or_default(),
+        None => Default::default(),
+    };
     match crate::plan::build_with(&procfile, &env, &plan_request, &policies, &inherited) {
         Ok(mut plan) if errors.is_empty() => {
+            plan.set_readiness(&readiness);
             plan.warnings.extend(warnings);
             Ok(Loaded {
                 procfile,

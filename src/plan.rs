@@ -11,6 +11,7 @@ use crate::env::EnvSet;
 use crate::formation::Formation;
 use crate::policy::Policy;
 use crate::procfile::Procfile;
+use crate::readiness::Readiness;
 
 /// The default base port (foreman's).
 pub const DEFAULT_PORT: u16 = 5000;
@@ -33,6 +34,8 @@ pub struct ProcessType {
     pub port: u32,
     /// What procrun does when an instance ends, and how it stops one.
     pub policy: Policy,
+    /// When an instance is ready, and what it starts after.
+    pub readiness: Readiness,
 }
 
 /// One instance to run, e.g. `web.2`.
@@ -57,6 +60,8 @@ pub struct ProcessSpec {
     pub env: Vec<(String, String)>,
     /// Its type's policy.
     pub policy: Policy,
+    /// Its type's readiness check and start order.
+    pub readiness: Readiness,
 }
 
 /// Where the base port came from (shown by `check`).
@@ -230,6 +235,7 @@ pub fn build_with(
                 cwd: request.root.clone(),
                 env: vars,
                 policy,
+                readiness: Readiness::default(),
             });
         }
         types.push(ProcessType {
@@ -239,6 +245,7 @@ pub fn build_with(
             count,
             port,
             policy,
+            readiness: Readiness::default(),
         });
     }
 
@@ -261,6 +268,28 @@ pub fn build_with(
         })
     } else {
         Err(errors)
+    }
+}
+
+impl Plan {
+    /// Gives each type (and its instances) its readiness; a type missing
+    /// from `readiness` keeps the default.
+    pub fn set_readiness(&mut self, readiness: &IndexMap<String, Readiness>) {
+        for t in &mut self.types {
+            if let Some(r) = readiness.get(&t.name) {
+                t.readiness = r.clone();
+            }
+        }
+        for i in &mut self.instances {
+            if let Some(r) = readiness.get(&i.type_name) {
+                i.readiness = r.clone();
+            }
+        }
+    }
+
+    /// Whether some type starts after another.
+    pub fn ordered(&self) -> bool {
+        self.types.iter().any(|t| !t.readiness.after.is_empty())
     }
 }
 

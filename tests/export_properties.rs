@@ -110,6 +110,7 @@ fn plan_of(case: &Case) -> Plan {
             count: 1,
             port: 5000,
             policy: Policy::default(),
+            readiness: Default::default(),
         }],
         instances: vec![ProcessSpec {
             name: "t.1".into(),
@@ -125,6 +126,7 @@ fn plan_of(case: &Case) -> Plan {
                 ("PS".into(), "t.1".into()),
             ],
             policy: Policy::default(),
+            readiness: Default::default(),
         }],
         base_port: 5000,
         port_source: PortSource::Default,

@@ -45,7 +45,7 @@ pub(super) struct Cx<'a> {
 }
 
 type Key<'i> = Spanned<std::borrow::Cow<'i, str>>;
-type Value<'i> = Spanned<DeValue<'i>>;
+pub(super) type Value<'i> = Spanned<DeValue<'i>>;
 
 impl Cx<'_> {
     pub(super) fn error(&mut self, span: Range<usize>, message: String, help: Option<String>) {
@@ -109,6 +109,14 @@ impl Cx<'_> {
                     patch.max_restarts = self.max_restarts(value).map(|value| Set { value, at });
                 }
                 "backoff" => self.backoff(value, &mut patch),
+                "ready" => patch.ready = self.ready(value).map(|value| Set { value, at }),
+                "ready_timeout" => {
+                    patch.ready_timeout = self.seconds(name, value).map(|value| Set { value, at });
+                }
+                "ready_interval" => {
+                    patch.ready_interval = self.seconds(name, value).map(|value| Set { value, at });
+                }
+                "after" => patch.after = self.after(value).map(|value| Set { value, at }),
                 _ if UNSUPPORTED.contains(&name) => self.error(
                     key.span(),
                     format!("`{name}` is not supported yet"),
@@ -225,7 +233,7 @@ impl Cx<'_> {
         }
     }
 
-    fn seconds(&mut self, key: &str, value: &Value<'_>) -> Option<Duration> {
+    pub(super) fn seconds(&mut self, key: &str, value: &Value<'_>) -> Option<Duration> {
         match seconds(value.get_ref()) {
             Ok(d) => Some(d),
             Err(message) => {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use super::*;
 use crate::policy::{Backoff, Policy};
+use crate::readiness::Readiness;
 
 fn spec(name: &str, policy: Policy) -> ProcessSpec {
     let (type_name, number) = name.split_once('.').expect("name.N");
@@ -20,6 +21,7 @@ fn spec(name: &str, policy: Policy) -> ProcessSpec {
         cwd: PathBuf::from("/app"),
         env: Vec::new(),
         policy,
+        readiness: Readiness::default(),
     }
 }
 

@@ -1,0 +1,209 @@
+//! Readiness and start order, per process type: when an instance counts as
+//! ready (`ready = …` in `procrun.toml`), and which types must be ready (or,
+//! for one-shots, done) before it starts (`after = […]`). Resolved once
+//! into the plan; the supervisor's state machine decides with it, and the
+//! dispatcher runs the checks.
+
+use std::time::Duration;
+
+/// How long an instance may take to become ready when nothing says.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The pause between two probes when nothing says.
+pub const DEFAULT_READY_INTERVAL: Duration = Duration::from_millis(250);
+
+/// What makes an instance ready.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Check {
+    /// Nothing: ready as soon as it has started.
+    #[default]
+    Started,
+    /// A TCP connection to this port on 127.0.0.1 succeeds; `None`: its
+    /// own `PORT`.
+    Port(Option<u16>),
+    /// A GET answers 2xx or 3xx: a path on `http://127.0.0.1:$PORT`, or a
+    /// whole `http://` URL.
+    Http(String),
+    /// A line of its output (stdout or stderr) contains this text.
+    Log(String),
+    /// A line of its output matches this regular expression (checked when
+    /// the file is read).
+    LogRegex(String),
+    /// This command (`sh -c`, with the instance's environment) exits 0.
+    Exec(String),
+}
+
+impl Check {
+    /// The kind, as `check`, the JSON `ready` event and the docs name it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Started => "started",
+            Check::Port(_) => "port",
+            Check::Http(_) => "http",
+            Check::Log(_) => "log",
+            Check::LogRegex(_) => "log_regex",
+            Check::Exec(_) => "exec",
+        }
+    }
+
+    /// What was found, for an instance whose PORT is `port`: `port 5432
+    /// accepts connections`.
+    pub fn describe(&self, port: u16) -> String {
+        match self {
+            Check::Started => "started".to_owned(),
+            Check::Port(p) => format!("port {} accepts connections", p.unwrap_or(port)),
+            Check::Http(target) => format!("GET {} succeeds", http_url(target, port)),
+            Check::Log(text) => format!("its output contains {text:?}"),
+            Check::LogRegex(re) => format!("its output matches /{re}/"),
+            Check::Exec(cmd) => format!("`{cmd}` exits 0"),
+        }
+    }
+
+    /// As `check` shows it: `ready=port`, `ready=http:/health`.
+    pub fn short(&self) -> String {
+        match self {
+            Check::Started => String::new(),
+            Check::Port(None) => "ready=port".to_owned(),
+            Check::Port(Some(p)) => format!("ready=port:{p}"),
+            Check::Http(t) => format!("ready=http:{t}"),
+            Check::Log(_) => "ready=log".to_owned(),
+            Check::LogRegex(_) => "ready=log-regex".to_owned(),
+            Check::Exec(_) => "ready=exec".to_owned(),
+        }
+    }
+}
+
+/// The URL an http check asks: a path is on `http://127.0.0.1:PORT`.
+pub fn http_url(target: &str, port: u16) -> String {
+    if target.starts_with("http://") {
+        target.to_owned()
+    } else {
+        format!("http://127.0.0.1:{port}{target}")
+    }
+}
+
+/// Everything procrun knows of a type's readiness and start order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    /// When an instance is ready.
+    pub check: Check,
+    /// Not ready by then: the instance has failed.
+    pub timeout: Duration,
+    /// The pause between two probes.
+    pub interval: Duration,
+    /// The types that must be ready (or, if they can die, have exited 0)
+    /// before an instance of this type starts.
+    pub after: Vec<String>,
+}
+
+impl Default for Readiness {
+    fn default() -> Self {
+        Readiness {
+            check: Check::Started,
+            timeout: DEFAULT_READY_TIMEOUT,
+            interval: DEFAULT_READY_INTERVAL,
+            after: Vec::new(),
+        }
+    }
+}
+
+impl Readiness {
+    /// What differs from the defaults, as `check`'s POLICY column shows
+    /// it: `ready=port, after=db,migrate`; empty when nothing does.
+    pub fn describe(&self) -> Vec<String> {
+        let mut items = Vec::new();
+        if self.check != Check::Started {
+            items.push(self.check.short());
+            if self.timeout != DEFAULT_READY_TIMEOUT {
+                items.push(format!(
+                    "ready-timeout={}",
+                    crate::policy::format_seconds(self.timeout)
+                ));
+            }
+        }
+        if !self.after.is_empty() {
+            items.push(format!("after={}", self.after.join(",")));
+        }
+        items
+    }
+}
+
+/// The start order as levels: each type's level is one more than the
+/// highest of the types it starts after (level 1: none). `after` must be
+/// free of cycles and name only known types (see
+/// [`crate::config::ready::resolve`]); unknown names are ignored here.
+pub fn levels<'a>(types: &[(&'a str, &'a [String])]) -> Vec<Vec<&'a str>> {
+    let mut level: Vec<Option<usize>> = vec![None; types.len()];
+    // At most one pass per type: a cycle (never expected) stops there.
+    for _ in 0..=types.len() {
+        let mut changed = false;
+        for (i, (_, after)) in types.iter().enumerate() {
+            if level[i].is_some() {
+                continue;
+            }
+            let deps: Option<Vec<usize>> = after
+                .iter()
+                .filter_map(|a| types.iter().position(|(n, _)| n == a))
+                .map(|j| level[j])
+                .collect();
+            if let Some(deps) = deps {
+                level[i] = Some(deps.into_iter().max().map_or(0, |m| m + 1));
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let top = level.iter().flatten().max().copied().unwrap_or(0);
+    let mut out = vec![Vec::new(); top + 1];
+    for (i, (name, _)) in types.iter().enumerate() {
+        out[level[i].unwrap_or(top)].push(*name);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_follow_after() {
+        let none: Vec<String> = Vec::new();
+        let web = vec!["db".to_owned(), "migrate".to_owned()];
+        let migrate = vec!["db".to_owned()];
+        let types = [
+            ("web", web.as_slice()),
+            ("db", none.as_slice()),
+            ("migrate", migrate.as_slice()),
+            ("worker", migrate.as_slice()),
+            ("clock", none.as_slice()),
+        ];
+        assert_eq!(
+            levels(&types),
+            vec![vec!["db", "clock"], vec!["migrate", "worker"], vec!["web"]]
+        );
+    }
+
+    #[test]
+    fn descriptions() {
+        assert_eq!(
+            Check::Port(None).describe(5432),
+            "port 5432 accepts connections"
+        );
+        assert_eq!(
+            Check::Http("/health".into()).describe(5000),
+            "GET http://127.0.0.1:5000/health succeeds"
+        );
+        assert_eq!(
+            Check::Http("http://localhost:9/x".into()).describe(5000),
+            "GET http://localhost:9/x succeeds"
+        );
+        let r = Readiness {
+            check: Check::Port(Some(5432)),
+            after: vec!["db".into()],
+            ..Readiness::default()
+        };
+        assert_eq!(r.describe(), ["ready=port:5432", "after=db"]);
+    }
+}
