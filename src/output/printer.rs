@@ -241,13 +241,14 @@ fn print_loop(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::output::json::Stream;
     use crate::output::lines::Tail;
     use crate::output::notice::{Ident, Key};
 
-    fn ident(key: u32, name: &str, type_index: usize) -> Ident {
+    /// The ident of `name` (`web.1`), with key `key`.
+    pub(crate) fn ident(key: u32, name: &str, type_index: usize) -> Ident {
         let (type_name, number) = name.split_once('.').expect("name.N");
         Ident {
             key: Key(key),
@@ -258,7 +259,8 @@ mod tests {
         }
     }
 
-    fn output(key: u32, stream: Stream, data: &[u8], tail: Tail) -> Message {
+    /// A chunk of output of instance `key`, holding a permit of its own.
+    pub(crate) fn output(key: u32, stream: Stream, data: &[u8], tail: Tail) -> Message {
         let permit = Arc::new(Semaphore::new(1))
             .try_acquire_owned()
             .expect("a permit");

@@ -215,35 +215,7 @@ impl Renderer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
-
-    use tokio::sync::Semaphore;
-
-    fn ident(key: u32, name: &str, type_index: usize) -> Ident {
-        let (type_name, number) = name.split_once('.').expect("name.N");
-        Ident {
-            key: Key(key),
-            name: name.into(),
-            type_name: type_name.into(),
-            type_index,
-            number: number.parse().expect("number"),
-        }
-    }
-
-    fn output(key: u32, stream: Stream, data: &[u8], tail: Tail) -> Message {
-        let permit = Arc::new(Semaphore::new(1))
-            .try_acquire_owned()
-            .expect("a permit");
-        Message::Output {
-            key: Key(key),
-            stream,
-            chunk: Chunk {
-                data: data.to_vec(),
-                tail,
-            },
-            permit,
-        }
-    }
+    use crate::output::printer::tests::{ident, output};
 
     fn renderer(timestamps: bool, json: bool) -> Renderer {
         let mut r = Renderer::new(Looks {
