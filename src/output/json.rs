@@ -223,6 +223,28 @@ pub fn events(notice: &Notice, text: &dyn Fn(&Notice) -> String) -> Vec<Event> {
         Notice::GaveUp => vec![Event::of(None, "warning").with("msg", text(notice))],
         Notice::Suspended { count } => vec![Event::of(None, "suspend").with("count", *count)],
         Notice::Resumed { count } => vec![Event::of(None, "resume").with("count", *count)],
+        Notice::Ready {
+            key, kind, after, ..
+        } => vec![
+            Event::of(Some(*key), "ready")
+                .with("check", *kind)
+                .with("after_ms", ms(*after))
+                .with("msg", text(notice)),
+        ],
+        Notice::NotReady {
+            key, kind, timeout, ..
+        } => vec![
+            Event::of(Some(*key), "not_ready")
+                .with("check", *kind)
+                .with("timeout_ms", ms(*timeout))
+                .with("msg", text(notice)),
+        ],
+        Notice::Waiting { key, on } => {
+            vec![Event::of(Some(*key), "waiting").with("after", on.clone())]
+        }
+        Notice::Skipped { key, .. } => {
+            vec![Event::of(Some(*key), "skipped").with("msg", text(notice))]
+        }
     }
 }
 

@@ -138,6 +138,44 @@ pub enum Notice {
         /// How many instances.
         count: usize,
     },
+    /// An instance passed its readiness check.
+    Ready {
+        /// Which.
+        key: Key,
+        /// The check's kind: `port`, `http`, `log`, `log_regex`, `exec`.
+        kind: &'static str,
+        /// What succeeded: `port 5432 accepts connections`.
+        what: String,
+        /// How long after its start.
+        after: Duration,
+    },
+    /// An instance was not ready within its timeout: it has failed.
+    NotReady {
+        /// Which.
+        key: Key,
+        /// The check's kind.
+        kind: &'static str,
+        /// What never succeeded.
+        what: String,
+        /// Its `ready_timeout`.
+        timeout: Duration,
+    },
+    /// An instance waits for the types it starts after.
+    Waiting {
+        /// Which.
+        key: Key,
+        /// The types not ready yet.
+        on: Vec<String>,
+    },
+    /// An instance is never started: a one-shot it starts after failed.
+    Skipped {
+        /// Which.
+        key: Key,
+        /// The instance that failed.
+        dependency: Key,
+        /// How it ended; `None`: it was skipped itself.
+        outcome: Option<Outcome>,
+    },
 }
 
 impl Notice {
@@ -206,6 +244,34 @@ impl Notice {
             Notice::Resumed { count } => {
                 format!("continued: resuming {count} process{}", plural_es(*count))
             }
+            Notice::Ready {
+                key, what, after, ..
+            } => format!(
+                "{} is ready ({what}) after {:.2}s",
+                name(*key),
+                after.as_secs_f64()
+            ),
+            Notice::NotReady {
+                key, what, timeout, ..
+            } => format!(
+                "{} not ready within {} (waited until {what}): it has failed",
+                name(*key),
+                seconds(*timeout)
+            ),
+            Notice::Waiting { key, on } => format!("{} waits for {}", name(*key), on.join(", ")),
+            Notice::Skipped {
+                key,
+                dependency,
+                outcome,
+            } => match outcome {
+                Some(outcome) => format!(
+                    "{} skipped: {} {}",
+                    name(*key),
+                    name(*dependency),
+                    outcome.describe()
+                ),
+                None => format!("{} skipped: {} was skipped", name(*key), name(*dependency)),
+            },
         }
     }
 }
@@ -350,6 +416,44 @@ mod tests {
                 ]
             }),
             "stopping 2 processes: SIGINT to db.1 (SIGKILL after 10s); SIGTERM to web.1 (SIGKILL after 500ms)"
+        );
+    }
+
+    #[test]
+    fn readiness_texts() {
+        let t = |n: Notice| n.text(&name);
+        assert_eq!(
+            t(Notice::Ready {
+                key: Key(2),
+                kind: "port",
+                what: "port 5432 accepts connections".into(),
+                after: Duration::from_millis(420),
+            }),
+            "db.1 is ready (port 5432 accepts connections) after 0.42s"
+        );
+        assert_eq!(
+            t(Notice::Waiting {
+                key: Key(0),
+                on: vec!["db".into(), "migrate".into()]
+            }),
+            "web.1 waits for db, migrate"
+        );
+        assert_eq!(
+            t(Notice::Skipped {
+                key: Key(0),
+                dependency: Key(1),
+                outcome: Some(Outcome::Exited(1))
+            }),
+            "web.1 skipped: worker.1 exited with code 1"
+        );
+        assert_eq!(
+            t(Notice::NotReady {
+                key: Key(2),
+                kind: "port",
+                what: "port 5432 accepts connections".into(),
+                timeout: Duration::from_secs(60),
+            }),
+            "db.1 not ready within 60s (waited until port 5432 accepts connections): it has failed"
         );
     }
 

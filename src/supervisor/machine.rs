@@ -14,6 +14,12 @@
 //! - an instance that ends for good stops everything unless it can die;
 //!   then procrun ends when every instance has ended, with the code of the
 //!   first one that failed;
+//! - an instance whose type has `after` starts only once every instance of
+//!   those types is ready (a one-shot, `can_die`, once it exited 0); a
+//!   one-shot that ends otherwise skips its dependents (and, unless they can
+//!   die too, stops everything); a type with a `ready` check is probed from
+//!   its start until the check succeeds, and one not ready within its
+//!   `ready_timeout` is stopped and its exit counts as a failure;
 //! - a stop (signal, closed stdout, an instance's end) sends every running
 //!   instance its stop signal, SIGKILL after its stop timeout, cancels any
 //!   pending restart at once; the stop signal again kills at once.
@@ -30,6 +36,7 @@ use crate::outcome::Outcome;
 use crate::output::notice::{Key, Next, Notice};
 use crate::plan::ProcessSpec;
 use crate::policy::Restart;
+use crate::readiness::Check;
 
 /// What happened, as the machine is told.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -67,6 +74,11 @@ pub enum Input {
     UnitsGone,
     /// Time passed: a deadline may be due.
     Tick,
+    /// The readiness check asked for by [`Action::Probe`] succeeded.
+    Ready {
+        /// Which.
+        key: Key,
+    },
 }
 
 /// What the effects layer is asked to do, in order.
@@ -82,6 +94,11 @@ pub enum Action {
     SignalStrays(Signal),
     /// Show one of procrun's messages.
     Notice(Notice),
+    /// Run this instance's readiness check until it succeeds, then report
+    /// [`Input::Ready`].
+    Probe(Key),
+    /// Stop running this instance's readiness check.
+    CancelProbe(Key),
 }
 
 /// Why procrun stops.
@@ -138,6 +155,32 @@ struct Instance {
     streak: u32,
     /// Every restart.
     restarts: u32,
+    /// When the current run started.
+    started_at: Option<Instant>,
+    /// The current run passed its readiness check.
+    ready: bool,
+    /// Not ready by then: the current run has failed (`None`: not probed).
+    ready_by: Option<Instant>,
+    /// The current run is being stopped because it was not ready in time.
+    timed_out: bool,
+    /// Some run exited with code 0 (what a one-shot in `after` waits for).
+    exited_ok: bool,
+    /// How the last run ended.
+    last: Option<Outcome>,
+    /// It was never started: something it starts after failed.
+    skipped: bool,
+    /// "waits for" was shown for its current wait.
+    announced: bool,
+}
+
+/// Whether a pending instance may start.
+enum Deps {
+    /// Everything it starts after is ready (or done).
+    Met,
+    /// These types are not ready yet.
+    Wait(Vec<String>),
+    /// This one-shot failed (its outcome), or was skipped (`None`).
+    Skip(Key, Option<Outcome>),
 }
 
 /// The supervisor's state.
@@ -164,6 +207,14 @@ impl Machine {
                     state: State::Pending,
                     streak: 0,
                     restarts: 0,
+                    started_at: None,
+                    ready: false,
+                    ready_by: None,
+                    timed_out: false,
+                    exited_ok: false,
+                    last: None,
+                    skipped: false,
+                    announced: false,
                 })
                 .collect(),
             stop: None,
@@ -194,6 +245,11 @@ impl Machine {
     /// How often instance `key` was restarted.
     pub fn restarts(&self, key: Key) -> u32 {
         self.instances[key.index()].restarts
+    }
+
+    /// Whether instance `key`'s current run passed its readiness check.
+    pub fn is_ready(&self, key: Key) -> bool {
+        self.instances[key.index()].ready
     }
 
     /// Why procrun stops, once it does.
@@ -233,6 +289,7 @@ impl Machine {
         let instances = self.instances.iter().filter_map(|i| match i.state {
             State::Stopping { kill_at, .. } => kill_at,
             State::Waiting { until } => Some(until),
+            State::Running { .. } => i.ready_by,
             _ => None,
         });
         instances.chain(self.strays_kill_at).min()
@@ -246,8 +303,15 @@ impl Machine {
                 let inst = &mut self.instances[key.index()];
                 if inst.state == State::Spawning {
                     inst.state = State::Running { pid, since: now };
+                    inst.started_at = Some(now);
                     let port = inst.spec.policy.port.then_some(inst.spec.port);
                     out.push(Action::Notice(Notice::Started { key, pid, port }));
+                    if inst.spec.readiness.check == Check::Started {
+                        inst.ready = true;
+                    } else {
+                        inst.ready_by = Some(now + inst.spec.readiness.timeout);
+                        out.push(Action::Probe(key));
+                    }
                     if self.stop.is_some() {
                         // Stopped while it was being started: stop it too.
                         self.stop_instance(key, now, &mut Vec::new(), &mut out);
@@ -307,23 +371,118 @@ impl Machine {
                 self.begin_stop(Stop::OutputClosed, now, &mut out);
             }
             Input::Tick => self.tick(now, &mut out),
+            Input::Ready { key } => {
+                let inst = &mut self.instances[key.index()];
+                if matches!(inst.state, State::Running { .. }) && inst.ready_by.is_some() {
+                    inst.ready_by = None;
+                    inst.ready = true;
+                    let r = &inst.spec.readiness;
+                    out.push(Action::Notice(Notice::Ready {
+                        key,
+                        kind: r.check.kind(),
+                        what: r.check.describe(inst.spec.port),
+                        after: inst
+                            .started_at
+                            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
+                    }));
+                }
+            }
         }
         self.schedule(now, &mut out);
         out
     }
 
-    /// Starts the next pending instance, unless one is being started.
-    fn schedule(&mut self, _now: Instant, out: &mut Vec<Action>) {
-        if self.stop.is_some() || self.instances.iter().any(|i| i.state == State::Spawning) {
-            return;
+    /// Starts the next pending instance whose dependencies are met, unless
+    /// one is being started; says which wait, skips those whose one-shot
+    /// dependency failed.
+    fn schedule(&mut self, now: Instant, out: &mut Vec<Action>) {
+        loop {
+            if self.stop.is_some() || self.instances.iter().any(|i| i.state == State::Spawning) {
+                return;
+            }
+            let mut skipped = false;
+            for i in 0..self.instances.len() {
+                if self.instances[i].state != State::Pending {
+                    continue;
+                }
+                let key = Key(i as u32);
+                match self.deps(i) {
+                    Deps::Met => {
+                        self.instances[i].state = State::Spawning;
+                        out.push(Action::Spawn(key));
+                        return;
+                    }
+                    Deps::Wait(on) => {
+                        let inst = &mut self.instances[i];
+                        if !inst.announced {
+                            inst.announced = true;
+                            out.push(Action::Notice(Notice::Waiting { key, on }));
+                        }
+                    }
+                    Deps::Skip(dependency, outcome) => {
+                        let inst = &mut self.instances[i];
+                        inst.state = State::Ended;
+                        inst.skipped = true;
+                        out.push(Action::Notice(Notice::Skipped {
+                            key,
+                            dependency,
+                            outcome,
+                        }));
+                        if !inst.spec.policy.can_die {
+                            let cause =
+                                outcome.or(self.first_failure).unwrap_or(Outcome::Exited(1));
+                            self.begin_stop(Stop::Instance(cause), now, out);
+                            return;
+                        }
+                        // A skip may skip others in turn: look again.
+                        skipped = true;
+                    }
+                }
+            }
+            if !skipped {
+                break;
+            }
         }
-        if let Some(i) = self
-            .instances
-            .iter()
-            .position(|i| i.state == State::Pending)
-        {
-            self.instances[i].state = State::Spawning;
-            out.push(Action::Spawn(Key(i as u32)));
+        if self.instances.iter().all(|i| i.state == State::Ended) {
+            self.begin_stop(Stop::AllEnded, now, out);
+        }
+    }
+
+    /// Whether pending instance `i` may start: every instance of each type
+    /// in its `after` is ready, or for a type that can die (a one-shot) has
+    /// exited 0.
+    fn deps(&self, i: usize) -> Deps {
+        let mut wait = Vec::new();
+        for name in &self.instances[i].spec.readiness.after {
+            let mut met = true;
+            for (j, dep) in self.instances.iter().enumerate() {
+                if dep.spec.type_name != *name {
+                    continue;
+                }
+                let key = Key(j as u32);
+                if dep.skipped {
+                    return Deps::Skip(key, None);
+                }
+                if dep.spec.policy.can_die {
+                    if dep.exited_ok {
+                        continue;
+                    }
+                    if dep.state == State::Ended {
+                        return Deps::Skip(key, dep.last);
+                    }
+                    met = false;
+                } else if !(dep.ready && matches!(dep.state, State::Running { .. })) {
+                    met = false;
+                }
+            }
+            if !met {
+                wait.push(name.clone());
+            }
+        }
+        if wait.is_empty() {
+            Deps::Met
+        } else {
+            Deps::Wait(wait)
         }
     }
 
@@ -338,7 +497,17 @@ impl Machine {
         ran: bool,
     ) {
         let inst = &mut self.instances[key.index()];
+        if matches!(inst.state, State::Running { .. } | State::Stopping { .. }) {
+            inst.ready = false;
+            if inst.ready_by.take().is_some() {
+                out.push(Action::CancelProbe(key));
+            }
+            inst.last = Some(outcome);
+            inst.exited_ok |= outcome == Outcome::Exited(0);
+        }
+        let timed_out = std::mem::take(&mut inst.timed_out);
         let since = match inst.state {
+            State::Stopping { .. } if timed_out => inst.started_at.unwrap_or(now),
             State::Stopping { .. } => {
                 // procrun asked it to stop: never a failure, never restarted.
                 inst.state = State::Ended;
@@ -353,7 +522,12 @@ impl Machine {
             _ => return,
         };
         let policy = inst.spec.policy;
-        let failure = !matches!(outcome, Outcome::Exited(0));
+        // Not ready in time is a failure, however the stopped run ended.
+        let cause = match outcome {
+            Outcome::Exited(0) if timed_out => Outcome::Exited(1),
+            other => other,
+        };
+        let failure = !matches!(cause, Outcome::Exited(0));
         let restart = match policy.restart {
             Restart::No => false,
             Restart::OnFailure => failure,
@@ -397,11 +571,11 @@ impl Machine {
             }));
         }
         inst.state = State::Ended;
-        if outcome.exit_code() != 0 && self.first_failure.is_none() {
-            self.first_failure = Some(outcome);
+        if cause.exit_code() != 0 && self.first_failure.is_none() {
+            self.first_failure = Some(cause);
         }
         if !policy.can_die {
-            self.begin_stop(Stop::Instance(outcome), now, out);
+            self.begin_stop(Stop::Instance(cause), now, out);
         } else if self.instances.iter().all(|i| i.state == State::Ended) {
             self.begin_stop(Stop::AllEnded, now, out);
         }
@@ -455,6 +629,9 @@ impl Machine {
             return;
         };
         let policy = inst.spec.policy;
+        if inst.ready_by.take().is_some() {
+            out.push(Action::CancelProbe(key));
+        }
         targets.push((key, policy.stop_signal, policy.stop_timeout));
         out.push(Action::Signal(key, policy.stop_signal));
         if !matches!(policy.stop_signal, Signal::SIGKILL | Signal::SIGCONT) {
@@ -500,6 +677,35 @@ impl Machine {
         self.strays_kill_at = None;
     }
 
+    /// Stops the instances not ready by their deadline: their exit then
+    /// counts as a failure.
+    fn ready_timeouts(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let late: Vec<Key> = (0..self.instances.len())
+            .filter(|&i| {
+                let inst = &self.instances[i];
+                matches!(inst.state, State::Running { .. })
+                    && inst.ready_by.is_some_and(|t| t <= now)
+            })
+            .map(|i| Key(i as u32))
+            .collect();
+        for key in late {
+            let inst = &mut self.instances[key.index()];
+            inst.timed_out = true;
+            let r = &inst.spec.readiness;
+            out.push(Action::Notice(Notice::NotReady {
+                key,
+                kind: r.check.kind(),
+                what: r.check.describe(inst.spec.port),
+                timeout: r.timeout,
+            }));
+            let mut targets = Vec::new();
+            let mut signals = Vec::new();
+            self.stop_instance(key, now, &mut targets, &mut signals);
+            out.push(Action::Notice(Notice::Stopping { targets }));
+            out.append(&mut signals);
+        }
+    }
+
     /// Whatever is due at `now`: SIGKILLs and restarts.
     fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         let mut named = Vec::new();
@@ -516,8 +722,9 @@ impl Machine {
                     inst.state = State::Stopping { pid, kill_at: None };
                 }
                 State::Waiting { until } if until <= now && self.stop.is_none() => {
-                    inst.state = State::Spawning;
-                    signals.push(Action::Spawn(key));
+                    // Started again once what it starts after is ready.
+                    inst.state = State::Pending;
+                    inst.announced = false;
                 }
                 _ => {}
             }
@@ -526,6 +733,9 @@ impl Machine {
             out.push(Action::Notice(Notice::Killing { targets: named }));
         }
         out.append(&mut signals);
+        if self.stop.is_none() {
+            self.ready_timeouts(now, out);
+        }
         if self.strays_kill_at.is_some_and(|t| t <= now) {
             self.strays_kill_at = None;
             out.push(Action::SignalStrays(Signal::SIGKILL));

@@ -603,3 +603,6 @@ fn a_failing_stdout_fails_the_run() {
     sim.send(Input::OutputFailed);
     assert_eq!(sim.m.exit_code(), 1);
 }
+
+#[path = "machine_ready_tests.rs"]
+mod ready;

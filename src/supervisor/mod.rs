@@ -7,6 +7,7 @@
 //!   actions;
 //! - [`unit`](mod@unit): one task per instance (wait, signal its group) plus its
 //!   output readers;
+//! - [`probe`]: readiness checks, run without blocking the dispatcher;
 //! - [`spawn`]: how an instance is started;
 //! - [`signals`]: group signalling, signal names, exit codes;
 //! - [`reap`]: descendants that left their group (Linux subreaper sweep);
@@ -14,6 +15,7 @@
 
 pub mod dispatcher;
 pub mod machine;
+pub mod probe;
 pub mod reap;
 pub mod signals;
 pub mod spawn;

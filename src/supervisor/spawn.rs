@@ -67,6 +67,16 @@ pub fn spawn(spec: &ProcessSpec, ctx: SpawnContext) -> std::io::Result<Child> {
     cmd.spawn()
 }
 
+/// Gives a helper process procrun starts (a readiness probe) the same
+/// guard as an instance: killed by the kernel if procrun dies.
+pub fn guard_child(cmd: &mut Command, ctx: SpawnContext) {
+    // SAFETY: as in `spawn`: only async-signal-safe calls between fork and
+    // exec.
+    unsafe {
+        cmd.pre_exec(move || in_child(ctx));
+    }
+}
+
 /// The variable that makes Python write its output at once.
 pub const PYTHONUNBUFFERED: &str = "PYTHONUNBUFFERED";
 

@@ -11,6 +11,7 @@
 //! [`DRAIN_IDLE`] without data and [`DRAIN_TOTAL`] in all, because a
 //! grandchild may hold them open forever.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -24,6 +25,7 @@ use crate::output::json::Stream;
 use crate::output::lines::LineBuffer;
 use crate::output::notice::Key;
 use crate::output::printer::OutputSender;
+use crate::supervisor::probe::LogMatch;
 use crate::supervisor::signals::kill_group;
 
 /// After the child exited: give up on a pipe that stays silent this long.
@@ -46,6 +48,13 @@ pub enum Event {
     OutputClosed,
     /// Writing stdout failed otherwise (a full disk, an I/O error).
     OutputFailed(String),
+    /// The readiness probe numbered `serial` of instance `key` succeeded.
+    Ready {
+        /// Which instance.
+        key: Key,
+        /// Which probe (an older one's success is stale).
+        serial: u64,
+    },
 }
 
 /// Runs instance `key` until it has exited and its output is delivered.
@@ -55,6 +64,7 @@ pub async fn run(
     mut control: mpsc::UnboundedReceiver<Signal>,
     events: mpsc::UnboundedSender<Event>,
     output: OutputSender,
+    log_match: Option<Arc<LogMatch>>,
 ) {
     let (exited_tx, exited_rx) = watch::channel(false);
     let mut pumps = Vec::with_capacity(2);
@@ -65,6 +75,7 @@ pub async fn run(
             Stream::Stdout,
             output.clone(),
             exited_rx.clone(),
+            log_match.clone(),
         )));
     }
     if let Some(stderr) = child.stderr.take() {
@@ -74,6 +85,7 @@ pub async fn run(
             Stream::Stderr,
             output,
             exited_rx,
+            log_match,
         )));
     }
 
@@ -114,6 +126,7 @@ async fn pump(
     stream: Stream,
     output: OutputSender,
     mut exited: watch::Receiver<bool>,
+    log_match: Option<Arc<LogMatch>>,
 ) {
     let mut lines = LineBuffer::new();
     let mut chunks = Vec::new();
@@ -148,6 +161,9 @@ async fn pump(
                 pace.read(n);
                 lines.filled(&mut chunks);
                 for chunk in chunks.drain(..) {
+                    if let Some(m) = &log_match {
+                        m.scan(&chunk);
+                    }
                     output.lines(key, stream, chunk).await;
                 }
             }
@@ -159,6 +175,9 @@ async fn pump(
         }
     }
     if let Some(last) = lines.finish() {
+        if let Some(m) = &log_match {
+            m.scan(&last);
+        }
         output.lines(key, stream, last).await;
     }
 }
