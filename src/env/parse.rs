@@ -253,9 +253,12 @@ impl<'a> Parser<'a> {
                 value.push('$');
                 self.pos += 2;
             } else if c == '$' {
-                // An unterminated `${` in an unquoted value is kept literally.
+                // A `${` that is unterminated, or whose `}` lies in the
+                // comment, is kept literally: drop what it expanded to.
                 let start = self.pos;
+                let kept = value.len();
                 if self.expand(&mut value, lookup).is_err() || self.pos > body_end {
+                    value.truncate(kept);
                     self.pos = start + 1;
                     value.push('$');
                 }
