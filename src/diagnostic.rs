@@ -273,12 +273,10 @@ fn render_snippet(out: &mut String, location: &Location, gutter: usize, style: S
     if !location.has_line() {
         return;
     }
-    // Tabs are shown as single spaces so that the caret lines up.
-    let text: String = location
-        .text
-        .chars()
-        .map(|c| if c == '\t' { ' ' } else { c })
-        .collect();
+    // Tabs are shown as single spaces so that the caret lines up; other
+    // control characters (a NUL, a stray CR that would move the cursor) as
+    // their Unicode control pictures, one column each.
+    let text: String = location.text.chars().map(visible).collect();
     let bar = p.style("|", BLUE);
     let _ = writeln!(out, "{:gutter$} {bar}", "");
     let _ = writeln!(
@@ -296,6 +294,16 @@ fn render_snippet(out: &mut String, location: &Location, gutter: usize, style: S
         p.style(&carets, style),
         pad = location.col.saturating_sub(1)
     );
+}
+
+/// How `c` is shown in a snippet: one visible column.
+fn visible(c: char) -> char {
+    match c {
+        '\t' => ' ',
+        '\0'..='\x1f' => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
+        '\x7f' => '\u{2421}',
+        _ => c,
+    }
 }
 
 /// Renders a list of diagnostics, separated by blank lines, followed by a
@@ -347,6 +355,15 @@ mod tests {
     fn byte_offsets_become_char_columns() {
         let l = Location::from_bytes("f", 1, "é: x", 2, 3);
         assert_eq!((l.col, l.width), (2, 1));
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_pictures() {
+        let d = Diagnostic::error("bad").at(Location::new("P", 1, "a\0b\rc\x1b", 1, 1));
+        assert!(
+            d.to_string().contains("1 | a\u{2400}b\u{240d}c\u{241b}\n"),
+            "{d}"
+        );
     }
 
     #[test]

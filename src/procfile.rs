@@ -7,7 +7,8 @@
 //!   expands `$VARS` later);
 //! - blank lines and lines whose first non-blank character is `#` are skipped;
 //! - CRLF line ends, a UTF-8 byte-order mark and a missing final newline are
-//!   accepted.
+//!   accepted; a NUL or a carriage return elsewhere in an entry's line is an
+//!   error (no command can hold a NUL; a lone CR is no line end).
 //!
 //! Every problem is collected, so one run of `procrun check` shows them all.
 
@@ -118,6 +119,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
+        if let Some(d) = impossible_char(&source, line_no, line) {
+            errors.push(d);
+            continue;
+        }
         match parse_line(&source, line_no, line) {
             Ok((entry, no_blank_after_colon)) => {
                 if let Some(first) = entries.iter().find(|e| e.name == entry.name) {
@@ -150,10 +155,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
     }
 
     if entries.is_empty() && errors.is_empty() {
+        // A file with lone-CR line ends reads as one (comment) line.
+        let help = if text.replace("\r\n", "").contains('\r') {
+            "its lines end in a lone carriage return (old Mac line ends): save it with LF line ends"
+        } else {
+            "add a line such as `web: python3 -m http.server $PORT`"
+        };
         errors.push(
             Diagnostic::error(format!("`{source}` defines no processes"))
                 .at(Location::file(&source))
-                .help("add a line such as `web: python3 -m http.server $PORT`"),
+                .help(help),
         );
     }
     if errors.is_empty() {
@@ -165,6 +176,24 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
     } else {
         Err(errors)
     }
+}
+
+/// A character no entry line may hold, reported at its place: NUL
+/// (`execve` takes NUL-terminated strings, so no command can contain it) and
+/// a carriage return that does not end the line (a lone CR is a line end
+/// only in old Mac files; the shell would see it as part of a word).
+fn impossible_char(source: &str, line_no: usize, line: &str) -> Option<Diagnostic> {
+    let (at, c) = line.char_indices().find(|&(_, c)| c == '\0' || c == '\r')?;
+    let location = Location::from_bytes(source, line_no, line, at, at + 1);
+    Some(if c == '\0' {
+        Diagnostic::error("NUL character (byte 0) in the Procfile: no command can contain it")
+            .at(location)
+            .help("remove it (a file full of NUL bytes is probably UTF-16: save it as UTF-8)")
+    } else {
+        Diagnostic::error("carriage return (`\\r`) inside a line")
+            .at(location)
+            .help("end lines with LF or CRLF; a lone CR is not a line end")
+    })
 }
 
 fn name_location(source: &str, line_no: usize, line: &str) -> Location {
@@ -339,6 +368,19 @@ mod tests {
         assert!(out.contains("Procfile:5:2"));
         assert!(out.contains("process `empty` has an empty command"));
         assert!(out.contains("aborting due to 5 errors"));
+    }
+
+    #[test]
+    fn nul_and_a_lone_carriage_return_are_located_errors() {
+        let out = err("web: a\0b\nworker: x\ry\n# comments are never run: \0\r\nok: 1\r\n");
+        assert!(out.contains("NUL character"), "{out}");
+        assert!(out.contains("Procfile:1:7"), "{out}");
+        assert!(out.contains("carriage return"), "{out}");
+        assert!(out.contains("Procfile:2:10"), "{out}");
+        assert!(out.contains("aborting due to 2 errors"), "{out}");
+        assert!(err("# old Mac\rweb: a\r").contains("lone carriage return"));
+        // A CR before the LF, or at the very end, is a CRLF line end.
+        assert_eq!(ok("web: a\r\nw: b\r"), pairs(&[("web", "a"), ("w", "b")]));
     }
 
     #[test]

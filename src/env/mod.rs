@@ -335,6 +335,18 @@ mod tests {
     }
 
     #[test]
+    fn a_nul_in_any_kind_of_value_is_a_located_error() {
+        let out = err("A=a\0b\nB='x\0'\nC=\"\n\0\"\nD=ok # \0 in a comment\n");
+        assert!(out.contains("the value of `A` contains a NUL"), "{out}");
+        assert!(out.contains(".env:1:4"), "{out}");
+        assert!(out.contains(".env:2:5"), "{out}");
+        assert!(out.contains(".env:4:1"), "{out}");
+        assert!(out.contains("aborting due to 3 errors"), "{out}");
+        let set = parse(".env", "D=ok # \0\n", &no_env).expect("a NUL in a comment is harmless");
+        assert_eq!(set.get("D"), Some("ok"));
+    }
+
+    #[test]
     fn text_after_closing_quote_is_an_error() {
         assert!(err("A=\"x\" y").contains("unexpected text after the closing quote"));
         assert!(err("A=\"x").contains("unterminated quoted value: no closing `\""));

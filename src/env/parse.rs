@@ -50,7 +50,20 @@ impl<'a> Parser<'a> {
     /// end of the file.
     pub(super) fn next_assignment(&mut self, lookup: Lookup<'_>) -> Option<Assignment> {
         while self.skip_to_assignment() {
+            let start = self.pos;
             match self.assignment(lookup) {
+                // The line is already consumed: report it and go on.
+                Ok(assignment) if assignment.value.contains('\0') => {
+                    let at = start + self.text[start..].find('\0').unwrap_or(0);
+                    self.errors.push(
+                        Diagnostic::error(format!(
+                            "the value of `{}` contains a NUL character (byte 0): no environment variable can hold it",
+                            assignment.key
+                        ))
+                        .at(self.location_at(at))
+                        .help("remove it (a file full of NUL bytes is probably UTF-16: save it as UTF-8)"),
+                    );
+                }
                 Ok(assignment) => return Some(assignment),
                 Err(d) => {
                     self.errors.push(d);
