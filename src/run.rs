@@ -186,7 +186,7 @@ fn prepare(settings: &Settings, args: &RunArgs) -> Result<Prepared, Error> {
 fn lookup_procfile(settings: &Settings, name: &str) -> Result<Option<Procfile>, Error> {
     let path = &settings.procfile;
     let source = path.display().to_string();
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::procfile::read_input(path) {
         Ok(bytes) => bytes,
         Err(e)
             if matches!(
