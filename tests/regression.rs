@@ -160,3 +160,26 @@ fn error_far_into_a_long_line_is_shown_around_the_caret() {
         .run();
     assert!(out.stderr.len() < 2000, "{}", out.stderr);
 }
+
+/// `procrun run ''` said that the first folder on PATH "exists but its
+/// interpreter was not found": an empty command is a usage error.
+#[test]
+fn empty_command_for_run_is_a_usage_error() {
+    for args in [&["run", ""][..], &["run", "", "arg"]] {
+        Test::new()
+            .args(args)
+            .code(2)
+            .stderr_has("the command is empty")
+            .run();
+    }
+}
+
+/// A command found on PATH only as a directory is not "a file whose
+/// interpreter was not found".
+#[test]
+fn a_directory_on_path_is_not_blamed_for_a_missing_interpreter() {
+    let t = Test::new().file("bin/tool/inside", "");
+    let path = t.path().join("bin");
+    let out = t.env("PATH", &path).args(["run", "tool"]).run();
+    assert!(!out.stderr.contains("interpreter"), "{}", out.stderr);
+}
