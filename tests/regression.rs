@@ -183,3 +183,29 @@ fn a_directory_on_path_is_not_blamed_for_a_missing_interpreter() {
     let out = t.env("PATH", &path).args(["run", "tool"]).run();
     assert!(!out.stderr.contains("interpreter"), "{}", out.stderr);
 }
+
+/// `--config` naming a FIFO blocked `check` forever, like a FIFO Procfile
+/// did: the config file is read through the same reader now.
+#[test]
+fn a_fifo_as_the_config_file_is_refused_not_waited_on() {
+    let t = Test::new().procfile("web: true\n");
+    let fifo = t.path().join("cfg");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    t.args(["check", "--config", "cfg"])
+        .code(2)
+        .stderr_has("cannot read config file `cfg`: it is a FIFO")
+        .run();
+}
+
+/// A 200 KB value passed `check`, then every instance failed to start with
+/// E2BIG: `check` (and `start`) warn about it now.
+#[test]
+fn an_environment_value_the_kernel_refuses_is_a_warning_in_check() {
+    Test::new()
+        .procfile("web: true\n")
+        .dotenv(&format!("BIG={}\n", "x".repeat(200_000)))
+        .args(["check"])
+        .code(0)
+        .stderr_has("`BIG` is 196 KiB long")
+        .run();
+}
