@@ -211,6 +211,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
                         .help(format!("write `{}: {}`", entry.name, entry.command)),
                     );
                 }
+                if let Some((_, port)) = crate::shell::leading_assignments(&entry.command)
+                    .into_iter()
+                    .find(|(name, _)| *name == "PORT")
+                {
+                    let col = line.find("PORT=").unwrap_or(0);
+                    warnings.push(
+                        Diagnostic::warning(format!(
+                            "`{}` sets PORT={port} in its command: it gets that PORT, not the one procrun gives each instance",
+                            entry.name
+                        ))
+                        .at(Location::from_bytes(&source, line_no, line, col, col + 5 + port.len()))
+                        .help("remove the assignment to use procrun's PORT (base + 100 × type index + instance − 1), or set the base port with -p"),
+                    );
+                }
                 lines_of.insert(line_name(line), line_no);
                 entries.push(entry);
             }

@@ -246,7 +246,12 @@ impl Machine {
                 let inst = &mut self.instances[key.index()];
                 if inst.state == State::Spawning {
                     inst.state = State::Running { pid, since: now };
-                    let port = inst.spec.policy.port.then_some(inst.spec.port);
+                    // A command that sets PORT itself gets that one.
+                    let own = crate::shell::leading_assignments(&inst.spec.command)
+                        .into_iter()
+                        .find(|(name, _)| *name == "PORT")
+                        .and_then(|(_, value)| crate::plan::parse_port(value));
+                    let port = own.or(inst.spec.policy.port.then_some(inst.spec.port));
                     out.push(Action::Notice(Notice::Started { key, pid, port }));
                     if self.stop.is_some() {
                         // Stopped while it was being started: stop it too.
