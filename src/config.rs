@@ -159,7 +159,9 @@ pub struct Config {
 /// Reads the config file: `Ok(None)` when the default file does not exist.
 pub fn load(file: &ConfigRef) -> Result<Option<Config>, Vec<Diagnostic>> {
     let source = file.path.display().to_string();
-    let bytes = match std::fs::read(&file.path) {
+    // Through the Procfile's reader: the same size cap, and no blocking on a
+    // FIFO or device.
+    let bytes = match crate::procfile::read_input(&file.path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file.required => return Ok(None),
         Err(e) => {

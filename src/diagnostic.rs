@@ -77,15 +77,31 @@ impl Location {
         }
     }
 
+    /// A whole line whose text is not at hand (`file:line`, no snippet):
+    /// e.g. where an env variable was defined, checked after parsing.
+    pub fn line(source: &str, line: usize) -> Self {
+        Location {
+            line,
+            ..Location::file(source)
+        }
+    }
+
     fn has_line(&self) -> bool {
         self.line > 0
+    }
+
+    /// Whether the snippet (the line and its caret) can be shown.
+    fn has_snippet(&self) -> bool {
+        self.has_line() && self.col > 0
     }
 }
 
 impl fmt::Display for Location {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.has_line() {
+        if self.has_snippet() {
             write!(f, "{}:{}:{}", self.source, self.line, self.col)
+        } else if self.has_line() {
+            write!(f, "{}:{}", self.source, self.line)
         } else {
             f.write_str(&self.source)
         }
@@ -270,15 +286,39 @@ fn render_snippet(out: &mut String, location: &Location, gutter: usize, style: S
         location,
         pad = gutter.max(1)
     );
-    if !location.has_line() {
+    if !location.has_snippet() {
         return;
     }
-    // Tabs are shown as single spaces so that the caret lines up.
-    let text: String = location
-        .text
-        .chars()
-        .map(|c| if c == '\t' { ' ' } else { c })
-        .collect();
+    // A long line is shown as a window around the caret, so that a line of
+    // megabytes does not flood the terminal. Tabs are shown as single spaces
+    // so that the caret lines up; other control characters (a NUL, a stray
+    // CR that would move the cursor) as their Unicode control pictures, one
+    // column each.
+    let len = location.text.chars().count();
+    let at = location.col - 1;
+    let (from, to) = if len <= SNIPPET_CHARS {
+        (0, len)
+    } else {
+        let from = at
+            .saturating_sub(SNIPPET_CHARS / 3)
+            .min(len - SNIPPET_CHARS);
+        (from, from + SNIPPET_CHARS)
+    };
+    let mut text = String::new();
+    if from > 0 {
+        text.push('…');
+    }
+    text.extend(
+        location
+            .text
+            .chars()
+            .skip(from)
+            .take(to - from)
+            .map(visible),
+    );
+    if to < len {
+        text.push('…');
+    }
     let bar = p.style("|", BLUE);
     let _ = writeln!(out, "{:gutter$} {bar}", "");
     let _ = writeln!(
@@ -287,15 +327,24 @@ fn render_snippet(out: &mut String, location: &Location, gutter: usize, style: S
         p.style(&format!("{:>gutter$}", location.line), BLUE),
         text
     );
-    let carets = "^".repeat(location.width.max(1));
-    let _ = writeln!(
-        out,
-        "{:gutter$} {bar} {:pad$}{}",
-        "",
-        "",
-        p.style(&carets, style),
-        pad = location.col.saturating_sub(1)
-    );
+    // The pad is built, not formatted with a width: a width over u16::MAX
+    // panics in `format!`.
+    let pad = " ".repeat(at.saturating_sub(from) + usize::from(from > 0));
+    let carets = "^".repeat(location.width.min(to.saturating_sub(at)).max(1));
+    let _ = writeln!(out, "{:gutter$} {bar} {pad}{}", "", p.style(&carets, style));
+}
+
+/// Most characters of a line shown in a snippet.
+const SNIPPET_CHARS: usize = 120;
+
+/// How `c` is shown in a snippet: one visible column.
+fn visible(c: char) -> char {
+    match c {
+        '\t' => ' ',
+        '\0'..='\x1f' => char::from_u32(0x2400 + c as u32).unwrap_or('?'),
+        '\x7f' => '\u{2421}',
+        _ => c,
+    }
 }
 
 /// Renders a list of diagnostics, separated by blank lines, followed by a
@@ -395,6 +444,37 @@ mod tests {
     fn byte_offsets_become_char_columns() {
         let l = Location::from_bytes("f", 1, "é: x", 2, 3);
         assert_eq!((l.col, l.width), (2, 1));
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_pictures() {
+        let d = Diagnostic::error("bad").at(Location::new("P", 1, "a\0b\rc\x1b", 1, 1));
+        assert!(
+            d.to_string().contains("1 | a\u{2400}b\u{240d}c\u{241b}\n"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn a_long_line_is_shown_around_the_caret() {
+        let text = format!("{}X{}", "a".repeat(100_000), "b".repeat(100_000));
+        let d = Diagnostic::error("here").at(Location::new("P", 1, &text, 100_000, 1));
+        let shown = d.to_string();
+        let lines: Vec<&str> = shown.lines().collect();
+        assert!(lines[1].ends_with("P:1:100001"), "{shown}");
+        assert!(
+            lines[3].starts_with("1 | …a") && lines[3].ends_with("b…"),
+            "{shown}"
+        );
+        let column = |line: &str, c: char| line.chars().position(|x| x == c);
+        assert_eq!(column(lines[4], '^'), column(lines[3], 'X'), "{shown}");
+        assert!(shown.len() < 1000);
+    }
+
+    #[test]
+    fn a_line_only_location_has_no_snippet() {
+        let d = Diagnostic::warning("big").at(Location::line(".env", 7));
+        assert_eq!(d.to_string(), "warning: big\n --> .env:7\n");
     }
 
     #[test]

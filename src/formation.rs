@@ -88,6 +88,18 @@ pub fn parse(text: &str) -> Result<Formation, Vec<Diagnostic>> {
             );
             continue;
         }
+        if name.len() > crate::procfile::MAX_NAME_LEN {
+            errors.push(
+                Diagnostic::error(format!(
+                    "process name `{}…` in formation is {} characters long: at most {} are allowed",
+                    &name[..16],
+                    name.len(),
+                    crate::procfile::MAX_NAME_LEN
+                ))
+                .at(at(name_span)),
+            );
+            continue;
+        }
         let count = match count_text.parse::<u32>() {
             Ok(n) if n <= MAX_INSTANCES => n,
             _ => {
@@ -150,6 +162,7 @@ mod tests {
             ("web=99999", "invalid count", 5),
             ("w b=1", "invalid process name", 1),
             ("web=1,web=2", "appears twice", 7),
+            (&format!(" {}=1", "n".repeat(64)), "64 characters long", 2),
         ];
         for (text, msg, col) in cases {
             let e = parse(text).expect_err(text);

@@ -128,6 +128,15 @@ pub fn build(
         Ok(mut plan) if errors.is_empty() => {
             plan.set_readiness(&readiness);
             plan.warnings.extend(warnings);
+            // Sizes the kernel would refuse at exec (E2BIG): said here, once,
+            // rather than as every instance failing to start.
+            let inherited_env: Vec<_> = std::env::vars_os().collect();
+            plan.warnings.extend(crate::env::exec_size_warnings(
+                Some(&procfile),
+                &env,
+                &inherited_env,
+                &crate::env::ExecLimits::current(),
+            ));
             Ok(Loaded {
                 procfile,
                 plan,

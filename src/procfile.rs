@@ -7,7 +7,8 @@
 //!   expands `$VARS` later);
 //! - blank lines and lines whose first non-blank character is `#` are skipped;
 //! - CRLF line ends, a UTF-8 byte-order mark and a missing final newline are
-//!   accepted.
+//!   accepted; a NUL or a carriage return elsewhere in an entry's line is an
+//!   error (no command can hold a NUL; a lone CR is no line end).
 //!
 //! Every problem is collected, so one run of `procrun check` shows them all.
 
@@ -54,10 +55,20 @@ pub fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '-'
 }
 
+/// Longest process name, in characters. Names end up in unit names, label
+/// values and the output's prefix column; 63 is what a Kubernetes name or
+/// label value (a DNS label) may hold, and leaves room in a systemd unit
+/// name (at most 255 bytes) for the app's prefix and the instance number.
+pub const MAX_NAME_LEN: usize = 63;
+
+/// Largest file procrun reads (a Procfile, an env file): far above any real
+/// one, small enough that `-f /dev/zero`-like mistakes end at once.
+pub const MAX_FILE_BYTES: u64 = 16 * 1024 * 1024;
+
 /// Reads and parses the Procfile at `path`.
 pub fn load(path: &Path) -> Result<Procfile, Vec<Diagnostic>> {
     let source = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|e| vec![read_error(&source, &e)])?;
+    let bytes = read_input(path).map_err(|e| vec![read_error(&source, &e)])?;
     let text = decode_utf8(&source, &bytes).map_err(|d| vec![d])?;
     parse(path, text)
 }
@@ -73,6 +84,56 @@ fn read_error(source: &str, e: &std::io::Error) -> Diagnostic {
     } else {
         d
     }
+}
+
+/// Reads an input file (a Procfile, an env file) whole, refusing what is
+/// not a regular file and anything over [`MAX_FILE_BYTES`], so that no
+/// input can block procrun or fill its memory: a FIFO or a terminal would
+/// block the read, `/dev/zero` would never end. `/dev/null` is accepted (as
+/// an empty file: `-e /dev/null` reads no variables).
+///
+/// The file is opened without blocking (a FIFO with no writer would block
+/// the open itself) and checked through the open descriptor, so it cannot
+/// be swapped between the check and the read.
+pub fn read_input(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read as _;
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _, OpenOptionsExt as _};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let is_null = kind.is_char_device()
+            && std::fs::metadata("/dev/null").is_ok_and(|null| null.rdev() == meta.rdev());
+        if is_null {
+            return Ok(Vec::new());
+        }
+        let what = if kind.is_dir() {
+            "it is a directory"
+        } else if kind.is_fifo() {
+            "it is a FIFO (named pipe), not a regular file"
+        } else if kind.is_socket() {
+            "it is a socket, not a regular file"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "it is a device, not a regular file"
+        } else {
+            "it is not a regular file"
+        };
+        return Err(std::io::Error::other(what));
+    }
+    // A regular file never blocks, and the size may change while reading:
+    // read one byte past the cap to tell "too large" apart.
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(std::io::Error::other(format!(
+            "it is larger than {} MiB, the most procrun reads",
+            MAX_FILE_BYTES / (1024 * 1024)
+        )));
+    }
+    Ok(bytes)
 }
 
 /// Decodes `bytes` as UTF-8 (dropping a byte-order mark), or reports the
@@ -109,6 +170,9 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut line_texts: Vec<&str> = Vec::new();
+    // Name → line of its entry: a file of a million entries is checked for
+    // duplicates in linear time.
+    let mut lines_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
 
     for (index, raw) in text.split('\n').enumerate() {
         let line_no = index + 1;
@@ -118,16 +182,20 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
+        if let Some(d) = impossible_char(&source, line_no, line) {
+            errors.push(d);
+            continue;
+        }
         match parse_line(&source, line_no, line) {
             Ok((entry, no_blank_after_colon)) => {
-                if let Some(first) = entries.iter().find(|e| e.name == entry.name) {
-                    let first_text = line_texts[first.line - 1];
+                if let Some(&first) = lines_of.get(entry.name.as_str()) {
+                    let first_text = line_texts[first - 1];
                     errors.push(
                         Diagnostic::error(format!("duplicate process name `{}`", entry.name))
                             .at(name_location(&source, line_no, line))
                             .note(
                                 format!("`{}` is first defined here", entry.name),
-                                Some(name_location(&source, first.line, first_text)),
+                                Some(name_location(&source, first, first_text)),
                             )
                             .help("give each process type a unique name"),
                     );
@@ -143,6 +211,21 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
                         .help(format!("write `{}: {}`", entry.name, entry.command)),
                     );
                 }
+                if let Some((_, port)) = crate::shell::leading_assignments(&entry.command)
+                    .into_iter()
+                    .find(|(name, _)| *name == "PORT")
+                {
+                    let col = line.find("PORT=").unwrap_or(0);
+                    warnings.push(
+                        Diagnostic::warning(format!(
+                            "`{}` sets PORT={port} in its command: it gets that PORT, not the one procrun gives each instance",
+                            entry.name
+                        ))
+                        .at(Location::from_bytes(&source, line_no, line, col, col + 5 + port.len()))
+                        .help("remove the assignment to use procrun's PORT (base + 100 × type index + instance − 1), or set the base port with -p"),
+                    );
+                }
+                lines_of.insert(line_name(line), line_no);
                 entries.push(entry);
             }
             Err(d) => errors.push(d),
@@ -150,10 +233,16 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
     }
 
     if entries.is_empty() && errors.is_empty() {
+        // A file with lone-CR line ends reads as one (comment) line.
+        let help = if text.replace("\r\n", "").contains('\r') {
+            "its lines end in a lone carriage return (old Mac line ends): save it with LF line ends"
+        } else {
+            "add a line such as `web: python3 -m http.server $PORT`"
+        };
         errors.push(
             Diagnostic::error(format!("`{source}` defines no processes"))
                 .at(Location::file(&source))
-                .help("add a line such as `web: python3 -m http.server $PORT`"),
+                .help(help),
         );
     }
     if errors.is_empty() {
@@ -165,6 +254,33 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
     } else {
         Err(errors)
     }
+}
+
+/// A character no entry line may hold, reported at its place: NUL
+/// (`execve` takes NUL-terminated strings, so no command can contain it) and
+/// a carriage return that does not end the line (a lone CR is a line end
+/// only in old Mac files; the shell would see it as part of a word).
+fn impossible_char(source: &str, line_no: usize, line: &str) -> Option<Diagnostic> {
+    let (at, c) = line.char_indices().find(|&(_, c)| c == '\0' || c == '\r')?;
+    let location = Location::from_bytes(source, line_no, line, at, at + 1);
+    Some(if c == '\0' {
+        Diagnostic::error("NUL character (byte 0) in the Procfile: no command can contain it")
+            .at(location)
+            .help("remove it (a file full of NUL bytes is probably UTF-16: save it as UTF-8)")
+    } else {
+        Diagnostic::error("carriage return (`\\r`) inside a line")
+            .at(location)
+            .help("end lines with LF or CRLF; a lone CR is not a line end")
+    })
+}
+
+/// The process name a line starts with (after blanks), as the line holds it.
+fn line_name(line: &str) -> &str {
+    let start = line.len() - line.trim_start().len();
+    let end = line[start..]
+        .find(|c: char| !is_name_char(c))
+        .map_or(line.len(), |i| start + i);
+    &line[start..end]
 }
 
 fn name_location(source: &str, line_no: usize, line: &str) -> Location {
@@ -229,6 +345,16 @@ fn parse_line(
                 colon + 1,
             ))
             .help("each line must look like `name: command`"));
+    }
+    // Names are ASCII, so bytes are characters.
+    if name.len() > MAX_NAME_LEN {
+        return Err(Diagnostic::error(format!(
+            "process name `{}…` is {} characters long: at most {MAX_NAME_LEN} are allowed",
+            &name[..16],
+            name.len()
+        ))
+        .at(Location::from_bytes(source, line_no, line, start, name_end))
+        .help("use a shorter name (it becomes part of unit names and Kubernetes labels)"));
     }
     let rest = &line[colon + 1..];
     let command = rest.trim();
@@ -339,6 +465,65 @@ mod tests {
         assert!(out.contains("Procfile:5:2"));
         assert!(out.contains("process `empty` has an empty command"));
         assert!(out.contains("aborting due to 5 errors"));
+    }
+
+    #[test]
+    fn nul_and_a_lone_carriage_return_are_located_errors() {
+        let out = err("web: a\0b\nworker: x\ry\n# comments are never run: \0\r\nok: 1\r\n");
+        assert!(out.contains("NUL character"), "{out}");
+        assert!(out.contains("Procfile:1:7"), "{out}");
+        assert!(out.contains("carriage return"), "{out}");
+        assert!(out.contains("Procfile:2:10"), "{out}");
+        assert!(out.contains("aborting due to 2 errors"), "{out}");
+        assert!(err("# old Mac\rweb: a\r").contains("lone carriage return"));
+        // A CR before the LF, or at the very end, is a CRLF line end.
+        assert_eq!(ok("web: a\r\nw: b\r"), pairs(&[("web", "a"), ("w", "b")]));
+    }
+
+    #[test]
+    fn a_name_over_the_limit_is_a_located_error() {
+        let long = "n".repeat(MAX_NAME_LEN + 1);
+        let out = err(&format!("web: a\n  {long}: b\n"));
+        assert!(out.contains("is 64 characters long: at most 63"), "{out}");
+        assert!(out.contains("Procfile:2:3"), "{out}");
+        let at_limit = "n".repeat(MAX_NAME_LEN);
+        assert_eq!(ok(&format!("{at_limit}: b")), pairs(&[(&at_limit, "b")]));
+        // 65,536 characters once panicked `{:width$}` downstream.
+        let huge = "n".repeat(65_536);
+        assert!(err(&format!("{huge}: b")).contains("65536 characters long"));
+    }
+
+    #[test]
+    fn many_entries_are_checked_in_linear_time() {
+        let text: String = (0..200_000).map(|i| format!("p{i}: x\n")).collect();
+        let p = parse(Path::new("Procfile"), &format!("{text}p7: again\n")).expect_err("dup");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("duplicate process name `p7`"));
+    }
+
+    #[test]
+    fn input_files_must_be_regular_and_small() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let reason = |p: &Path| crate::error::io_reason(&read_input(p).expect_err("refused"));
+        assert!(reason(dir.path()).contains("directory"));
+        assert!(reason(Path::new("/dev/zero")).contains("device"));
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        assert!(reason(&fifo).contains("FIFO"), "{}", reason(&fifo));
+        assert_eq!(read_input(Path::new("/dev/null")).expect("null"), b"");
+        let big = dir.path().join("big");
+        let file = std::fs::File::create(&big).expect("create");
+        file.set_len(MAX_FILE_BYTES + 1).expect("grow");
+        assert!(
+            reason(&big).contains("larger than 16 MiB"),
+            "{}",
+            reason(&big)
+        );
+        file.set_len(MAX_FILE_BYTES).expect("shrink");
+        assert_eq!(
+            read_input(&big).expect("at the cap").len() as u64,
+            MAX_FILE_BYTES
+        );
     }
 
     #[test]

@@ -73,6 +73,20 @@ impl Check {
     }
 }
 
+/// The PORT a command sets itself (`PORT=3000 exec server`), if it does.
+pub fn own_port(spec: &crate::plan::ProcessSpec) -> Option<u16> {
+    crate::shell::leading_assignments(&spec.command)
+        .into_iter()
+        .find(|(name, _)| *name == "PORT")
+        .and_then(|(_, value)| crate::plan::parse_port(value))
+}
+
+/// The port `ready = "port"` and a path-only http check probe: the
+/// command's own PORT, else the instance's.
+pub fn probe_port(spec: &crate::plan::ProcessSpec) -> u16 {
+    own_port(spec).unwrap_or(spec.port)
+}
+
 /// The URL an http check asks: a path is on `http://127.0.0.1:PORT`.
 pub fn http_url(target: &str, port: u16) -> String {
     if target.starts_with("http://") {

@@ -118,6 +118,13 @@ fn prepare(settings: &Settings, args: &RunArgs) -> Result<Prepared, Error> {
         .command
         .split_first()
         .ok_or_else(|| Diagnostic::error("no command given"))?;
+    // An empty word names no program: execvp would try every PATH folder
+    // itself and the failure would blame the first one.
+    if first.is_empty() {
+        return Err(Diagnostic::error("the command is empty")
+            .help("name a program or a Procfile entry: `procrun run COMMAND [ARGS]…`")
+            .into());
+    }
     let env = crate::load::env(settings)?;
     let cwd = settings.root.clone();
 
@@ -196,7 +203,7 @@ fn prepare(settings: &Settings, args: &RunArgs) -> Result<Prepared, Error> {
 fn lookup_procfile(settings: &Settings, name: &str) -> Result<Option<Procfile>, Error> {
     let path = &settings.procfile;
     let source = path.display().to_string();
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::procfile::read_input(path) {
         Ok(bytes) => bytes,
         Err(e)
             if matches!(
@@ -326,7 +333,7 @@ fn spawn_failure(prepared: &Prepared, e: &std::io::Error) -> Error {
     let found = resolve(program, &path_var, &prepared.cwd);
     match e.kind() {
         std::io::ErrorKind::NotFound => {
-            let diagnostic = if let Some(file) = found {
+            let diagnostic = if let Some(file) = found.filter(|f| f.is_file()) {
                 // The file exists, so the missing piece is its interpreter.
                 Diagnostic::error(format!(
                     "cannot run `{shown}`: `{}` exists but its interpreter (the `#!` line) was not found",

@@ -3,8 +3,9 @@
 //!
 //! A simple command gets `exec` in front so that the shell is replaced by the
 //! program: a stop signal then reaches the program itself instead of a shell
-//! that would die and orphan it (watchexec#960). Anything else runs as
-//! written.
+//! that would die and orphan it (watchexec#960). Leading variable
+//! assignments stay in front (`RAILS_ENV=x exec sidekiq` is POSIX sh: the
+//! variables are set for the program). Anything else runs as written.
 
 /// Shell words that `exec` cannot take in front: keywords, and builtins
 /// without an executable of the same name.
@@ -17,13 +18,64 @@ const NOT_EXECUTABLE: &[&str] = &[
 ];
 
 /// The script for `/bin/sh -c`: `exec COMMAND` when COMMAND is a simple
-/// command, else COMMAND as written.
+/// command (`A=1 B=2 exec PROGRAM…` after leading assignments), else
+/// COMMAND as written.
 pub fn script(command: &str) -> String {
-    if is_simple(command) {
-        format!("exec {command}")
+    let (assignments, rest) = split_assignments(command);
+    if is_simple(rest) {
+        format!("{assignments}exec {rest}")
     } else {
         command.to_owned()
     }
+}
+
+/// The variables a command assigns in front of its program
+/// (`PORT=3000 bundle exec puma` → `[("PORT", "3000")]`), as far as
+/// [`script`] keeps them in front of `exec`.
+pub fn leading_assignments(command: &str) -> Vec<(&str, &str)> {
+    let (assignments, _) = split_assignments(command);
+    assignments
+        .split_whitespace()
+        .filter_map(|word| word.split_once('='))
+        .collect()
+}
+
+/// Splits off the leading `NAME=value` words (each followed by a blank)
+/// whose value holds nothing the shell would expand or quote: those can
+/// stay in front of `exec` unchanged. Returns them with their blanks, and
+/// the rest.
+fn split_assignments(command: &str) -> (&str, &str) {
+    let mut end = 0;
+    let bytes = command.as_bytes();
+    loop {
+        let rest = &command[end..];
+        let start = end + (rest.len() - rest.trim_start().len());
+        let word_len = command[start..]
+            .find(char::is_whitespace)
+            .unwrap_or(command.len() - start);
+        let word = &command[start..start + word_len];
+        let after = start + word_len;
+        let is_assignment = word.split_once('=').is_some_and(|(name, value)| {
+            is_name(name)
+                && !value.contains([
+                    '\'', '"', '\\', '$', '`', ';', '&', '|', '(', ')', '<', '>', '#',
+                ])
+        });
+        // An assignment alone (`FOO=1`) is not a command to exec.
+        if !is_assignment || after >= bytes.len() {
+            return (&command[..end], &command[end..]);
+        }
+        end = after + 1;
+    }
+}
+
+/// A shell variable name: a letter or `_`, then letters, digits or `_`.
+fn is_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Whether `command` is one plain command that `exec` can prefix. Decided
@@ -105,6 +157,22 @@ mod tests {
     }
 
     #[test]
+    fn leading_assignments_stay_in_front_of_exec() {
+        assert_eq!(script("FOO=1 ./run"), "FOO=1 exec ./run");
+        assert_eq!(
+            script("PORT=3000 RAILS_ENV=production bundle exec puma"),
+            "PORT=3000 RAILS_ENV=production exec bundle exec puma"
+        );
+        assert_eq!(script("  A=1   b c"), "  A=1 exec   b c");
+        assert_eq!(
+            leading_assignments("PORT=3000 RAILS_ENV=x bundle exec puma"),
+            [("PORT", "3000"), ("RAILS_ENV", "x")]
+        );
+        assert_eq!(leading_assignments("bundle exec puma"), []);
+        assert_eq!(leading_assignments("A=1"), []);
+    }
+
+    #[test]
     fn anything_else_runs_as_written() {
         for c in [
             "a; b",
@@ -116,7 +184,10 @@ mod tests {
             "echo \"$(date)\"",
             "echo `date`",
             "echo \"`date`\"",
-            "FOO=1 ./run",
+            "FOO='a b' ./run",
+            "FOO=$(x) ./run",
+            "FOO=1",
+            "FOO=1 cd x",
             "cd web && npm start",
             "exec sleep 1",
             "if true; then x; fi",

@@ -1,10 +1,18 @@
 //! Property tests for the pure parsers: arbitrary input never panics,
 //! rendering and parsing again is stable, and the .env parser agrees with
 //! dotenvy on the input both accept.
+//!
+//! They double as a fuzzer that runs on stable Rust (see "Fuzzing" in
+//! docs/design.md): `PROCRUN_FUZZ_CASES=N` runs each property N times
+//! instead of 512, and `PROCRUN_FUZZ_SECONDS=S` makes
+//! `fuzz_within_a_time_budget` feed fresh random input to every parser for
+//! S seconds (without it, that test does nothing).
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
 
 use procrun::{env, formation, procfile};
 
@@ -41,8 +49,155 @@ fn expected_entries(text: &str) -> Option<Vec<(String, String)>> {
     (!entries.is_empty()).then_some(entries)
 }
 
+/// Cases per property: `PROCRUN_FUZZ_CASES`, else 512.
+fn cases() -> u32 {
+    std::env::var("PROCRUN_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(512)
+}
+
+/// Parses `text` as a Procfile: no panic; what parses renders and parses
+/// back to the same entries; every diagnostic renders.
+fn check_procfile(text: &str) {
+    match procfile::parse(Path::new("Procfile"), text) {
+        Ok(p) => {
+            let again = procfile::parse(Path::new("Procfile"), &procfile::render(&p.entries))
+                .expect("a rendered Procfile parses");
+            let strip = |v: &[procfile::Entry]| -> Vec<(String, String)> {
+                v.iter()
+                    .map(|e| (e.name.clone(), e.command.clone()))
+                    .collect()
+            };
+            assert_eq!(strip(&again.entries), strip(&p.entries), "{text:?}");
+            for e in &p.entries {
+                assert!(e.name.len() <= procfile::MAX_NAME_LEN);
+                assert!(!e.command.contains(['\0', '\r', '\n']), "{text:?}");
+            }
+            p.warnings.iter().for_each(|w| drop(w.render(true)));
+        }
+        Err(errors) => errors.iter().for_each(|e| drop(e.render(true))),
+    }
+}
+
+/// Parses `text` as an env file, with `inherited` variables for its
+/// references: no panic; no value over the cap or holding a NUL; every
+/// diagnostic renders.
+fn check_env(text: &str, inherited: &[(String, String)]) {
+    let lookup = |k: &str| {
+        inherited
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    match env::parse(".env", text, &lookup) {
+        Ok(set) => {
+            for (_, v) in set.pairs() {
+                assert!(v.len() <= env::MAX_VALUE_BYTES);
+                assert!(!v.contains('\0'), "{text:?}");
+            }
+            let limits = env::ExecLimits {
+                arg_max: 4096,
+                max_arg_strlen: Some(1024),
+            };
+            for w in env::exec_size_warnings(None, &set, &[], &limits) {
+                drop(w.render(false));
+            }
+        }
+        Err(errors) => errors.iter().for_each(|e| drop(e.render(false))),
+    }
+}
+
+fn check_formation(text: &str) {
+    if let Err(errors) = formation::parse(text) {
+        errors.iter().for_each(|e| drop(e.render(false)));
+    }
+}
+
+/// Env files built to stress expansion: chains of references to earlier
+/// keys (doubling ones among them), defaults, quotes and comments.
+fn env_with_references() -> impl Strategy<Value = String> {
+    let key = "[A-D]";
+    let piece = prop_oneof![
+        "[a-z #]{0,8}",
+        key.prop_map(|k| format!("${k}")),
+        key.prop_map(|k| format!("${{{k}}}${{{k}}}")),
+        (key, "[a-z #}$]{0,6}").prop_map(|(k, d)| format!("${{{k}:-{d}}}")),
+        Just("${".to_owned()),
+        Just("\\$".to_owned()),
+    ];
+    let value = proptest::collection::vec(piece, 0..6).prop_map(|p| p.concat());
+    let line = (key, value, 0..3usize).prop_map(|(k, v, quote)| match quote {
+        0 => format!("{k}={v}\n"),
+        1 => format!("{k}=\"{v}\"\n"),
+        _ => format!("export {k}='{v}' # c\n"),
+    });
+    proptest::collection::vec(line, 1..40).prop_map(|l| l.concat())
+}
+
+/// With `PROCRUN_FUZZ_SECONDS=S`: every parser, fed fresh random input
+/// (arbitrary text, tricky characters, expansion chains that hit the caps)
+/// until S seconds have passed. A failure is shrunk and shown as usual.
+#[test]
+fn fuzz_within_a_time_budget() {
+    let Some(seconds) = std::env::var("PROCRUN_FUZZ_SECONDS")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let config = Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut rounds = 0u64;
+    let big = "x".repeat(64 * 1024);
+    let inherited = vec![
+        ("A".to_owned(), big.clone()),
+        ("B".to_owned(), String::new()),
+    ];
+    while Instant::now() < deadline {
+        let mut runner = TestRunner::new(config.clone());
+        let text = |t: String| {
+            check_procfile(&t);
+            check_env(&t, &[]);
+            check_formation(&t);
+            Ok(())
+        };
+        let results = [
+            runner.run(&"\\PC{0,200}", text).map_err(|e| e.to_string()),
+            runner
+                .run(&"([a-z:#= \t\r\n\0{}$'\"-]|é|\u{feff}){0,120}", text)
+                .map_err(|e| e.to_string()),
+            runner
+                .run(&env_with_references(), |t| {
+                    check_env(&t, &inherited);
+                    Ok(())
+                })
+                .map_err(|e| e.to_string()),
+            runner
+                .run(&proptest::collection::vec(any::<u8>(), 0..200), |bytes| {
+                    if let Ok(text) = procfile::decode_utf8("Procfile", &bytes) {
+                        check_procfile(text);
+                    }
+                    Ok(())
+                })
+                .map_err(|e| e.to_string()),
+        ];
+        for result in results {
+            if let Err(e) = result {
+                panic!("{e}");
+            }
+        }
+        rounds += 1;
+    }
+    eprintln!("fuzzed for {seconds} s: {rounds} rounds of 4 × 64 inputs");
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(512))]
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
 
     #[test]
     fn procfile_parser_never_panics(text in "\\PC*") {

@@ -67,3 +67,31 @@ fn verbose_start_shows_spawns_with_secrets_masked() {
         .run();
     assert_eq!(out.stderr, "", "quiet without -v");
 }
+
+#[test]
+fn an_entry_starting_with_assignments_is_execd_and_shows_its_own_port() {
+    // `FOO=bar PORT=3999 sh -c …` runs as `FOO=bar PORT=3999 exec sh -c …`:
+    // the pid procrun shows is the program's, and its graceful exit on
+    // SIGTERM is reported as such, not as the shell killed by SIGTERM.
+    let mut r = Test::new()
+        .procfile(
+            "web: FOO=bar PORT=3999 sh -c 'trap \"exit 0\" TERM; echo \"pid $$ $FOO $PORT\"; while :; do sleep 0.05; done'\n",
+        )
+        .start(&[]);
+    let line = r.wait_for("web.1 started with pid ");
+    assert!(line.ends_with("(PORT=3999)"), "{line}");
+    let pid = r.pid_of("web.1");
+    r.wait_for(&format!("pid {pid} bar 3999"));
+    r.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
+    assert!(
+        r.transcript().contains("web.1 exited with code 0"),
+        "{}",
+        r.transcript()
+    );
+    assert!(
+        r.stderr().contains("`web` sets PORT=3999 in its command"),
+        "{}",
+        r.stderr()
+    );
+}

@@ -44,8 +44,10 @@ fn death_by_signal_is_128_plus_n() {
 
 #[test]
 fn a_process_that_cannot_start_counts_as_127() {
-    // A NUL byte cannot be passed to exec: spawning fails.
-    let mut r = start("ok: exec sleep 30\nbroken: echo a\0b\n", &[]);
+    // execve refuses an argument of 4 MiB (E2BIG: over Linux's 128 KiB per
+    // string, over macOS's 1 MiB in all): spawning `sh -c COMMAND` fails.
+    let procfile = format!("ok: exec sleep 30\nbroken: echo {}\n", "a".repeat(4 << 20));
+    let mut r = start(&procfile, &[]);
     let mut cleanup = Cleanup::default();
     let ok = cleanup.add(r.pid_of("ok.1"));
     assert_eq!(r.wait_exit(), Some(127), "{}", r.transcript());

@@ -215,3 +215,38 @@ fn a_grandchild_holding_the_pipe_does_not_stall_the_exit_report() {
     );
     assert_eq!(r.wait_exit_within(Duration::from_secs(10)), Some(0));
 }
+
+/// The watchdog must survive what kills procrun's whole process group (CI
+/// runners end a job with `killpg`): it runs in a session of its own, and
+/// then kills the instances' groups, grandchildren included.
+#[test]
+fn grandchildren_die_when_procruns_group_is_killed() {
+    let mut r = start(
+        "web: sleep 300 & echo \"grandchild $!\"; wait\n\
+         worker: trap '' TERM HUP INT; sleep 300 & echo \"grandchild $!\"; wait\n",
+        &["-m", "web=2,worker=1"],
+    );
+    let mut cleanup = Cleanup::default();
+    let mut watched = Vec::new();
+    for name in ["web.1", "web.2", "worker.1"] {
+        let shell = cleanup.add(r.pid_of(name));
+        let line = r.wait_for_line(
+            |l| l.starts_with(&format!("{name:<8} | grandchild ")),
+            support::WAIT,
+        );
+        let grandchild = cleanup.add(number_after(&line, "grandchild "));
+        assert!(alive(grandchild));
+        watched.extend([shell, grandchild]);
+    }
+    // The harness started procrun as the leader of its own group.
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(r.pid()), Signal::SIGKILL).expect("killpg");
+    assert_eq!(r.wait_exit(), None);
+    for pid in watched {
+        assert!(
+            gone_within(pid, support::WAIT),
+            "{} outlived procrun's group",
+            support::running::describe(pid)
+        );
+    }
+    r.assert_no_leftovers();
+}

@@ -42,11 +42,30 @@ pub(super) enum Invalid<'a> {
 }
 
 /// Parses the reference at the start of `text`, which begins with `$`.
+#[cfg(test)]
 pub(super) fn reference(text: &str) -> Result<Reference<'_>, Invalid<'_>> {
+    reference_closed_at(text, first_close(text))
+}
+
+/// Where the first `}` or line end after a leading `${` of `text` is, from
+/// the start of `text`.
+#[cfg(test)]
+pub(super) fn first_close(text: &str) -> Option<usize> {
+    text.strip_prefix("${")?.find(['}', '\n']).map(|i| i + 2)
+}
+
+/// Parses the reference at the start of `text`, which begins with `$`,
+/// given where the first `}` or line end after its `${` is (from the start
+/// of `text`): the parser knows it without scanning
+/// the rest of the line again for every `${` in it.
+pub(super) fn reference_closed_at(
+    text: &str,
+    close: Option<usize>,
+) -> Result<Reference<'_>, Invalid<'_>> {
     let after = &text[1..];
     if let Some(braced) = after.strip_prefix('{') {
-        let close = braced
-            .find(['}', '\n'])
+        let close = close
+            .map(|c| c - "${".len())
             .filter(|&i| braced[i..].starts_with('}'))
             .ok_or(Invalid::Unterminated)?;
         let inner = &braced[..close];

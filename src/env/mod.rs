@@ -58,6 +58,7 @@
 //! [`parse`] and [`load`] are here; the parser's steps are in `parse.rs`,
 //! the `$` references in `expand.rs`.
 
+mod exec_limits;
 mod expand;
 mod parse;
 
@@ -66,7 +67,18 @@ use std::path::{Path, PathBuf};
 use indexmap::IndexMap;
 
 use crate::diagnostic::{Diagnostic, Location};
+pub use exec_limits::{ExecLimits, exec_size_warnings};
 use parse::{Assignment, Parser};
+
+/// Largest value of one variable, after expansion, in bytes. Linux refuses
+/// an environment string over 128 KiB anyway (see [`ExecLimits`]); the cap
+/// only keeps a runaway `${A}${A}` chain from filling the memory.
+pub const MAX_VALUE_BYTES: usize = 1024 * 1024;
+
+/// Most bytes that the `$` references of all env files of one run may
+/// expand to (every expansion counts, also of values later overwritten),
+/// which bounds the time and memory that reading them takes.
+pub const MAX_EXPANDED_BYTES: usize = 16 * 1024 * 1024;
 
 /// One variable defined by an env file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -123,9 +135,10 @@ pub fn load(
 ) -> Result<EnvSet, Vec<Diagnostic>> {
     let mut set = EnvSet::default();
     let mut errors = Vec::new();
+    let mut budget = MAX_EXPANDED_BYTES;
     for file in files {
         let source = file.path.display().to_string();
-        let bytes = match std::fs::read(&file.path) {
+        let bytes = match crate::procfile::read_input(&file.path) {
             Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file.required => continue,
             Err(e) => {
@@ -146,7 +159,7 @@ pub fn load(
                 continue;
             }
         };
-        match parse_into(&mut set, &source, text, inherited) {
+        match parse_into(&mut set, &source, text, inherited, &mut budget) {
             Ok(()) => set.files.push(file.path.clone()),
             Err(mut e) => errors.append(&mut e),
         }
@@ -165,19 +178,23 @@ pub fn parse(
     inherited: &dyn Fn(&str) -> Option<String>,
 ) -> Result<EnvSet, Vec<Diagnostic>> {
     let mut set = EnvSet::default();
-    parse_into(&mut set, source, text, inherited)?;
+    let mut budget = MAX_EXPANDED_BYTES;
+    parse_into(&mut set, source, text, inherited, &mut budget)?;
     set.files.push(Path::new(source).to_owned());
     Ok(set)
 }
 
 /// Parses `text` and adds its variables to `set` (later definitions win).
+/// Its references may expand to `budget` bytes in all; what they use is
+/// taken off.
 fn parse_into(
     set: &mut EnvSet,
     source: &str,
     text: &str,
     inherited: &dyn Fn(&str) -> Option<String>,
+    budget: &mut usize,
 ) -> Result<(), Vec<Diagnostic>> {
-    let mut parser = Parser::new(source, text);
+    let mut parser = Parser::new(source, text, *budget);
     let mut seen_here: IndexMap<String, usize> = IndexMap::new();
     while let Some(assignment) = parser.next_assignment(&|name: &str| {
         set.vars
@@ -208,6 +225,7 @@ fn parse_into(
             },
         );
     }
+    *budget = parser.budget();
     let errors = parser.into_errors();
     if errors.is_empty() {
         Ok(())
@@ -277,6 +295,9 @@ mod tests {
             ("A=${UNSET}x", "x"),
             ("A=${UNSET:-dflt}", "dflt"),
             ("A=${UNSET-dflt}", "dflt"),
+            ("A=${UNSET:-x #y}", "${UNSET:-x"),
+            ("A=a${UNSET-x #y} b", "a${UNSET-x"),
+            ("A=${UNSET}${UNSET:-x #y}", "${UNSET:-x"),
             ("A=\"\"", ""),
             ("A=''", ""),
             ("A=C:\\path", "C:\\path"),
@@ -329,6 +350,56 @@ mod tests {
         assert!(out.contains(".env:4:2"), "{out}");
         assert!(out.contains(".env:5:3"), "{out}");
         assert!(out.contains("unterminated quoted value"), "{out}");
+    }
+
+    #[test]
+    fn a_nul_in_any_kind_of_value_is_a_located_error() {
+        let out = err("A=a\0b\nB='x\0'\nC=\"\n\0\"\nD=ok # \0 in a comment\n");
+        assert!(out.contains("the value of `A` contains a NUL"), "{out}");
+        assert!(out.contains(".env:1:4"), "{out}");
+        assert!(out.contains(".env:2:5"), "{out}");
+        assert!(out.contains(".env:4:1"), "{out}");
+        assert!(out.contains("aborting due to 3 errors"), "{out}");
+        let set = parse(".env", "D=ok # \0\n", &no_env).expect("a NUL in a comment is harmless");
+        assert_eq!(set.get("D"), Some("ok"));
+    }
+
+    #[test]
+    fn a_doubling_chain_stops_at_the_value_cap() {
+        let mut text = String::from("A0=xxxxxxxxxxxxxxxx\n");
+        for i in 1..40 {
+            text.push_str(&format!("A{i}=${{A{}}}${{A{}}}\n", i - 1, i - 1));
+        }
+        let errors = parse(".env", &text, &no_env).expect_err("too large");
+        let out = crate::diagnostic::render_all(&errors, false);
+        // 16 × 2^16 bytes is 1 MiB: A16 is the last that fits.
+        assert!(
+            out.contains("the value of `A17` is larger than 1 MiB"),
+            "{out}"
+        );
+        assert!(out.contains(".env:18:11"), "{out}");
+        assert_eq!(errors.len(), 1, "{out}");
+    }
+
+    #[test]
+    fn expansion_in_all_is_bounded() {
+        let mut text = format!("A={}\n", "x".repeat(MAX_VALUE_BYTES / 2));
+        for i in 0..100 {
+            text.push_str(&format!("B{i}=$A$A\n"));
+        }
+        let out = err(&text);
+        assert!(
+            out.contains("expand to more than 16 MiB in all (at `B16`)"),
+            "{out}"
+        );
+        assert!(!out.contains("B17"), "{out}");
+    }
+
+    #[test]
+    fn a_line_of_many_open_braces_is_read_in_linear_time() {
+        let text = format!("A={}\nB=\"{}\"\n", "${".repeat(500_000), "${".repeat(1000));
+        let out = err(&text);
+        assert!(out.contains("unterminated `${`"), "{out}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! after it belongs to the value.
 
 use super::expand::{self, Invalid, Reference};
+use super::{MAX_EXPANDED_BYTES, MAX_VALUE_BYTES};
 use crate::diagnostic::{Diagnostic, Location};
 
 /// Looks a variable up for `$` references: earlier keys, then the
@@ -25,11 +26,24 @@ pub(super) struct Parser<'a> {
     pos: usize,
     line_starts: Vec<usize>,
     errors: Vec<Diagnostic>,
+    /// Bytes that `$` references may still expand to, in this file and the
+    /// ones after it ([`MAX_EXPANDED_BYTES`] for all of them).
+    budget: usize,
+    /// Where the value being parsed outgrew its cap: the `$` whose
+    /// expansion did not fit. Nothing more is looked up for that value.
+    overflow: Option<usize>,
+    /// The budget ran out at `overflow`: the rest of the file is skipped.
+    exhausted: bool,
+    /// The last search for the `}` (or line end) closing a `${`: where it
+    /// started and what it found. A later `${` before that place closes at
+    /// the same one, so a line of many `${` is scanned once, not once each.
+    close_memo: Option<(usize, Option<usize>)>,
 }
 
 impl<'a> Parser<'a> {
-    /// A parser for `text`, the contents of the file named `source`.
-    pub(super) fn new(source: &'a str, text: &'a str) -> Self {
+    /// A parser for `text`, the contents of the file named `source`, whose
+    /// references may expand to `budget` bytes in all.
+    pub(super) fn new(source: &'a str, text: &'a str, budget: usize) -> Self {
         Parser {
             source,
             text,
@@ -38,7 +52,34 @@ impl<'a> Parser<'a> {
                 .chain(text.match_indices('\n').map(|(i, _)| i + 1))
                 .collect(),
             errors: Vec::new(),
+            budget,
+            overflow: None,
+            exhausted: false,
+            close_memo: None,
         }
+    }
+
+    /// Where the first `}` or line end after the `${` at `dollar` is (from
+    /// `dollar`), remembered.
+    fn close_after(&mut self, dollar: usize) -> Option<usize> {
+        if !self.text[dollar..].starts_with("${") {
+            return None;
+        }
+        let from = dollar + "${".len();
+        let found = match self.close_memo {
+            Some((start, found)) if start <= from && found.is_none_or(|f| from <= f) => found,
+            _ => {
+                let found = self.text[from..].find(['}', '\n']).map(|i| from + i);
+                self.close_memo = Some((from, found));
+                found
+            }
+        };
+        found.map(|f| f - dollar)
+    }
+
+    /// What is left of the expansion budget.
+    pub(super) fn budget(&self) -> usize {
+        self.budget
     }
 
     /// The errors found so far.
@@ -50,13 +91,60 @@ impl<'a> Parser<'a> {
     /// end of the file.
     pub(super) fn next_assignment(&mut self, lookup: Lookup<'_>) -> Option<Assignment> {
         while self.skip_to_assignment() {
+            let start = self.pos;
+            self.overflow = None;
             match self.assignment(lookup) {
-                Ok(assignment) => return Some(assignment),
+                // The value is already consumed: report it and go on.
+                Ok(assignment) => match self.refusal(&assignment, start) {
+                    Some(d) => self.errors.push(d),
+                    None => return Some(assignment),
+                },
                 Err(d) => {
                     self.errors.push(d);
                     self.skip_line();
                 }
             }
+        }
+        None
+    }
+
+    /// Why a parsed value cannot be used, if it cannot: it outgrew its cap
+    /// or the budget, or holds a NUL. `start` is where its line starts.
+    fn refusal(&mut self, assignment: &Assignment, start: usize) -> Option<Diagnostic> {
+        let key = &assignment.key;
+        let cap = MAX_VALUE_BYTES / (1024 * 1024);
+        if self.exhausted {
+            let at = self.overflow.unwrap_or(start);
+            // Nothing after this can be expanded: stop here.
+            self.pos = self.text.len();
+            return Some(
+                Diagnostic::error(format!(
+                    "the env files expand to more than {} MiB in all (at `{key}`)",
+                    MAX_EXPANDED_BYTES / (1024 * 1024)
+                ))
+                .at(self.location_at(at))
+                .help("procrun caps what `$` references expand to (see docs/files.md): does a chain of references repeat a large value?"),
+            );
+        }
+        if self.overflow.is_some() || assignment.value.len() > MAX_VALUE_BYTES {
+            let at = self.overflow.unwrap_or(start);
+            return Some(
+                Diagnostic::error(format!(
+                    "the value of `{key}` is larger than {cap} MiB, the most procrun accepts for one variable"
+                ))
+                .at(self.location_at(at))
+                .help("a value that repeats another (`${A}${A}`) doubles at each line; no program could receive it anyway"),
+            );
+        }
+        if assignment.value.contains('\0') {
+            let at = start + self.text[start..].find('\0').unwrap_or(0);
+            return Some(
+                Diagnostic::error(format!(
+                    "the value of `{key}` contains a NUL character (byte 0): no environment variable can hold it"
+                ))
+                .at(self.location_at(at))
+                .help("remove it (a file full of NUL bytes is probably UTF-16: save it as UTF-8)"),
+            );
         }
         None
     }
@@ -190,7 +278,11 @@ impl<'a> Parser<'a> {
                         }
                     }
                 }
-                '$' => self.expand(&mut value, lookup)?,
+                '$' => {
+                    let dollar = self.pos;
+                    self.expand(&mut value, lookup)
+                        .map_err(|invalid| self.invalid_reference(dollar, &invalid))?;
+                }
                 '\r' if self.rest().starts_with("\r\n") => {
                     self.pos += 2;
                     value.push('\n');
@@ -253,9 +345,14 @@ impl<'a> Parser<'a> {
                 value.push('$');
                 self.pos += 2;
             } else if c == '$' {
-                // An unterminated `${` in an unquoted value is kept literally.
+                // A `${` that is unterminated, or whose `}` lies in the
+                // comment, is kept literally: drop what it expanded to.
                 let start = self.pos;
+                let kept = value.len();
+                let overflow = self.overflow;
                 if self.expand(&mut value, lookup).is_err() || self.pos > body_end {
+                    value.truncate(kept);
+                    self.overflow = overflow;
                     self.pos = start + 1;
                     value.push('$');
                 }
@@ -270,29 +367,54 @@ impl<'a> Parser<'a> {
 
     /// Expands the reference at the current position (which holds `$`),
     /// appending to `out`, and moves past it.
-    fn expand(&mut self, out: &mut String, lookup: Lookup<'_>) -> Result<(), Diagnostic> {
+    /// The expansion is held to [`MAX_VALUE_BYTES`] for the value and to the
+    /// budget for the files; past either, `overflow` marks the place and
+    /// nothing more is looked up for this value.
+    fn expand(&mut self, out: &mut String, lookup: Lookup<'_>) -> Result<(), Invalid<'a>> {
         let dollar = self.pos;
-        match expand::reference(self.rest()) {
+        let close = self.close_after(dollar);
+        match expand::reference_closed_at(self.rest(), close) {
             Ok(Reference::Literal) => {
                 out.push('$');
                 self.pos += 1;
                 Ok(())
             }
             Ok(Reference::Variable { name, default, len }) => {
-                out.push_str(&expand::resolve(lookup(name), default));
                 self.pos += len;
+                if self.overflow.is_some() || self.exhausted {
+                    return Ok(());
+                }
+                let value = expand::resolve(lookup(name), default);
+                if value.len() > self.budget {
+                    self.budget = 0;
+                    self.exhausted = true;
+                    self.overflow = Some(dollar);
+                } else if out.len() + value.len() > MAX_VALUE_BYTES {
+                    self.budget -= value.len();
+                    self.overflow = Some(dollar);
+                } else {
+                    self.budget -= value.len();
+                    out.push_str(&value);
+                }
                 Ok(())
             }
-            Err(Invalid::Unterminated) => {
-                Err(Diagnostic::error("unterminated `${`: no closing `}`")
+            Err(invalid) => Err(invalid),
+        }
+    }
+
+    /// The error for the invalid reference at `dollar`. Built only when it
+    /// is reported: it copies the line, and an unquoted value may hold a
+    /// great many invalid references that are kept as written.
+    fn invalid_reference(&self, dollar: usize, invalid: &Invalid<'_>) -> Diagnostic {
+        match invalid {
+            Invalid::Unterminated => Diagnostic::error("unterminated `${`: no closing `}`")
+                .at(self.location_at(dollar))
+                .help("write `${NAME}`, or `\\$` for a literal dollar sign"),
+            Invalid::NotAName(inner) => {
+                Diagnostic::error(format!("invalid variable reference `${{{inner}}}`"))
                     .at(self.location_at(dollar))
-                    .help("write `${NAME}`, or `\\$` for a literal dollar sign"))
+                    .help("write `${NAME}` or `${NAME:-default}`")
             }
-            Err(Invalid::NotAName(inner)) => Err(Diagnostic::error(format!(
-                "invalid variable reference `${{{inner}}}`"
-            ))
-            .at(self.location_at(dollar))
-            .help("write `${NAME}` or `${NAME:-default}`")),
         }
     }
 

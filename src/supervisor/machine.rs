@@ -304,7 +304,9 @@ impl Machine {
                 if inst.state == State::Spawning {
                     inst.state = State::Running { pid, since: now };
                     inst.started_at = Some(now);
-                    let port = inst.spec.policy.port.then_some(inst.spec.port);
+                    // A command that sets PORT itself gets that one.
+                    let own = crate::readiness::own_port(&inst.spec);
+                    let port = own.or(inst.spec.policy.port.then_some(inst.spec.port));
                     out.push(Action::Notice(Notice::Started { key, pid, port }));
                     if inst.spec.readiness.check == Check::Started {
                         inst.ready = true;
@@ -380,7 +382,7 @@ impl Machine {
                     out.push(Action::Notice(Notice::Ready {
                         key,
                         kind: r.check.kind(),
-                        what: r.check.describe(inst.spec.port),
+                        what: r.check.describe(crate::readiness::probe_port(&inst.spec)),
                         after: inst
                             .started_at
                             .map_or(Duration::ZERO, |t| now.saturating_duration_since(t)),
@@ -695,7 +697,7 @@ impl Machine {
             out.push(Action::Notice(Notice::NotReady {
                 key,
                 kind: r.check.kind(),
-                what: r.check.describe(inst.spec.port),
+                what: r.check.describe(crate::readiness::probe_port(&inst.spec)),
                 timeout: r.timeout,
             }));
             let mut targets = Vec::new();

@@ -115,9 +115,10 @@ pub fn start(
     events: mpsc::UnboundedSender<Event>,
 ) -> Option<tokio::task::AbortHandle> {
     let interval = spec.readiness.interval;
+    let port = crate::readiness::probe_port(spec);
     let attempt: Attempt = match &spec.readiness.check {
-        Check::Port(p) => Attempt::Port(p.unwrap_or(spec.port)),
-        Check::Http(target) => Attempt::Http(http_url(target, spec.port)),
+        Check::Port(p) => Attempt::Port(p.unwrap_or(port)),
+        Check::Http(target) => Attempt::Http(http_url(target, port)),
         Check::Exec(cmd) => Attempt::Exec {
             command: cmd.clone(),
             spec: Box::new(spec.clone()),

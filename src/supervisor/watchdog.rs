@@ -9,7 +9,9 @@
 //! closes without a final "done" — procrun is gone — the watchdog sends
 //! SIGKILL to every group still on its list. It works on every Unix.
 //!
-//! It is forked before procrun starts any thread, ignores the terminal's
+//! It is forked before procrun starts any thread, runs in a session of its
+//! own (so a signal to procrun's process group, such as a CI runner's
+//! `killpg(SIGKILL)`, does not take it along), ignores the terminal's
 //! signals (a Ctrl-C is procrun's to handle), and holds no descriptor of
 //! procrun's output, so `procrun start | head` still sees end-of-file.
 
@@ -78,6 +80,11 @@ impl Watchdog {
 
 /// The watchdog's whole life.
 fn watch(pipe: OwnedFd) -> ! {
+    // A session (and so a process group) of its own: whatever kills
+    // procrun's group (a CI runner's killpg, a shell's job control) must
+    // leave the watchdog alive to clean up after procrun. A forked child is
+    // never a group leader, so setsid cannot fail here.
+    let _ = nix::unistd::setsid();
     #[cfg(target_os = "linux")]
     {
         // Shown by ps/top, so nobody wonders about a second procrun.

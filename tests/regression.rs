@@ -1,0 +1,211 @@
+//! Regression tests: each reproduces one bug that was fixed, through the
+//! real binary, and is named after what it reproduces.
+
+mod support;
+
+use support::Test;
+
+/// An unquoted `${U:-x #y}`: the ` #` starts a comment, so the reference
+/// has no `}` and is kept as written. The parser kept its expansion too,
+/// giving `x #y${U:-x`.
+#[test]
+fn unquoted_reference_cut_by_a_comment_is_kept_once() {
+    Test::new()
+        .procfile("web: true\n")
+        .dotenv("B=set\nA=${U:-x #y}\nC=${B:-x #y}\n")
+        .env_remove("U")
+        .args(["run", "sh", "-c", "printf '%s|%s\\n' \"$A\" \"$C\""])
+        .code(0)
+        .stdout("${U:-x|${B:-x\n")
+        .run();
+}
+
+/// A NUL byte in a Procfile command: `check` said the Procfile was valid and
+/// `start` failed with 127 (no command can hold a NUL).
+#[test]
+fn nul_in_a_procfile_command_is_rejected_by_check() {
+    Test::new()
+        .procfile("web: echo a\0b\n")
+        .args(["check"])
+        .code(2)
+        .stderr_has("NUL character")
+        .stderr_has("Procfile:1:12")
+        .run();
+}
+
+/// A lone carriage return inside a Procfile line (old Mac line ends): the
+/// shell would take it as part of a word.
+#[test]
+fn lone_carriage_return_in_a_procfile_line_is_rejected() {
+    Test::new()
+        .procfile("web: echo a\rworker: b\n")
+        .args(["check"])
+        .code(2)
+        .stderr_has("carriage return")
+        .stderr_has("Procfile:1:12")
+        .run();
+}
+
+/// A NUL in an env-file value: no environment variable can hold one.
+#[test]
+fn nul_in_an_env_value_is_rejected_by_check() {
+    Test::new()
+        .procfile("web: true\n")
+        .dotenv("A=\"x\0y\"\n")
+        .args(["check"])
+        .code(2)
+        .stderr_has("the value of `A` contains a NUL")
+        .stderr_has(".env:1:5")
+        .run();
+}
+
+/// A doubling `${A}${A}` chain in 40 lines of `.env` grew to gigabytes
+/// before anything was reported. Each value is capped at 1 MiB after
+/// expansion; the error names the variable and its line.
+#[test]
+fn doubling_env_chain_stops_at_the_value_cap() {
+    let mut env = String::from("A0=xxxxxxxxxxxxxxxx\n");
+    for i in 1..40 {
+        env.push_str(&format!("A{i}=${{A{}}}${{A{}}}\n", i - 1, i - 1));
+    }
+    Test::new()
+        .procfile("web: true\n")
+        .dotenv(&env)
+        .args(["check"])
+        .code(2)
+        .stderr_has("the value of `A17` is larger than 1 MiB")
+        .stderr_has(".env:18:")
+        .run();
+}
+
+/// `-f /dev/zero` read gigabytes: only regular files are read (and
+/// `/dev/null`, as empty).
+#[test]
+fn dev_zero_as_procfile_is_refused() {
+    Test::new()
+        .args(["-f", "/dev/zero", "check"])
+        .code(2)
+        .stderr_has("cannot read Procfile `/dev/zero`: it is a device, not a regular file")
+        .run();
+}
+
+/// A FIFO as Procfile (or env file) blocked forever in open(2).
+#[test]
+fn fifo_as_procfile_or_env_file_is_refused_without_blocking() {
+    let project = support::Project::with_procfile("web: true\n");
+    for name in ["Procfile.fifo", "env.fifo"] {
+        nix::unistd::mkfifo(&project.join(name), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+    }
+    project
+        .test()
+        .args(["-f", "Procfile.fifo", "check"])
+        .code(2)
+        .stderr_has("it is a FIFO (named pipe), not a regular file")
+        .run();
+    project
+        .test()
+        .args(["-e", "env.fifo", "check"])
+        .code(2)
+        .stderr_has("cannot read env file `env.fifo`: it is a FIFO")
+        .run();
+    // `-e /dev/null` still means "no variables".
+    project
+        .test()
+        .args(["-e", "/dev/null", "check"])
+        .code(0)
+        .run();
+}
+
+/// A Procfile or env file over 16 MiB is refused before it is parsed.
+#[test]
+fn oversized_input_file_is_refused() {
+    let t = Test::new().procfile("web: true\n");
+    let big = std::fs::File::create(t.path().join("big.env")).expect("create");
+    big.set_len(16 * 1024 * 1024 + 1).expect("grow");
+    t.args(["-e", "big.env", "check"])
+        .code(2)
+        .stderr_has("larger than 16 MiB")
+        .run();
+}
+
+/// A process name of 65,536 characters panicked `check` and `start` in
+/// `{:width$}` formatting. Names are capped at 63 characters, with a
+/// located error.
+#[test]
+fn huge_process_name_is_a_located_error_not_a_panic() {
+    let procfile = format!("{}: true\n", "n".repeat(65_536));
+    for args in [&["check"][..], &["start"]] {
+        let out = Test::new()
+            .procfile(&procfile)
+            .args(args)
+            .code(2)
+            .stderr_has("65536 characters long: at most 63 are allowed")
+            .stderr_has("Procfile:1:1")
+            .run();
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        assert!(out.stderr.len() < 2000, "{}", out.stderr);
+    }
+}
+
+/// An error far into a long line printed the whole line, and its caret
+/// padding went through `{:width$}`, which panics past 65,535.
+#[test]
+fn error_far_into_a_long_line_is_shown_around_the_caret() {
+    let procfile = format!("web: echo {}\0\n", "a".repeat(100_000));
+    let out = Test::new()
+        .procfile(&procfile)
+        .args(["check"])
+        .code(2)
+        .stderr_has("Procfile:1:100011")
+        .run();
+    assert!(out.stderr.len() < 2000, "{}", out.stderr);
+}
+
+/// `procrun run ''` said that the first folder on PATH "exists but its
+/// interpreter was not found": an empty command is a usage error.
+#[test]
+fn empty_command_for_run_is_a_usage_error() {
+    for args in [&["run", ""][..], &["run", "", "arg"]] {
+        Test::new()
+            .args(args)
+            .code(2)
+            .stderr_has("the command is empty")
+            .run();
+    }
+}
+
+/// A command found on PATH only as a directory is not "a file whose
+/// interpreter was not found".
+#[test]
+fn a_directory_on_path_is_not_blamed_for_a_missing_interpreter() {
+    let t = Test::new().file("bin/tool/inside", "");
+    let path = t.path().join("bin");
+    let out = t.env("PATH", &path).args(["run", "tool"]).run();
+    assert!(!out.stderr.contains("interpreter"), "{}", out.stderr);
+}
+
+/// `--config` naming a FIFO blocked `check` forever, like a FIFO Procfile
+/// did: the config file is read through the same reader now.
+#[test]
+fn a_fifo_as_the_config_file_is_refused_not_waited_on() {
+    let t = Test::new().procfile("web: true\n");
+    let fifo = t.path().join("cfg");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    t.args(["check", "--config", "cfg"])
+        .code(2)
+        .stderr_has("cannot read config file `cfg`: it is a FIFO")
+        .run();
+}
+
+/// A 200 KB value passed `check`, then every instance failed to start with
+/// E2BIG: `check` (and `start`) warn about it now.
+#[test]
+fn an_environment_value_the_kernel_refuses_is_a_warning_in_check() {
+    Test::new()
+        .procfile("web: true\n")
+        .dotenv(&format!("BIG={}\n", "x".repeat(200_000)))
+        .args(["check"])
+        .code(0)
+        .stderr_has("`BIG` is 196 KiB long")
+        .run();
+}
