@@ -277,3 +277,20 @@ fn unknown_names_and_cycles_in_after_are_errors() {
         out.stderr
     );
 }
+
+#[test]
+fn with_after_dependents_stop_before_their_dependencies() {
+    let mut r = Test::new()
+        .procfile("db: echo up; exec sleep 300\nweb: echo web; exec sleep 300\n")
+        .file(
+            "procrun.toml",
+            "[process.db]\nready = { log = \"up\" }\n[process.web]\nafter = [\"db\"]\n",
+        )
+        .start(&[]);
+    r.wait_for_line(|l| l.ends_with("| web"), support::WAIT);
+    r.signal(Signal::SIGINT);
+    assert_eq!(r.wait_exit(), Some(130), "{}", r.transcript());
+    let lines = r.lines();
+    assert!(line_of(&lines, "web.1 killed by SIGTERM") < line_of(&lines, "db.1 killed by SIGTERM"));
+    r.assert_no_leftovers();
+}

@@ -22,7 +22,9 @@
 //!   `ready_timeout` is stopped and its exit counts as a failure;
 //! - a stop (signal, closed stdout, an instance's end) sends every running
 //!   instance its stop signal, SIGKILL after its stop timeout, cancels any
-//!   pending restart at once; the stop signal again kills at once.
+//!   pending restart at once; the stop signal again kills at once. When
+//!   some type has `after`, the levels of the start order are stopped from
+//!   the top down, each once the one above has ended.
 //!
 //! It is one file on purpose: the states, the inputs and every transition
 //! read together; its tests are in `machine_tests.rs`.
@@ -194,12 +196,24 @@ pub struct Machine {
     strays_kill_at: Option<Instant>,
     /// Everything got SIGKILL (a second stop signal).
     killed_all: bool,
+    /// Each instance's level in the start order (0: starts after nothing);
+    /// `None` when no type has `after`: then everything stops at once.
+    levels: Option<Vec<usize>>,
+    /// While stopping level by level: the level being stopped.
+    stop_level: Option<usize>,
 }
 
 impl Machine {
     /// A machine for these instances; their keys are their positions.
     pub fn new(specs: impl IntoIterator<Item = ProcessSpec>) -> Self {
+        let specs: Vec<ProcessSpec> = specs.into_iter().collect();
+        let levels = specs
+            .iter()
+            .any(|s| !s.readiness.after.is_empty())
+            .then(|| start_levels(&specs));
         Machine {
+            levels,
+            stop_level: None,
             instances: specs
                 .into_iter()
                 .map(|spec| Instance {
@@ -222,6 +236,11 @@ impl Machine {
             strays_kill_at: None,
             killed_all: false,
         }
+    }
+
+    /// The level of instance `i` in the start order.
+    fn level(&self, i: usize) -> usize {
+        self.levels.as_ref().map_or(0, |l| l[i])
     }
 
     /// Every instance's key and spec.
@@ -261,6 +280,7 @@ impl Machine {
     pub fn start(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         self.schedule(now, &mut out);
+        self.advance_stop(now, &mut out);
         out
     }
 
@@ -391,6 +411,7 @@ impl Machine {
             }
         }
         self.schedule(now, &mut out);
+        self.advance_stop(now, &mut out);
         out
     }
 
@@ -590,30 +611,92 @@ impl Machine {
             return;
         }
         self.stop = Some(reason);
-        let mut targets = Vec::new();
-        let mut signals = Vec::new();
-        let mut longest = Duration::ZERO;
-        for i in 0..self.instances.len() {
-            let key = Key(i as u32);
-            longest = longest.max(self.instances[i].spec.policy.stop_timeout);
-            match self.instances[i].state {
-                State::Pending | State::Waiting { .. } => self.instances[i].state = State::Ended,
-                State::Running { .. } => self.stop_instance(key, now, &mut targets, &mut signals),
-                // Spawning: stopped when it reports it started.
-                _ => {}
+        for inst in &mut self.instances {
+            if matches!(inst.state, State::Pending | State::Waiting { .. }) {
+                inst.state = State::Ended;
             }
         }
-        if !targets.is_empty() && !matches!(reason, Stop::OutputClosed | Stop::OutputFailed) {
+        match &self.levels {
+            // Dependents first: the levels are stopped from the top down,
+            // each once the one above has ended (see `advance_stop`).
+            Some(levels) => self.stop_level = Some(levels.iter().max().map_or(0, |m| m + 1)),
+            None => {
+                self.stop_where(|_| true, now, out);
+                self.signal_strays(now, out);
+            }
+        }
+    }
+
+    /// Sends the running instances that `which` selects (by index) their
+    /// stop signal, with one notice for all.
+    fn stop_where(&mut self, which: impl Fn(usize) -> bool, now: Instant, out: &mut Vec<Action>) {
+        let mut targets = Vec::new();
+        let mut signals = Vec::new();
+        for i in 0..self.instances.len() {
+            // Spawning: stopped when it reports it started.
+            if which(i) && matches!(self.instances[i].state, State::Running { .. }) {
+                self.stop_instance(Key(i as u32), now, &mut targets, &mut signals);
+            }
+        }
+        let quiet = matches!(self.stop, Some(Stop::OutputClosed | Stop::OutputFailed));
+        if !targets.is_empty() && !quiet {
             out.push(Action::Notice(Notice::Stopping { targets }));
         }
         out.append(&mut signals);
-        // Descendants outside every live group would not get the group
-        // signal; they get their own, once.
+    }
+
+    /// Descendants outside every live group would not get the group
+    /// signal; they get their own, once, and SIGKILL after the longest
+    /// stop timeout.
+    fn signal_strays(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let longest = self
+            .instances
+            .iter()
+            .map(|i| i.spec.policy.stop_timeout)
+            .max()
+            .unwrap_or(Duration::ZERO);
         out.push(Action::SignalStrays(Signal::SIGTERM));
         self.strays_kill_at = Some(now + longest);
         if longest.is_zero() {
             self.strays_kill_at = None;
             out.push(Action::SignalStrays(Signal::SIGKILL));
+        }
+    }
+
+    /// Stopping level by level: once no instance of the level being
+    /// stopped (or above) is alive, stops the next level down that has
+    /// running instances; after the last, the stray descendants.
+    fn advance_stop(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let Some(current) = self.stop_level else {
+            return;
+        };
+        let alive = |inst: &Instance| {
+            matches!(
+                inst.state,
+                State::Running { .. } | State::Stopping { .. } | State::Spawning
+            )
+        };
+        if (0..self.instances.len()).any(|i| self.level(i) >= current && alive(&self.instances[i]))
+        {
+            return;
+        }
+        let next = (0..current).rev().find(|&l| {
+            (0..self.instances.len()).any(|i| {
+                self.level(i) == l && matches!(self.instances[i].state, State::Running { .. })
+            })
+        });
+        match next {
+            Some(level) => {
+                self.stop_level = Some(level);
+                let levels = self.levels.clone().unwrap_or_default();
+                self.stop_where(|i| levels[i] == level, now, out);
+            }
+            None => {
+                self.stop_level = None;
+                if !self.killed_all {
+                    self.signal_strays(now, out);
+                }
+            }
         }
     }
 
@@ -743,6 +826,26 @@ impl Machine {
             out.push(Action::SignalStrays(Signal::SIGKILL));
         }
     }
+}
+
+/// Each instance's level in the start order of its type.
+fn start_levels(specs: &[ProcessSpec]) -> Vec<usize> {
+    let mut types: Vec<(&str, &[String])> = Vec::new();
+    for s in specs {
+        if !types.iter().any(|(n, _)| *n == s.type_name) {
+            types.push((&s.type_name, &s.readiness.after));
+        }
+    }
+    let levels = crate::readiness::levels(&types);
+    specs
+        .iter()
+        .map(|s| {
+            levels
+                .iter()
+                .position(|names| names.contains(&s.type_name.as_str()))
+                .unwrap_or(0)
+        })
+        .collect()
 }
 
 #[cfg(test)]

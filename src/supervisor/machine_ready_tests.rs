@@ -270,3 +270,92 @@ fn stopping_cancels_probes_and_pending_dependents() {
     assert!(sim.m.finished());
     assert_eq!(sim.m.exit_code(), 130);
 }
+
+#[test]
+fn with_after_dependents_stop_first_each_level_with_its_timeout() {
+    let quick = Policy {
+        stop_timeout: Duration::from_secs(2),
+        ..Policy::default()
+    };
+    let mut sim = Sim::new(vec![
+        spec("db.1", Policy::default()),
+        with(spec("web.1", quick), Check::Started, &["db"]),
+        with(
+            spec("worker.1", Policy::default()),
+            Check::Started,
+            &["web"],
+        ),
+        spec("clock.1", Policy::default()),
+    ]);
+    assert_eq!(sim.spawns, [1, 1, 1, 1]);
+    sim.send(Input::Signal(libc::SIGTERM));
+    // Level 3 (worker) first; nothing else yet.
+    assert_eq!(sim.signals_to(2), [Signal::SIGTERM]);
+    assert!(sim.signals_to(1).is_empty());
+    assert!(sim.signals_to(0).is_empty());
+    assert!(!sim.log.contains(&Action::SignalStrays(Signal::SIGTERM)));
+    sim.exit(2, Outcome::Killed(15));
+    assert_eq!(sim.signals_to(1), [Signal::SIGTERM]);
+    assert!(sim.signals_to(0).is_empty());
+    // web has 2 s before SIGKILL, its own timeout.
+    sim.run_to_deadline();
+    assert_eq!(sim.now, Duration::from_secs(2));
+    assert_eq!(sim.signals_to(1), [Signal::SIGTERM, Signal::SIGKILL]);
+    sim.exit(1, Outcome::Killed(9));
+    // Then db and clock, level 1, together; then the strays.
+    assert_eq!(sim.signals_to(0), [Signal::SIGTERM]);
+    assert_eq!(sim.signals_to(3), [Signal::SIGTERM]);
+    sim.exit(0, Outcome::Killed(15));
+    assert!(!sim.log.contains(&Action::SignalStrays(Signal::SIGTERM)));
+    sim.exit(3, Outcome::Killed(15));
+    assert!(sim.log.contains(&Action::SignalStrays(Signal::SIGTERM)));
+    assert!(sim.m.finished());
+    assert_eq!(sim.m.exit_code(), 143);
+    let stops: Vec<String> = sim
+        .notices()
+        .into_iter()
+        .filter(|n| n.starts_with("stopping"))
+        .collect();
+    assert_eq!(
+        stops,
+        [
+            "stopping 1 process: SIGTERM, then SIGKILL after 5s",
+            "stopping 1 process: SIGTERM, then SIGKILL after 2s",
+            "stopping 2 processes: SIGTERM, then SIGKILL after 5s",
+        ]
+    );
+}
+
+#[test]
+fn the_stop_signal_again_kills_every_level_at_once() {
+    let mut sim = Sim::new(vec![
+        spec("db.1", Policy::default()),
+        with(spec("web.1", Policy::default()), Check::Started, &["db"]),
+    ]);
+    sim.send(Input::Signal(libc::SIGINT));
+    assert!(sim.signals_to(0).is_empty());
+    sim.send(Input::Signal(libc::SIGINT));
+    assert_eq!(sim.signals_to(0), [Signal::SIGKILL]);
+    assert_eq!(sim.signals_to(1), [Signal::SIGTERM, Signal::SIGKILL]);
+    sim.all_die_of(9);
+    assert!(sim.m.finished());
+}
+
+#[test]
+fn an_ended_dependency_does_not_hold_up_the_stop() {
+    // db (can die) has ended: stopping web goes straight to the strays.
+    let mut sim = Sim::new(vec![
+        spec("migrate.1", one_shot()),
+        with(
+            spec("web.1", Policy::default()),
+            Check::Started,
+            &["migrate"],
+        ),
+    ]);
+    sim.exit(0, Outcome::Exited(0));
+    sim.send(Input::Signal(libc::SIGTERM));
+    assert_eq!(sim.signals_to(1), [Signal::SIGTERM]);
+    sim.exit(1, Outcome::Killed(15));
+    assert!(sim.log.contains(&Action::SignalStrays(Signal::SIGTERM)));
+    assert!(sim.m.finished());
+}
