@@ -142,6 +142,46 @@ impl Readiness {
     }
 }
 
+/// A warning per `after` entry naming a type that runs no instance (with
+/// `-m` or `start NAME…`): it holds nobody up.
+pub fn idle_dependencies(plan: &crate::plan::Plan) -> Vec<crate::diagnostic::Diagnostic> {
+    let mut out = Vec::new();
+    for t in plan.types.iter().filter(|t| t.count > 0) {
+        for dep in &t.readiness.after {
+            if plan.types.iter().any(|d| d.name == *dep && d.count == 0) {
+                out.push(crate::diagnostic::Diagnostic::warning(format!(
+                    "`{}` starts after `{dep}`, which runs no instance here: `{}` does not wait for it",
+                    t.name, t.name
+                )));
+            }
+        }
+    }
+    out
+}
+
+/// A warning per type whose `ready` or `after` an export leaves out.
+pub fn not_exported(plan: &crate::plan::Plan) -> Vec<crate::diagnostic::Diagnostic> {
+    plan.types
+        .iter()
+        .filter_map(|t| {
+            let r = &t.readiness;
+            let (keys, verb) = match (r.check != Check::Started, !r.after.is_empty()) {
+                (true, true) => ("`ready` and `after`", "are"),
+                (true, false) => ("`ready`", "is"),
+                (false, true) => ("`after`", "is"),
+                (false, false) => return None,
+            };
+            Some(
+                crate::diagnostic::Diagnostic::warning(format!(
+                    "{keys} of `{}` {verb} not exported yet: the exported services do not wait for each other",
+                    t.name
+                ))
+                .help("order the services with the engine's own settings for now"),
+            )
+        })
+        .collect()
+}
+
 /// The start order as levels: each type's level is one more than the
 /// highest of the types it starts after (level 1: none). `after` must be
 /// free of cycles and name only known types (see

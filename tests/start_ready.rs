@@ -294,3 +294,81 @@ fn with_after_dependents_stop_before_their_dependencies() {
     assert!(line_of(&lines, "web.1 killed by SIGTERM") < line_of(&lines, "db.1 killed by SIGTERM"));
     r.assert_no_leftovers();
 }
+
+#[test]
+fn export_warns_that_ready_and_after_are_not_exported() {
+    let out = Test::new()
+        .procfile("db: d\nweb: w\n")
+        .file(
+            "procrun.toml",
+            "[process.db]\nready = \"port\"\n[process.web]\nafter = [\"db\"]\n",
+        )
+        .args(["export", "systemd", "out"])
+        .code(0)
+        .run();
+    assert!(
+        out.stderr
+            .contains("warning: `ready` of `db` is not exported yet"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("warning: `after` of `web` is not exported yet"),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_readiness_values_are_located_errors() {
+    let out = Test::new()
+        .procfile("db: d\nweb: w\n")
+        .file(
+            "procrun.toml",
+            "[defaults]\nready = \"port\"\n\
+             [process.db]\nready = { htp = \"/\" }\nready_timeout = 0\nready_interval = 0\n\
+             [process.web]\nport = false\nready = \"port\"\nafter = \"db\"\n",
+        )
+        .args(["check"])
+        .code(2)
+        .run();
+    insta::assert_snapshot!("bad_values", out.stderr);
+    // Found once the file reads well.
+    let out = Test::new()
+        .procfile("db: d\nweb: w\n")
+        .file(
+            "procrun.toml",
+            "[defaults]\nready = \"port\"\n\
+             [process.db]\nready_timeout = 0\nready_interval = 0\n\
+             [process.web]\nport = false\nready = \"port\"\n",
+        )
+        .args(["check"])
+        .code(2)
+        .run();
+    insta::assert_snapshot!("bad_settings", out.stderr);
+}
+
+#[test]
+fn a_dependency_without_instances_holds_nobody_up() {
+    let out = Test::new()
+        .procfile("db: exec sleep 300\nweb: echo web runs\n")
+        .file("procrun.toml", "[process.web]\nafter = [\"db\"]\n")
+        .args([
+            "start",
+            "--no-timestamp",
+            "-m",
+            "web=1,db=0",
+            "-p",
+            &support::free_port().to_string(),
+        ])
+        .code(0)
+        .run();
+    assert!(out.stdout.contains("| web runs"), "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains("`web` starts after `db`, which runs no instance here"),
+        "{}",
+        out.stderr
+    );
+}

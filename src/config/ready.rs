@@ -251,6 +251,11 @@ pub fn resolve(
                     .help("name the port: `ready = { port = 5432 }`"),
                 );
             }
+            if let Some(timeout) = &patch.ready_timeout
+                && timeout.value.is_zero()
+            {
+                errors.push(zero_timeout(&timeout.at));
+            }
             if let Some(interval) = &patch.ready_interval
                 && interval.value.is_zero()
             {
@@ -272,12 +277,23 @@ pub fn resolve(
                 .help("e.g. `ready_interval = 0.25` (seconds between probes)"),
         );
     }
+    if let Some(timeout) = &defaults.ready_timeout
+        && timeout.value.is_zero()
+    {
+        errors.push(zero_timeout(&timeout.at));
+    }
     errors.extend(cycles(&edges));
     if errors.is_empty() {
         Ok(out)
     } else {
         Err(errors)
     }
+}
+
+fn zero_timeout(at: &Location) -> Diagnostic {
+    Diagnostic::error("`ready_timeout` must be above 0: no instance could ever be ready")
+        .at(at.clone())
+        .help("e.g. `ready_timeout = 60` (seconds)")
 }
 
 fn apply(readiness: &mut Readiness, patch: &Patch) {
