@@ -372,3 +372,65 @@ fn a_dependency_without_instances_holds_nobody_up() {
         out.stderr
     );
 }
+
+#[test]
+fn exec_probes_that_hang_or_fork_leave_nothing_behind() {
+    // Each attempt forks a sleeper and hangs past the interval: both are
+    // killed with the probe's group, attempt after attempt.
+    let mut r = Test::new()
+        .procfile("db: exec sleep 300\n")
+        .file(
+            "procrun.toml",
+            "[process.db]\nready = { exec = \"echo x >> attempts; sleep 300 & sleep 300\" }\n\
+             ready_timeout = 60\nready_interval = 0.1\n",
+        )
+        .start(&[]);
+    let deadline = std::time::Instant::now() + support::WAIT;
+    while std::fs::read_to_string(r.join("attempts")).map_or(0, |t| t.lines().count()) < 5 {
+        assert!(std::time::Instant::now() < deadline, "{}", r.transcript());
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // db itself, and at most the current attempt's two sleepers.
+    let sleepers = sleepers_under(r.pid());
+    assert!(sleepers <= 3, "{sleepers} sleep processes: attempts leak");
+    r.signal(Signal::SIGINT);
+    assert_eq!(r.wait_exit(), Some(130), "{}", r.transcript());
+    r.assert_no_leftovers();
+}
+
+/// How many `sleep` processes descend from `pid` (from `/proc`).
+fn sleepers_under(pid: i32) -> usize {
+    let mut procs = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
+        let comm = stat[..close]
+            .split_once('(')
+            .map_or("", |(_, c)| c)
+            .to_owned();
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next().unwrap_or("");
+        let ppid: i32 = rest.next().and_then(|x| x.parse().ok()).unwrap_or(0);
+        if state != "Z" {
+            procs.push((p, ppid, comm));
+        }
+    }
+    let mut under = vec![pid];
+    let mut count = 0;
+    while let Some(parent) = under.pop() {
+        for (p, ppid, comm) in &procs {
+            if *ppid == parent {
+                under.push(*p);
+                count += usize::from(comm == "sleep");
+            }
+        }
+    }
+    count
+}
