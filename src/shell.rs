@@ -45,26 +45,28 @@ pub fn leading_assignments(command: &str) -> Vec<(&str, &str)> {
 /// stay in front of `exec` unchanged. Returns them with their blanks, and
 /// the rest.
 fn split_assignments(command: &str) -> (&str, &str) {
+    // The shell separates words by blanks (space and tab) only.
+    let blank = |c: char| c == ' ' || c == '\t';
     let mut end = 0;
-    let bytes = command.as_bytes();
     loop {
         let rest = &command[end..];
-        let start = end + (rest.len() - rest.trim_start().len());
+        let start = end + (rest.len() - rest.trim_start_matches(blank).len());
         let word_len = command[start..]
-            .find(char::is_whitespace)
+            .find(blank)
             .unwrap_or(command.len() - start);
         let word = &command[start..start + word_len];
         let after = start + word_len;
         let is_assignment = word.split_once('=').is_some_and(|(name, value)| {
             is_name(name)
                 && !value.contains([
-                    '\'', '"', '\\', '$', '`', ';', '&', '|', '(', ')', '<', '>', '#',
+                    '\'', '"', '\\', '$', '`', ';', '&', '|', '(', ')', '<', '>', '#', '\n', '\r',
                 ])
         });
         // An assignment alone (`FOO=1`) is not a command to exec.
-        if !is_assignment || after >= bytes.len() {
+        if !is_assignment || after >= command.len() {
             return (&command[..end], &command[end..]);
         }
+        // The blank after the word is one byte (space or tab).
         end = after + 1;
     }
 }
@@ -170,6 +172,10 @@ mod tests {
         );
         assert_eq!(leading_assignments("bundle exec puma"), []);
         assert_eq!(leading_assignments("A=1"), []);
+        // Only blanks separate words; other white space is part of one.
+        assert_eq!(script("A=1\u{3000}b"), "A=1\u{3000}b");
+        assert_eq!(script("A=\u{e9}\u{3000} b"), "A=\u{e9}\u{3000} exec b");
+        assert_eq!(script("A=1\tb"), "A=1\texec b");
     }
 
     #[test]

@@ -320,3 +320,17 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    /// The `exec` rewrite of a command never panics, keeps the command's
+    /// text, and adds nothing but one `exec ` (after leading assignments).
+    #[test]
+    fn shell_script_only_ever_inserts_exec(command in "([A-Z_]{1,3}=[a-z\u{e9}\u{3000}]{0,3}[ \t]{1,2}){0,3}(\\PC|[ \t;&|$'\"=\u{3000}]){0,40}") {
+        let script = procrun::shell::script(&command);
+        if script != command {
+            let at = script.find("exec ").expect("an exec");
+            prop_assert_eq!(format!("{}{}", &script[..at], &script[at + 5..]), command.clone());
+        }
+        let _ = procrun::shell::leading_assignments(&command);
+    }
+}

@@ -95,3 +95,29 @@ fn an_entry_starting_with_assignments_is_execd_and_shows_its_own_port() {
         r.stderr()
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn the_watchdog_is_named_in_ps() {
+    let mut r = Test::new()
+        .procfile("web: echo up; exec sleep 300\n")
+        .start(&[]);
+    r.wait_for("up");
+    let children =
+        std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", r.pid())).expect("children");
+    let names: Vec<String> = children
+        .split_whitespace()
+        .map(|pid| {
+            let raw = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&raw)
+                .trim_end_matches('\0')
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        names.iter().any(|n| n == "procrun-watch"),
+        "procrun's children: {names:?}"
+    );
+    r.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143));
+}

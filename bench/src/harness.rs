@@ -17,6 +17,8 @@ use crate::report::{Agg, Table, col, jstr, worst};
 use crate::runners::{KillTimeout, Kind, Runner, find_peers, which};
 use crate::sys::{self, TempDir, now_ns};
 
+mod restart;
+
 const HELP: &str = "\
 procrun-bench: procrun against a raw pipe and the other Procfile runners
 
@@ -27,8 +29,9 @@ USAGE: procrun-bench [OPTIONS]
   --peers LIST       comma-separated peers to run: foreman, honcho,
                      node-foreman, ultraman, or `none` [default: all found]
   --only LIST        scenarios: throughput, linebuffered (one line per
-                     write, K = 1 and 16), backpressure, startup, shutdown,
-                     stubborn, exit [default: all]
+                     write, K = 1 and 16), backpressure, json (16 writers,
+                     --log-format json beside text), startup, shutdown,
+                     stubborn, exit, restart, restart-soak [default: all]
   --reps N           repetitions [default: 5; --quick: 1]
   --quick            smoke run in seconds: small volumes, K ≤ 100, 1 rep
   --mib N            MiB per throughput run for procrun and the raw pipe
@@ -43,6 +46,12 @@ USAGE: procrun-bench [OPTIONS]
                      [default: 20]
   --slow-mib N       MiB per back-pressure run, every runner [default: 32;
                      --quick: 4]
+  --restart-secs N   seconds per run of the restart scenario [default: 10;
+                     --quick: 1]
+  --soak-secs N      seconds of restarting in the restart soak [default: 60;
+                     --quick: 3]
+  --soak-instances N instances in the restart soak [default: 100;
+                     --quick: 10]
   --json FILE        also save all results as JSON
   --markdown FILE    also save the tables as Markdown
 ";
@@ -61,6 +70,9 @@ struct Opts {
     per_write: u32,
     slow_mbps: f64,
     slow_mib: f64,
+    restart_secs: f64,
+    soak_secs: f64,
+    soak_instances: u32,
     json: Option<PathBuf>,
     markdown: Option<PathBuf>,
 }
@@ -84,6 +96,9 @@ fn parse(args: &[String]) -> Result<Opts> {
         per_write: 40,
         slow_mbps: 20.0,
         slow_mib: if quick { 4.0 } else { 32.0 },
+        restart_secs: if quick { 1.0 } else { 10.0 },
+        soak_secs: if quick { 3.0 } else { 60.0 },
+        soak_instances: if quick { 10 } else { 100 },
         json: None,
         markdown: None,
     };
@@ -92,6 +107,13 @@ fn parse(args: &[String]) -> Result<Opts> {
         v.split(',')
             .map(|s| s.trim().parse().map_err(|_| format!("bad number `{s}`")))
             .collect()
+    };
+    // Bounded: every run of these scenarios must end.
+    let secs = |v: &str, flag: &str| -> Result<f64> {
+        v.parse()
+            .ok()
+            .filter(|s: &f64| *s > 0.0 && *s <= 3600.0)
+            .ok_or(format!("bad {flag}: seconds from 0 to 3600"))
     };
     let mut i = 0;
     while i < args.len() {
@@ -114,6 +136,15 @@ fn parse(args: &[String]) -> Result<Opts> {
             "--per-write" => o.per_write = val()?.parse().map_err(|_| "bad --per-write")?,
             "--slow-mib" => o.slow_mib = val()?.parse().map_err(|_| "bad --slow-mib")?,
             "--slow-mbps" => o.slow_mbps = val()?.parse().map_err(|_| "bad --slow-mbps")?,
+            "--restart-secs" => o.restart_secs = secs(&val()?, "--restart-secs")?,
+            "--soak-secs" => o.soak_secs = secs(&val()?, "--soak-secs")?,
+            "--soak-instances" => {
+                o.soak_instances = val()?
+                    .parse()
+                    .ok()
+                    .filter(|k| *k > 0)
+                    .ok_or("bad --soak-instances")?
+            }
             "--json" => o.json = Some(PathBuf::from(val()?)),
             "--markdown" => o.markdown = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown option `{other}`\n\n{HELP}")),
@@ -143,6 +174,10 @@ impl Stop {
 
 /// Seconds to wait for a runner to exit after it was asked to stop.
 const STOP_WAIT: u64 = 8;
+
+/// Row names of procrun by output format, where a table has both.
+const TEXT: &str = "procrun (text)";
+const JSON: &str = "procrun (json)";
 
 /// What the reader and waiter threads have seen so far.
 #[derive(Debug, Clone, Copy, Default)]
@@ -175,12 +210,18 @@ struct Run {
 
 impl Run {
     fn spawn(cmd: Command, stderr: PathBuf) -> Result<Run> {
-        Self::spawn_reader(cmd, stderr, None)
+        Self::spawn_reader(cmd, stderr, None, Checker::new())
     }
 
-    /// Like `spawn`, with a reader that takes at most `rate` bytes/s (a slow
-    /// consumer: the runner must apply back-pressure, not buffer).
-    fn spawn_reader(mut cmd: Command, stderr: PathBuf, rate: Option<f64>) -> Result<Run> {
+    /// Like `spawn`, with `checker` reading the output (text or JSON), and a
+    /// reader that takes at most `rate` bytes/s if given (a slow consumer:
+    /// the runner must apply back-pressure, not buffer).
+    fn spawn_reader(
+        mut cmd: Command,
+        stderr: PathBuf,
+        rate: Option<f64>,
+        checker: Checker,
+    ) -> Result<Run> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(File::create(&stderr).map_err(|e| e.to_string())?)
@@ -195,7 +236,7 @@ impl Run {
         let (tx, rx) = mpsc::channel();
         let sh = Arc::clone(&shared);
         std::thread::spawn(move || {
-            let mut checker = Checker::new();
+            let mut checker = checker;
             let mut buf = vec![0u8; if rate.is_some() { 1 << 16 } else { 1 << 18 }];
             let mut t0 = 0;
             loop {
@@ -400,15 +441,17 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
             .as_ref()
             .is_none_or(|o| o.iter().any(|x| x == s))
     };
-    let (tp, lb, bp, st, sd, stb, ex) = (
+    let (tp, lb, bp, js, st, sd, stb, ex) = (
         want("throughput"),
         want("linebuffered"),
         want("backpressure"),
+        want("json"),
         want("startup"),
         want("shutdown"),
         want("stubborn"),
         want("exit"),
     );
+    let (rs, soak) = (want("restart"), want("restart-soak"));
     if tp {
         for k in bench.opts.writers.clone() {
             bench.throughput(k, None, bench.opts.per_write);
@@ -421,6 +464,9 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     }
     if bp {
         bench.throughput(16, Some(bench.opts.slow_mbps * 1e6), bench.opts.per_write);
+    }
+    if js {
+        bench.json_throughput(16);
     }
     if st {
         for k in bench.opts.instances.clone() {
@@ -436,6 +482,12 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     }
     if ex {
         bench.exit_code();
+    }
+    if rs {
+        bench.restart();
+    }
+    if soak {
+        bench.restart_soak();
     }
     let elapsed = sys::secs(now_ns() - started);
     let mut md = header.clone();
@@ -488,14 +540,18 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
         fs::write(path, json).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     // Correctness, never speed: procrun and the baselines must lose,
-    // split or leave behind nothing, and every scenario must have run.
+    // split, leak or leave behind nothing, and every scenario must have run.
+    // Only the peers' rows may fail.
+    let peers: Vec<&str> = bench
+        .runners
+        .iter()
+        .filter(|r| !r.is_baseline() && r.kind != Kind::Procrun)
+        .map(|r| r.name)
+        .collect();
     let mut failures = Vec::new();
     for t in &bench.tables {
         for row in &t.rows {
-            if !matches!(
-                row.runner.as_str(),
-                "procrun" | "raw pipe" | "fork/exec" | "fork() + exec"
-            ) {
+            if peers.contains(&row.runner.as_str()) {
                 continue;
             }
             for note in &row.notes {
@@ -586,6 +642,10 @@ impl Bench {
             self.opts.per_write,
             LINE_LEN
         ));
+        h.push_str(&format!(
+            "- restart: {} s per run; restart soak: {} instances, {} s\n",
+            self.opts.restart_secs, self.opts.soak_instances, self.opts.soak_secs
+        ));
         for r in &self.runners {
             h.push_str(&format!(
                 "- {}: {} ({})\n",
@@ -659,7 +719,7 @@ impl Bench {
                 let per = ((mib * 1048576.0 / LINE_LEN as f64) / f64::from(k)).ceil() as u64;
                 self.progress(&format!("throughput K={k} {name} rep {}", rep + 1));
                 let shape = (k, per, per_write, rate);
-                if let Err(e) = self.throughput_once(&mut t, &r, name, shape) {
+                if let Err(e) = self.throughput_once(&mut t, &r, name, shape, false) {
                     t.note(name, e);
                 }
             }
@@ -673,17 +733,21 @@ impl Bench {
         r: &Runner,
         name: &str,
         (k, per, per_write, rate): (u32, u64, u32, Option<f64>),
+        json: bool,
     ) -> Result<()> {
         let dir = TempDir::new("tp").map_err(|e| e.to_string())?;
         let cmd = self.cmd(&format!(
             "produce --lines {per} --per-write {per_write} --linger"
         ));
         Self::procfile(&dir.0, &[("w", cmd.clone())]);
-        let run = Run::spawn_reader(
-            r.command(&dir.0, &[("w", k)], &[("w", cmd)], None),
-            dir.0.join("stderr.log"),
-            rate,
-        )?;
+        let mut command = r.command(&dir.0, &[("w", k)], &[("w", cmd)], None);
+        let checker = if json {
+            command.args(["--log-format", "json"]);
+            Checker::json()
+        } else {
+            Checker::new()
+        };
+        let run = Run::spawn_reader(command, dir.0.join("stderr.log"), rate, checker)?;
         let bytes = (per * u64::from(k) * LINE_LEN as u64) as f64;
         // At least 1 MB/s, and give up after 3 s without a byte.
         let limit = Duration::from_secs_f64(30.0 + bytes / 1e6 + bytes / rate.unwrap_or(1e12));
@@ -729,6 +793,10 @@ impl Bench {
         t.push(name, "split", c.corrupt as f64);
         t.push(name, "interleaved", c.interleaved as f64);
         t.push(name, "reordered", c.reordered as f64);
+        if json {
+            t.push(name, "bad records", c.bad_records as f64);
+            t.push(name, "seq gaps", c.seq_gaps as f64);
+        }
         if !complete {
             t.note(
                 name,
@@ -739,6 +807,53 @@ impl Bench {
             t.note(name, format!("stderr: {tail}"));
         }
         Ok(())
+    }
+
+    /// K writers flat out under `--log-format json`, beside the same run in
+    /// text: what the JSON encoding costs, and whether every record is
+    /// whole, parses, and carries the writer's line.
+    fn json_throughput(&mut self, k: u32) {
+        let Some(r) = self.procrun() else {
+            return;
+        };
+        let mut t = Table::new(
+            format!("JSON output: {k} writers × 100-byte lines, `--log-format json` beside text"),
+            vec![
+                col("MB/s", 1),
+                col("runner CPU s/GB", 2),
+                col("peak RSS MiB (main process)", 1),
+                col("PSS MiB (all runner processes)", 1),
+                worst("lost"),
+                worst("dup"),
+                worst("split"),
+                worst("interleaved"),
+                worst("reordered"),
+                worst("bad records"),
+                worst("seq gaps"),
+            ],
+        );
+        t.ratio_col = Some((0, true));
+        t.baseline_cols = vec![1];
+        t.baseline = Some(TEXT.into());
+        t.vs_procrun = false;
+        let per = ((self.opts.mib * 1048576.0 / LINE_LEN as f64) / f64::from(k)).ceil() as u64;
+        for rep in 0..self.opts.reps {
+            for (name, json) in [(TEXT, false), (JSON, true)] {
+                self.progress(&format!("json K={k} {name} rep {}", rep + 1));
+                let shape = (k, per, self.opts.per_write, None);
+                if let Err(e) = self.throughput_once(&mut t, &r, name, shape, json) {
+                    t.note(name, e);
+                }
+            }
+        }
+        self.tables.push(t);
+    }
+
+    fn procrun(&self) -> Option<Runner> {
+        self.runners
+            .iter()
+            .find(|r| r.kind == Kind::Procrun)
+            .cloned()
     }
 
     /// (b) K instances that print one ready line.

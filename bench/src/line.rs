@@ -14,10 +14,18 @@
 //!
 //! Control lines: `#PRB DONE <pid> <count>` (a producer finished) and
 //! `#PRB READY <pid>` (an instance of the startup scenarios is up).
+//!
+//! In JSON mode ([`Checker::json`], for `procrun start --log-format json`)
+//! every line must be one JSON record (docs/json.md): the checker parses it,
+//! checks that `seq` counts each instance's records 1, 2, 3… without a gap,
+//! and runs the line checks above on the `msg` field, which must hold the
+//! payload exactly, with nothing before or after it.
 
 use std::collections::HashMap;
 
 use memchr::memmem;
+
+use crate::json;
 
 /// Marker that starts every line the bench processes print.
 pub const MARKER: &[u8] = b"#PRB ";
@@ -170,6 +178,15 @@ pub struct Counts {
     pub ready: u64,
     /// `DONE` lines.
     pub done: u64,
+    /// Restart notices: text lines with `restarting in`, or JSON records
+    /// with `"event":"restart"`.
+    pub restarts: u64,
+    /// JSON mode: lines that are not one valid record (with `name` and
+    /// `seq`, and a `msg` or an `event`).
+    pub bad_records: u64,
+    /// JSON mode: records whose `seq` is not the previous one of the same
+    /// `name` plus one (the first must be 1).
+    pub seq_gaps: u64,
     /// Bytes read, prefixes included.
     pub bytes: u64,
 }
@@ -180,6 +197,9 @@ pub struct Checker {
     partial: Vec<u8>,
     writers: HashMap<u32, Writer>,
     finder: memmem::Finder<'static>,
+    restart: memmem::Finder<'static>,
+    /// JSON mode: the last `seq` of every `name`.
+    seqs: Option<HashMap<Vec<u8>, u64>>,
     pub counts: Counts,
 }
 
@@ -195,7 +215,17 @@ impl Checker {
             partial: Vec::new(),
             writers: HashMap::new(),
             finder: memmem::Finder::new(MARKER),
+            restart: memmem::Finder::new(b"restarting in"),
+            seqs: None,
             counts: Counts::default(),
+        }
+    }
+
+    /// A checker of `--log-format json` output: one record per line.
+    pub fn json() -> Self {
+        Checker {
+            seqs: Some(HashMap::new()),
+            ..Self::new()
         }
     }
 
@@ -264,6 +294,74 @@ impl Checker {
 
     fn line(&mut self, line: &[u8]) {
         self.counts.lines += 1;
+        if self.seqs.is_some() {
+            self.record(line);
+        } else {
+            self.text_line(line);
+        }
+    }
+
+    /// JSON mode: one line of NDJSON.
+    fn record(&mut self, line: &[u8]) {
+        let Some(rec) = json::parse(line) else {
+            self.counts.bad_records += 1;
+            return;
+        };
+        let (Some(name), Some(seq)) = (rec.name, rec.seq) else {
+            self.counts.bad_records += 1;
+            return;
+        };
+        let seqs = self.seqs.as_mut().expect("JSON mode");
+        match seqs.get_mut(&*name) {
+            Some(last) => {
+                if seq != *last + 1 {
+                    self.counts.seq_gaps += 1;
+                }
+                *last = seq;
+            }
+            None => {
+                if seq != 1 {
+                    self.counts.seq_gaps += 1;
+                }
+                seqs.insert(name.into_owned(), seq);
+            }
+        }
+        let stream = rec.stream.as_deref();
+        if let Some(event) = rec.event {
+            if stream != Some(b"system") {
+                self.counts.bad_records += 1;
+            }
+            if &*event == b"restart" {
+                self.counts.restarts += 1;
+            }
+            self.counts.other += 1;
+            return;
+        }
+        if !matches!(stream, Some(b"stdout" | b"stderr")) {
+            self.counts.bad_records += 1;
+            return;
+        }
+        match rec.msg {
+            // The payload must be the whole message: a marker anywhere but
+            // at the start means something was put before it.
+            Some(msg)
+                if !rec.partial
+                    && !rec.split
+                    && self.finder.find(&msg).is_none_or(|at| at == 0) =>
+            {
+                self.text_line(&msg)
+            }
+            // A cut, partial or re-encoded line: whatever the writer
+            // wrote, procrun did not pass it on as one whole UTF-8 line.
+            Some(_) => self.counts.corrupt += 1,
+            None if rec.msg_b64 => self.counts.corrupt += 1,
+            None => self.counts.bad_records += 1,
+        }
+    }
+
+    /// One line of text: a payload (after any prefix), a control line, or a
+    /// line of the runner's own.
+    fn text_line(&mut self, line: &[u8]) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.len() >= BODY && line[line.len() - BODY..].starts_with(MARKER) {
             let at = line.len() - BODY;
@@ -277,6 +375,9 @@ impl Checker {
             return;
         }
         let Some(at) = self.finder.find(line) else {
+            if self.restart.find(line).is_some() {
+                self.counts.restarts += 1;
+            }
             self.counts.other += 1;
             return;
         };
@@ -400,5 +501,71 @@ mod tests {
         assert_eq!(c.counts.duplicated, 1);
         assert_eq!(c.counts.reordered, 3); // (1,1) after the lost (1,0), then 3 and 2
         assert_eq!(c.counts.unique, 3);
+    }
+
+    /// One NDJSON record of a child's line, as procrun writes it.
+    fn record(name: &str, seq: u64, msg: &[u8]) -> Vec<u8> {
+        let msg = std::str::from_utf8(msg).expect("ASCII payload");
+        format!(
+            "{{\"ts\":\"2026-12-01T12:00:00.000001Z\",\"name\":\"{name}\",\"type\":\"w\",\
+             \"instance\":1,\"pid\":7,\"stream\":\"stdout\",\"seq\":{seq},\"msg\":\"{msg}\"}}\n"
+        )
+        .into_bytes()
+    }
+
+    fn payload(pid: u32, seq: u64) -> Vec<u8> {
+        let mut l = lines(pid, [seq]);
+        l.pop();
+        l
+    }
+
+    #[test]
+    fn json_records_carry_whole_payloads_in_seq_order() {
+        let mut c = Checker::json();
+        let mut data =
+            br#"{"name":"w.1","pid":7,"stream":"system","seq":1,"event":"start"}"#.to_vec();
+        data.push(b'\n');
+        for s in 0..10 {
+            data.extend(record("w.1", s + 2, &payload(7, s)));
+        }
+        data.extend(record("w.2", 1, b"#PRB DONE 8 0"));
+        data.extend(
+            br#"{"name":"w.1","stream":"system","seq":12,"event":"exit","code":1}
+{"name":"w.1","stream":"system","seq":13,"event":"restart","delay_ms":10,"restarts":1}
+"#,
+        );
+        for chunk in data.chunks(33) {
+            c.feed(chunk);
+        }
+        c.finish();
+        assert_eq!(c.counts.unique, 10);
+        assert_eq!(c.counts.done, 1);
+        assert_eq!(c.counts.restarts, 1);
+        assert_eq!(c.counts.other, 3);
+        let bad = c.counts.bad_records + c.counts.seq_gaps + c.counts.corrupt;
+        assert_eq!(bad, 0, "{:?}", c.counts);
+    }
+
+    #[test]
+    fn json_damage_is_counted() {
+        let mut c = Checker::json();
+        c.feed(&record("w.1", 1, &payload(7, 0)));
+        // a gap in seq
+        c.feed(&record("w.1", 3, &payload(7, 1)));
+        // a prefix before the payload, and a payload cut short
+        let mut prefixed = b"x ".to_vec();
+        prefixed.extend(payload(7, 2));
+        c.feed(&record("w.1", 4, &prefixed));
+        c.feed(&record("w.1", 5, &payload(7, 3)[..50]));
+        // two records on one line, a line that is not JSON, a record
+        // without seq
+        let two = [record("w.2", 1, b"a"), record("w.2", 2, b"b")].concat();
+        c.feed(&two[..two.len() - 1]);
+        c.feed(b" {\"x\":1}\nnot json\n{\"name\":\"w.3\",\"stream\":\"stdout\",\"msg\":\"a\"}\n");
+        c.finish();
+        assert_eq!(c.counts.unique, 2);
+        assert_eq!(c.counts.seq_gaps, 1);
+        assert_eq!(c.counts.corrupt, 2);
+        assert_eq!(c.counts.bad_records, 3);
     }
 }

@@ -10,6 +10,7 @@
 //! - `check`: the checker on stdin, for manual use.
 
 mod harness;
+mod json;
 mod line;
 mod report;
 mod runners;
@@ -41,7 +42,7 @@ fn main() -> ExitCode {
         "produce" => produce(&rest),
         "ready" => ready(&rest),
         "launch" => launch(&rest),
-        "check" => check(),
+        "check" => check(&rest),
         _ => harness::main(&rest),
     };
     match result {
@@ -110,10 +111,10 @@ fn produce(args: &[String]) -> Result<ExitCode> {
 /// `ready [--term-log DIR] [--stubborn] [--fail-fifo PATH --code N]`:
 /// prints `#PRB READY <pid>` and waits.
 /// - default: exits 0 on SIGTERM, SIGINT or SIGHUP, first writing the
-///   CLOCK_MONOTONIC time of its exit to DIR/term-<pid>;
+///   CLOCK_MONOTONIC time of its exit to `DIR/term-<pid>`;
 /// - `--stubborn`: ignores those signals (only SIGKILL stops it);
 /// - `--fail-fifo`: waits until the FIFO is opened for writing, writes its
-///   exit time to DIR/fail-<pid>, and exits with `--code`.
+///   exit time to `DIR/fail-<pid>`, and exits with `--code`.
 fn ready(args: &[String]) -> Result<ExitCode> {
     let log: Option<PathBuf> = opt(args, "--term-log")?;
     let stubborn = args.iter().any(|a| a == "--stubborn");
@@ -202,9 +203,14 @@ fn launch(args: &[String]) -> Result<ExitCode> {
     Ok(ExitCode::from(code as u8))
 }
 
-/// `check`: runs the checker over stdin and prints the counts.
-fn check() -> Result<ExitCode> {
-    let mut checker = Checker::new();
+/// `check [--json]`: runs the checker over stdin (`--json`: NDJSON of
+/// `procrun start --log-format json`) and prints the counts.
+fn check(args: &[String]) -> Result<ExitCode> {
+    let mut checker = if args.iter().any(|a| a == "--json") {
+        Checker::json()
+    } else {
+        Checker::new()
+    };
     let mut input = std::io::stdin().lock();
     let mut buf = vec![0u8; 1 << 18];
     let start = sys::now_ns();
@@ -221,7 +227,8 @@ fn check() -> Result<ExitCode> {
     let c = checker.counts;
     println!(
         "{} writers, {} lines: {} valid ({} distinct), {} duplicated, {} out of order, \
-         {} split/corrupt, {} interleaved, {} other, {} done, {} ready; {:.1} MB/s",
+         {} split/corrupt, {} interleaved, {} other, {} done, {} ready, {} restarts, \
+         {} bad records, {} seq gaps; {:.1} MB/s",
         checker.writers(),
         c.lines,
         c.payload,
@@ -233,9 +240,12 @@ fn check() -> Result<ExitCode> {
         c.other,
         c.done,
         c.ready,
+        c.restarts,
+        c.bad_records,
+        c.seq_gaps,
         c.bytes as f64 / secs / 1e6
     );
-    let bad = c.duplicated + c.reordered + c.corrupt + c.interleaved;
+    let bad = c.duplicated + c.reordered + c.corrupt + c.interleaved + c.bad_records + c.seq_gaps;
     Ok(if bad == 0 {
         ExitCode::SUCCESS
     } else {

@@ -52,6 +52,11 @@ pub struct Table {
     pub ratio_col: Option<(usize, bool)>,
     /// The runner that ratios are taken against ("raw pipe", "fork/exec").
     pub baseline: Option<String>,
+    /// More columns compared with the baseline (not across runners).
+    pub baseline_cols: Vec<usize>,
+    /// Whether to show the "procrun vs runner" column (off for tables whose
+    /// rows are all procrun or baselines).
+    pub vs_procrun: bool,
 }
 
 impl Table {
@@ -62,7 +67,25 @@ impl Table {
             rows: Vec::new(),
             ratio_col: None,
             baseline: None,
+            baseline_cols: Vec::new(),
+            vs_procrun: true,
         }
+    }
+
+    /// The columns compared with the baseline, in order.
+    fn ratio_cols(&self) -> Vec<usize> {
+        self.ratio_col
+            .map(|(c, _)| c)
+            .into_iter()
+            .chain(self.baseline_cols.iter().copied())
+            .collect()
+    }
+
+    /// `runner`'s median of column `col` over the baseline's.
+    pub fn vs_baseline(&self, runner: &str, col: usize) -> Option<f64> {
+        let b = self.median_of(self.baseline.as_deref()?, col)?;
+        let m = self.median_of(runner, col)?;
+        (b > 0.0).then(|| m / b)
     }
 
     pub fn row(&mut self, runner: &str) -> &mut Row {
@@ -106,10 +129,12 @@ impl Table {
             Agg::Median => c.name.to_string(),
             Agg::Max => format!("{} (worst)", c.name),
         }));
-        if let Some((ci, _)) = self.ratio_col {
-            if let Some(b) = &self.baseline {
+        if let Some(b) = &self.baseline {
+            for ci in self.ratio_cols() {
                 header.push(format!("{} vs {b}", self.cols[ci].name));
             }
+        }
+        if let Some((ci, _)) = self.ratio_col.filter(|_| self.vs_procrun) {
             header.push(format!("procrun vs runner ({})", self.cols[ci].name));
         }
         let _ = writeln!(out, "| {} |", header.join(" | "));
@@ -123,14 +148,16 @@ impl Table {
             for (c, vals) in self.cols.iter().zip(&row.values) {
                 cells.push(cell(c, vals));
             }
-            if let Some((ci, higher)) = self.ratio_col {
-                let mine = median(&row.values[ci]);
-                if let Some(b) = &self.baseline {
-                    cells.push(match (mine, self.median_of(b, ci)) {
-                        (Some(m), Some(bm)) if bm > 0.0 => format!("{:.2}×", m / bm),
-                        _ => "–".into(),
+            if self.baseline.is_some() {
+                for ci in self.ratio_cols() {
+                    cells.push(match self.vs_baseline(&row.runner, ci) {
+                        Some(r) => format!("{r:.2}×"),
+                        None => "–".into(),
                     });
                 }
+            }
+            if let Some((ci, higher)) = self.ratio_col.filter(|_| self.vs_procrun) {
+                let mine = median(&row.values[ci]);
                 cells.push(match (mine, self.median_of("procrun", ci)) {
                     (Some(m), Some(p)) if row.runner != "procrun" && m > 0.0 && p > 0.0 => {
                         let r = if higher { p / m } else { m / p };
@@ -173,10 +200,25 @@ impl Table {
                 ));
             }
             let notes = row.notes.iter().map(|n| jstr(n)).collect::<Vec<_>>();
+            // Medians over the baseline's, as in the Markdown table.
+            let ratios = self
+                .ratio_cols()
+                .into_iter()
+                .filter(|_| self.baseline.is_some())
+                .map(|ci| {
+                    let r = self.vs_baseline(&row.runner, ci);
+                    format!(
+                        "{}:{}",
+                        jstr(self.cols[ci].name),
+                        r.map_or("null".into(), num)
+                    )
+                })
+                .collect::<Vec<_>>();
             rows.push(format!(
-                "{{\"runner\":{},\"metrics\":{{{}}},\"notes\":[{}]}}",
+                "{{\"runner\":{},\"metrics\":{{{}}},\"vs_baseline\":{{{}}},\"notes\":[{}]}}",
                 jstr(&row.runner),
                 metrics.join(","),
+                ratios.join(","),
                 notes.join(",")
             ));
         }

@@ -121,9 +121,15 @@ impl Runner {
         cmd.args(args).current_dir(dir);
         cmd.env_remove("PORT")
             .env("SHELL", "/bin/sh")
-            .env("NO_COLOR", "1")
-            .env_remove("PROCRUN_FORMATION")
-            .env_remove("PROCRUN_TIMEOUT");
+            .env("NO_COLOR", "1");
+        // procrun reads every option from PROCRUN_<NAME> too (a
+        // PROCRUN_CONFIG or PROCRUN_LOG_FORMAT would change what is
+        // measured): the command line alone decides.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PROCRUN_") {
+                cmd.env_remove(key);
+            }
+        }
         cmd
     }
 }

@@ -199,6 +199,66 @@ pub fn runner_usage(root: u32, instance_exe: &Path) -> Usage {
     u
 }
 
+/// Open file descriptors of `pid`.
+pub fn fd_count(pid: u32) -> Option<usize> {
+    Some(fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count())
+}
+
+/// `root` and those of its children that run the same executable and are
+/// there in two looks 50 ms apart: procrun's watchdog, not an instance
+/// caught between fork and exec.
+pub fn same_exe_family(root: u32) -> Vec<u32> {
+    let look = || {
+        let all = processes();
+        let exe = all.get(&root).and_then(|p| p.exe.clone());
+        let mut pids: Vec<u32> = all
+            .values()
+            .filter(|p| p.ppid == root && exe.is_some() && p.exe == exe)
+            .map(|p| p.pid)
+            .collect();
+        pids.sort_unstable();
+        pids
+    };
+    let first = look();
+    std::thread::sleep(Duration::from_millis(50));
+    let second = look();
+    let mut out = vec![root];
+    out.extend(first.into_iter().filter(|p| second.contains(p)));
+    out
+}
+
+/// Summed CPU seconds of `pids` (those that are gone count 0).
+pub fn cpu_of(pids: &[u32]) -> f64 {
+    pids.iter().filter_map(|p| cpu_secs(*p)).sum()
+}
+
+/// CPU time of `pids` in nanoseconds, summed over their threads' schedstat
+/// (time on a CPU, exact, where /proc/PID/stat counts 10 ms ticks), with
+/// the threads it was summed over: a thread that has exited is missing
+/// from the sum, so it holds between two readings only if their threads
+/// are the same. `None` without schedstat (a kernel without
+/// CONFIG_SCHED_INFO).
+pub fn sched_ns(pids: &[u32]) -> Option<(u64, Vec<u32>)> {
+    let mut ns = 0;
+    let mut tids = Vec::new();
+    for pid in pids {
+        let Ok(dir) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in dir.flatten() {
+            let stat = fs::read_to_string(task.path().join("schedstat")).ok()?;
+            ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+            tids.extend(
+                task.file_name()
+                    .to_str()
+                    .and_then(|t| t.parse::<u32>().ok()),
+            );
+        }
+    }
+    tids.sort_unstable();
+    Some((ns, tids))
+}
+
 fn is_shell(exe: &Path) -> bool {
     matches!(
         exe.file_name().and_then(|n| n.to_str()),

@@ -78,6 +78,42 @@ impl Watchdog {
     }
 }
 
+/// Overwrites this process's command line (what `/proc/self/cmdline` and
+/// `ps aux` show) with `title`, as setproctitle does: the argument strings
+/// the kernel placed at `arg_start..arg_end` are plain memory of this
+/// process. Only for the forked watchdog, which never reads its arguments.
+#[cfg(target_os = "linux")]
+fn set_command_line(title: &[u8]) {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return;
+    };
+    // Fields after the `(comm)`: state is field 3; arg_start and arg_end
+    // are fields 48 and 49 (proc(5)).
+    let Some(close) = stat.rfind(')') else {
+        return;
+    };
+    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+    let (Some(start), Some(end)) = (
+        fields.get(48 - 3).and_then(|f| f.parse::<usize>().ok()),
+        fields.get(49 - 3).and_then(|f| f.parse::<usize>().ok()),
+    ) else {
+        return;
+    };
+    if end <= start || start == 0 {
+        return;
+    }
+    let len = end - start;
+    let n = title.len().min(len - 1);
+    // SAFETY: the kernel reports [start, end) as this process's argument
+    // area, mapped and writable (it is on the initial stack); nothing in
+    // the watchdog reads it again. The bytes stay within it.
+    unsafe {
+        let area = start as *mut u8;
+        std::ptr::copy_nonoverlapping(title.as_ptr(), area, n);
+        std::ptr::write_bytes(area.add(n), 0, len - n);
+    }
+}
+
 /// The watchdog's whole life.
 fn watch(pipe: OwnedFd) -> ! {
     // A session (and so a process group) of its own: whatever kills
@@ -91,6 +127,8 @@ fn watch(pipe: OwnedFd) -> ! {
         // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16
         // bytes.
         unsafe { libc::prctl(libc::PR_SET_NAME, c"procrun-watch".as_ptr(), 0, 0, 0) };
+        // `ps aux` shows the command line, not that name: overwrite it too.
+        set_command_line(b"procrun-watch");
     }
     for sig in [
         Signal::SIGINT,
