@@ -127,8 +127,7 @@ pub fn build(
     match crate::plan::build_with(&procfile, &env, &plan_request, &policies, &inherited) {
         Ok(mut plan) if errors.is_empty() => {
             plan.set_readiness(&readiness);
-            plan.warnings
-                .extend(crate::readiness::idle_dependencies(&plan));
+            plan.warnings.extend(crate::readiness::plan_warnings(&plan));
             plan.warnings.extend(warnings);
             // Sizes the kernel would refuse at exec (E2BIG): said here, once,
             // rather than as every instance failing to start.

@@ -142,17 +142,32 @@ impl Readiness {
     }
 }
 
-/// A warning per `after` entry naming a type that runs no instance (with
-/// `-m` or `start NAME…`): it holds nobody up.
-pub fn idle_dependencies(plan: &crate::plan::Plan) -> Vec<crate::diagnostic::Diagnostic> {
+/// The plan's warnings about `after`: an entry naming a type that runs no
+/// instance (with `-m` or `start NAME…`) holds nobody up; a type that can
+/// die and has a `ready` check is waited for until it exits 0, not until
+/// its check passes.
+pub fn plan_warnings(plan: &crate::plan::Plan) -> Vec<crate::diagnostic::Diagnostic> {
     let mut out = Vec::new();
     for t in plan.types.iter().filter(|t| t.count > 0) {
         for dep in &t.readiness.after {
-            if plan.types.iter().any(|d| d.name == *dep && d.count == 0) {
+            let Some(d) = plan.types.iter().find(|d| d.name == *dep) else {
+                continue;
+            };
+            if d.count == 0 {
                 out.push(crate::diagnostic::Diagnostic::warning(format!(
                     "`{}` starts after `{dep}`, which runs no instance here: `{}` does not wait for it",
                     t.name, t.name
                 )));
+            } else if d.policy.can_die && d.readiness.check != Check::Started {
+                out.push(
+                    crate::diagnostic::Diagnostic::warning(format!(
+                        "`{dep}` can die, so `{}` waits for it to exit with code 0, not for its `ready` check",
+                        t.name
+                    ))
+                    .help(format!(
+                        "a one-shot needs no `ready`; for a service that may die, remove `can_die` from `{dep}`"
+                    )),
+                );
             }
         }
     }

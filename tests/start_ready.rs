@@ -434,3 +434,24 @@ fn sleepers_under(pid: i32) -> usize {
     }
     count
 }
+
+#[test]
+fn a_one_shot_with_a_ready_check_is_waited_for_until_it_exits() {
+    let out = Test::new()
+        .procfile("seed: echo seeded; exit 0\nweb: w\n")
+        .file(
+            "procrun.toml",
+            "[process.seed]\ncan_die = true\nready = { log = \"seeded\" }\n\
+             [process.web]\nafter = [\"seed\"]\n",
+        )
+        .args(["check"])
+        .code(0)
+        .run();
+    assert!(
+        out.stderr.contains(
+            "warning: `seed` can die, so `web` waits for it to exit with code 0, not for its `ready` check"
+        ),
+        "{}",
+        out.stderr
+    );
+}
