@@ -221,8 +221,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
 
-    /// Default seconds between the stop signal and SIGKILL (procrun.toml's stop_timeout wins) [default: 5]
-    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", value_parser = parse_seconds)]
+    /// Default time between the stop signal and SIGKILL: seconds, or 500ms, 1.5s, 2m (procrun.toml's stop_timeout wins) [default: 5s]
+    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 }
 
@@ -241,8 +241,8 @@ pub struct StartArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
 
-    /// Default seconds between the stop signal and SIGKILL (procrun.toml's stop_timeout wins) [default: 5]
-    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", value_parser = parse_seconds)]
+    /// Default time between the stop signal and SIGKILL: seconds, or 500ms, 1.5s, 2m (procrun.toml's stop_timeout wins) [default: 5s]
+    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
     /// Do not print timestamps
@@ -311,8 +311,8 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
 
-    /// Default seconds between the stop signal and SIGKILL (procrun.toml's stop_timeout wins) [default: 5]
-    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", value_parser = parse_seconds)]
+    /// Default time between the stop signal and SIGKILL: seconds, or 500ms, 1.5s, 2m (procrun.toml's stop_timeout wins) [default: 5s]
+    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
     /// Container image (compose: else `build:` the app root; kubernetes: required)
@@ -342,15 +342,41 @@ pub enum ExportFormat {
     Kubernetes,
 }
 
-/// Parses a number of seconds such as `5`, `0.5` or `10s`.
-pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let number = text.trim().trim_end_matches('s');
-    number
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("`{text}` is not a number of seconds from 0 to 86400"))
+/// Parses a duration: a number of seconds (`5`, `0.5`), or a number with
+/// a unit, `ms`, `s`, `m` or `h` (`500ms`, `1.5s`, `2m`), from 0 to a day.
+/// The same grammar serves every duration flag and procrun.toml's string
+/// values, so `-t 2m` and `stop_timeout = "2m"` mean the same.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let max = crate::config::MAX_SECONDS;
+    match duration_seconds(text) {
+        Some(s) if (0.0..=max).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        Some(_) => Err(format!(
+            "`{text}` is out of range: from 0 to a day ({max}s)"
+        )),
+        None => Err(format!(
+            "`{text}` is not a duration: write seconds (5, 0.5) or a number with ms, s, m or h (500ms, 1.5s, 2m)"
+        )),
+    }
+}
+
+/// The seconds a duration's text stands for (any finite number, range
+/// unchecked), or `None` when it is not one.
+pub fn duration_seconds(text: &str) -> Option<f64> {
+    let t = text.trim();
+    // `e` belongs to the number (`1e3`); any other letter starts the unit.
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    let n = number.trim().parse::<f64>().ok()?;
+    (n.is_finite() && !number.trim().is_empty()).then_some(n * scale)
 }
 
 #[cfg(test)]
@@ -364,10 +390,21 @@ mod tests {
     }
 
     #[test]
-    fn seconds() {
-        assert_eq!(parse_seconds("5"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_seconds("0.25s"), Ok(Duration::from_millis(250)));
-        assert!(parse_seconds("-1").is_err());
-        assert!(parse_seconds("soon").is_err());
+    fn durations() {
+        let ok = |t: &str| parse_duration(t).map(|d| d.as_secs_f64());
+        assert_eq!(ok("5"), Ok(5.0));
+        assert_eq!(ok(" 0.25s"), Ok(0.25));
+        assert_eq!(ok("500ms"), Ok(0.5));
+        assert_eq!(ok("1.5s"), Ok(1.5));
+        assert_eq!(ok("2m"), Ok(120.0));
+        assert_eq!(ok("2 m"), Ok(120.0));
+        assert_eq!(ok("1h"), Ok(3600.0));
+        assert_eq!(ok("24h"), Ok(86_400.0));
+        assert_eq!(ok("1e1s"), Ok(10.0));
+        for bad in [
+            "", "-1", "soon", "5x", "1m30s", "s", "inf", "nan", "nanms", "25h", "2 min",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 }
