@@ -306,3 +306,42 @@ fn completions_are_generated_from_the_cli_definition() {
     assert!(script.contains("procrun"), "{script}");
     assert!(script.contains("--procfile"), "{script}");
 }
+
+#[test]
+fn a_mistyped_type_name_gets_a_suggestion_wherever_it_is_given() {
+    let p = Project::with_procfile("web: a\nworker: b\nclock: c\n");
+    let cases: &[&[&str]] = &[
+        &["start", "wbe"],
+        &["check", "-m", "wbe=2"],
+        &["export", "systemd", "-m", "wbe=1"],
+        &["check", "--can-die", "wbe"],
+        &["check", "--auto-restart", "wbe"],
+        &["check", "--stop-signal", "wbe=INT"],
+    ];
+    for args in cases {
+        let (code, stdout, stderr) = run(&p, args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(stdout, "", "{args:?}");
+        assert!(
+            stderr.contains("unknown process type `wbe`")
+                && stderr
+                    .contains("help: did you mean `web`? `Procfile` defines: web, worker, clock"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Nothing close: only the list.
+    let (_, _, stderr) = run(&p, &["start", "database"]);
+    assert!(
+        stderr.contains("help: `Procfile` defines: web, worker, clock")
+            && !stderr.contains("did you mean"),
+        "{stderr}"
+    );
+    let out = support::procrun()
+        .current_dir(p.path())
+        .args(["check"])
+        .env("PROCRUN_FORMATION", "wrker=1")
+        .output()
+        .expect("procrun runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did you mean `worker`?"), "{stderr}");
+}

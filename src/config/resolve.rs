@@ -21,7 +21,7 @@ use crate::policy::{Policy, Restart};
 use crate::procfile::Procfile;
 
 use super::flags::{ALL, Flags, Named};
-use super::{Config, Patch, Set, suggest};
+use super::{Config, Patch, Set};
 
 /// Each type's policy, and what was found on the way.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,15 +42,8 @@ pub fn resolve(
 ) -> Result<Resolved, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let names: Vec<&str> = procfile.names().collect();
     let pf_source = procfile.path.display().to_string();
-    let help = |name: &str| match suggest(name, &names) {
-        Some(s) => format!(
-            "did you mean `{s}`? `{pf_source}` defines: {}",
-            names.join(", ")
-        ),
-        None => format!("`{pf_source}` defines: {}", names.join(", ")),
-    };
+    let help = |name: &str| crate::plan::unknown_type_help(procfile, name);
 
     let empty = Patch::default();
     let defaults = config.map_or(&empty, |c| &c.defaults);
