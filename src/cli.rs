@@ -92,13 +92,73 @@ pub struct GlobalArgs {
     )]
     pub config: Option<PathBuf>,
 
-    /// When to colour output
-    #[arg(long, env = "PROCRUN_COLOR", value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    /// When to colour output; --color alone means always (as foreman's)
+    #[arg(
+        long,
+        env = "PROCRUN_COLOR",
+        value_name = "WHEN",
+        value_parser = ColorParser,
+        default_value = "auto",
+        num_args = 0..=1,
+        default_missing_value = "always",
+        global = true
+    )]
     pub color: ColorChoice,
+
+    /// Colour output: --color=always (foreman's -c)
+    // This and --no-color are folded into `color` after parsing
+    // (settings::fold_aliases): the last of the three given wins.
+    #[arg(short = 'c', hide_short_help = true, global = true)]
+    pub force_color: bool,
+
+    /// Do not colour output: --color=never (foreman's spelling)
+    #[arg(long, hide_short_help = true, global = true)]
+    pub no_color: bool,
 
     /// More of procrun's own diagnostics on stderr (-v, -vv, -vvv); RUST_LOG also works
     #[arg(short = 'v', long, env = "PROCRUN_VERBOSE", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+}
+
+/// `--color`'s values, with an error that explains the bare `--color`:
+/// it takes the next word when there is one, so `start --color web` reads
+/// `web` as the colour.
+#[derive(Clone, Copy, Debug)]
+struct ColorParser;
+
+impl clap::builder::TypedValueParser for ColorParser {
+    type Value = ColorChoice;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<ColorChoice, clap::Error> {
+        clap::builder::EnumValueParser::<ColorChoice>::new()
+            .parse_ref(cmd, arg, value)
+            .map_err(|_| {
+                clap::Error::raw(
+                    clap::error::ErrorKind::InvalidValue,
+                    format!(
+                        "invalid value '{}' for '--color': one of auto, always, never\n\n  \
+                         tip: --color alone means always; before a process name or a command write -c or --color=always\n",
+                        value.to_string_lossy()
+                    ),
+                )
+                .with_cmd(cmd)
+            })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            ColorChoice::value_variants()
+                .iter()
+                .filter_map(ValueEnum::to_possible_value),
+        ))
+    }
 }
 
 /// `--color`.
@@ -248,6 +308,11 @@ pub struct StartArgs {
     /// Do not print timestamps
     #[arg(long, env = "PROCRUN_NO_TIMESTAMP", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_timestamp: bool,
+
+    /// Print timestamps (the default; foreman's spelling, wins over PROCRUN_NO_TIMESTAMP)
+    // Folded into `no_timestamp` after parsing (settings::fold_aliases).
+    #[arg(long, hide_short_help = true)]
+    pub timestamp: bool,
 
     /// How output is written: prefixed lines, or one JSON object per line (see docs/json.md)
     #[arg(long, env = "PROCRUN_LOG_FORMAT", value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]

@@ -27,8 +27,6 @@ pub mod supervisor;
 
 use std::io::Write as _;
 
-use clap::Parser as _;
-
 use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::exit_code::ExitCode;
@@ -36,9 +34,15 @@ use crate::settings::Settings;
 
 /// Runs procrun with the process's arguments and returns its exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    // The matches are kept: they say which options were given, and how.
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (mut cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
+            let e = e.format(&mut Cli::command());
             let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
@@ -48,6 +52,7 @@ pub fn main() -> i32 {
             };
         }
     };
+    settings::fold_aliases(&mut cli, &matches);
     init_tracing(cli.global.verbose, cli.global.color);
     let settings = match Settings::resolve(&cli.global) {
         Ok(s) => s,

@@ -4,7 +4,10 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{ColorChoice, GlobalArgs};
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+
+use crate::cli::{Cli, ColorChoice, Command, GlobalArgs};
 use crate::config::ConfigRef;
 use crate::diagnostic::{Diagnostic, Location};
 use crate::env::EnvFileRef;
@@ -106,6 +109,46 @@ impl Settings {
     pub fn color_stdout(&self) -> bool {
         use_color(self.color, std::io::stdout().is_terminal())
     }
+}
+
+/// Folds foreman's spellings into procrun's options, as given on the
+/// command line: `-c`/`--no-color` into `--color`, `--timestamp` into
+/// `--no-timestamp`. Of two spellings of one option given on the command
+/// line the last one wins, and either wins over its `PROCRUN_*` variable.
+pub fn fold_aliases(cli: &mut Cli, matches: &ArgMatches) {
+    let sub = matches.subcommand().map(|(_, m)| m);
+    let color = last_given(matches, sub, &["color", "force_color", "no_color"]);
+    match color {
+        Some("force_color") => cli.global.color = ColorChoice::Always,
+        Some("no_color") => cli.global.color = ColorChoice::Never,
+        _ => {}
+    }
+    if let Command::Start(args) = &mut cli.command
+        && last_given(matches, sub, &["timestamp", "no_timestamp"]) == Some("timestamp")
+    {
+        args.no_timestamp = false;
+    }
+}
+
+/// Of `ids`, the one given last on the command line (not from the
+/// environment or a default), looked up in the subcommand's matches, then
+/// the top level's (global options may be given on either side).
+fn last_given<'a>(top: &ArgMatches, sub: Option<&ArgMatches>, ids: &[&'a str]) -> Option<&'a str> {
+    let index = |m: &ArgMatches, id: &str| {
+        let given = m.try_contains_id(id).unwrap_or(false)
+            && m.value_source(id) == Some(ValueSource::CommandLine);
+        given
+            .then(|| m.indices_of(id).and_then(Iterator::max))
+            .flatten()
+    };
+    // Both levels number the same command line, so indices compare.
+    ids.iter()
+        .filter_map(|id| {
+            let at = sub.and_then(|m| index(m, id)).or_else(|| index(top, id))?;
+            Some((at, *id))
+        })
+        .max_by_key(|(at, _)| *at)
+        .map(|(_, id)| id)
 }
 
 /// Looks a name up in procrun's own environment.
