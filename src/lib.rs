@@ -54,7 +54,8 @@ pub fn main() -> i32 {
     };
     settings::fold_aliases(&mut cli, &matches);
     init_tracing(cli.global.verbose, cli.global.color);
-    let settings = match Settings::resolve(&cli.global) {
+    let origins = settings::Origins::from_matches(&Cli::command(), &matches);
+    let settings = match Settings::resolve(&cli.global, origins) {
         Ok(s) => s,
         Err(e) => return report(&e, settings_color(&cli)),
     };

@@ -62,7 +62,8 @@ pub struct ProcessSpec {
 /// Where the base port came from (shown by `check`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PortSource {
-    /// `-p/--port`.
+    /// The `port` setting: `-p/--port`, `PROCRUN_PORT` or `.foreman`
+    /// (`Settings::origins` says which).
     Flag,
     /// `PORT` in an env file.
     EnvFile(String),

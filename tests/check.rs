@@ -345,3 +345,54 @@ fn a_mistyped_type_name_gets_a_suggestion_wherever_it_is_given() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("did you mean `worker`?"), "{stderr}");
 }
+
+#[test]
+fn check_names_where_each_setting_came_from() {
+    let p = Project::with_procfile("web: a\n")
+        .file("app/Procfile", "web: a\n")
+        .file("app/.env", "A=1\n")
+        .file("a.env", "A=1\n");
+    let root = p.path().canonicalize().expect("root").display().to_string();
+    let tail = |args: &[&str], env: &[(&str, &str)]| {
+        let out = p
+            .procrun()
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("procrun runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).replace(&root, "[ROOT]");
+        stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("base port:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        tail(&["check"], &[]),
+        "base port: 5000 (default)\napp root:  [ROOT]\nenv files: none\nconfig:    none"
+    );
+    assert_eq!(
+        tail(&["check"], &[("PROCRUN_PORT", "3000")]),
+        "base port: 3000 (from PROCRUN_PORT)\napp root:  [ROOT]\nenv files: none\nconfig:    none"
+    );
+    // The command line wins, and says so, also before the command's name.
+    for args in [&["check", "-p", "3001"][..], &["check", "--port=3001"][..]] {
+        assert!(
+            tail(args, &[("PROCRUN_PORT", "3000")]).starts_with("base port: 3001 (from --port)"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        tail(&["check", "-e", "a.env"], &[("PROCRUN_ROOT", "app")]),
+        "base port: 5000 (default)\napp root:  [ROOT]/app (from PROCRUN_ROOT)\nenv files: a.env (1 variable, from --env)\nconfig:    none"
+    );
+    assert_eq!(
+        tail(&["-d", "app", "check"], &[("PROCRUN_ENV", "a.env")]),
+        "base port: 5000 (default)\napp root:  [ROOT]/app (from --root)\nenv files: a.env (1 variable, from PROCRUN_ENV)\nconfig:    none"
+    );
+}

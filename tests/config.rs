@@ -231,13 +231,23 @@ fn the_config_file_can_be_named_or_turned_off() {
         .file("conf/ci.toml", "[process.worker]\ncan_die = true\n");
     let table = app.check(&["--config", "conf/ci.toml"], &[]);
     assert_eq!(policies(&table), "web: -\nworker: can-die\nclock: -");
-    assert!(table.ends_with("config:    conf/ci.toml\n"), "{table}");
+    assert!(
+        table.ends_with("config:    conf/ci.toml (from --config)\n"),
+        "{table}"
+    );
     let table = app.check(&[], &[("PROCRUN_CONFIG", "conf/ci.toml")]);
     assert_eq!(policies(&table), "web: -\nworker: can-die\nclock: -");
+    assert!(
+        table.ends_with("config:    conf/ci.toml (from PROCRUN_CONFIG)\n"),
+        "{table}"
+    );
     // An empty name reads no config file at all.
     let table = app.check(&["--config", ""], &[]);
     assert_eq!(policies(&table), "web: -\nworker: -\nclock: -");
-    assert!(table.ends_with("config:    none\n"), "{table}");
+    assert!(
+        table.ends_with("config:    none (from --config)\n"),
+        "{table}"
+    );
 }
 
 #[test]
