@@ -30,9 +30,32 @@ pub fn check(settings: &Settings, args: &CheckArgs) -> Result<Report, Error> {
             timeout: args.timeout,
         },
     )?;
+    let mut out = summary(&loaded, &settings.origins);
+    // What else was set, and where: the lines only appear when it was.
+    let origins = &settings.origins;
+    let mut lines = Vec::new();
+    if origins.is_set("procfile") {
+        lines.push((
+            "procfile: ",
+            settings.procfile.display().to_string(),
+            "procfile",
+        ));
+    }
+    if let Some(formation) = &args.formation.formation {
+        lines.push(("formation:", formation.clone(), "formation"));
+    }
+    if let Some(t) = args.timeout.or(settings.fallback_timeout) {
+        lines.push(("timeout:  ", crate::policy::format_seconds(t), "timeout"));
+    }
+    for (label, value, id) in lines {
+        let _ = writeln!(out, "{label} {value}{}", given(origins, id));
+    }
+    if let Some(path) = &settings.foreman {
+        let _ = writeln!(out, "foreman:   {}", path.display());
+    }
     Ok(Report {
         warnings: loaded.plan.warnings.clone(),
-        summary: summary(&loaded, &settings.origins),
+        summary: out,
     })
 }
 

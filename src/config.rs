@@ -21,6 +21,7 @@
 
 mod check;
 pub mod flags;
+pub mod foreman;
 pub mod resolve;
 
 pub use crate::diagnostic::suggest;

@@ -54,11 +54,21 @@ pub fn main() -> i32 {
     };
     settings::fold_aliases(&mut cli, &matches);
     init_tracing(cli.global.verbose, cli.global.color);
-    let origins = settings::Origins::from_matches(&Cli::command(), &matches);
-    let settings = match Settings::resolve(&cli.global, origins) {
+    let mut origins = settings::Origins::from_matches(&Cli::command(), &matches);
+    let foreman = match config::foreman::apply(&mut cli, &mut origins) {
+        Ok(applied) => applied,
+        Err(e) => return report(&e.into(), settings_color(&cli)),
+    };
+    let mut settings = match Settings::resolve(&cli.global, origins) {
         Ok(s) => s,
         Err(e) => return report(&e, settings_color(&cli)),
     };
+    settings.foreman = foreman.path;
+    settings.fallback_timeout = foreman.timeout;
+    eprint!(
+        "{}",
+        diagnostic::render_all(&foreman.warnings, settings.color_stderr())
+    );
     let color = settings.color_stderr();
     match execute(&settings, cli.command) {
         Ok(code) => code,

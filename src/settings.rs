@@ -29,6 +29,11 @@ pub struct Settings {
     pub color: ColorChoice,
     /// Where each option's value came from.
     pub origins: Origins,
+    /// The `.foreman` that was read, if any.
+    pub foreman: Option<PathBuf>,
+    /// A default stop timeout below procrun.toml's `[defaults]`
+    /// (`.foreman`'s `timeout`).
+    pub fallback_timeout: Option<std::time::Duration>,
 }
 
 /// Where a setting's value came from, for `check`.
@@ -40,12 +45,10 @@ pub enum Origin {
     Variable(String),
     /// A key of a settings file: `port` in `.foreman`, line 2.
     File {
-        /// The file as shown in messages.
-        path: String,
-        /// 1-based.
-        line: usize,
         /// The key as written.
         key: String,
+        /// Where its value is.
+        at: Location,
     },
     /// Nothing set it.
     Default,
@@ -58,7 +61,7 @@ impl Origin {
         match self {
             Origin::Flag(name) => format!("from {name}"),
             Origin::Variable(name) => format!("from {name}"),
-            Origin::File { path, line, key } => format!("from {key} in {path}:{line}"),
+            Origin::File { key, at } => format!("from {key} in {}:{}", at.source, at.line),
             Origin::Default => "default".to_owned(),
         }
     }
@@ -192,6 +195,8 @@ impl Settings {
             config,
             color: global.color,
             origins,
+            foreman: None,
+            fallback_timeout: None,
         })
     }
 

@@ -48,6 +48,7 @@ fn valid_procfile_prints_the_plan() {
     app root:  [ROOT]
     env files: .env (1 variable)
     config:    none
+    formation: web=2, worker=1 (from --formation)
     ");
 }
 

@@ -10,7 +10,8 @@
 //! 2. `[process.NAME]`;
 //! 3. `-t/--timeout` (only `stop_timeout`);
 //! 4. `[defaults]`;
-//! 5. procrun's defaults ([`Policy::default`]).
+//! 5. `.foreman`'s `timeout` (only `stop_timeout`);
+//! 6. procrun's defaults ([`Policy::default`]).
 
 use std::time::Duration;
 
@@ -39,6 +40,18 @@ pub fn resolve(
     config: Option<&Config>,
     flags: &Flags,
     timeout: Option<Duration>,
+) -> Result<Resolved, Vec<Diagnostic>> {
+    resolve_with(procfile, config, flags, timeout, None)
+}
+
+/// [`resolve`] with `fallback`, a default stop timeout below `[defaults]`
+/// (`.foreman`'s `timeout`): between 4 and 5 in the order above.
+pub fn resolve_with(
+    procfile: &Procfile,
+    config: Option<&Config>,
+    flags: &Flags,
+    timeout: Option<Duration>,
+    fallback: Option<Duration>,
 ) -> Result<Resolved, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
@@ -80,6 +93,9 @@ pub fn resolve(
 
     // [defaults] alone, checked once rather than for every type using it.
     let mut base = Policy::default();
+    if let Some(t) = fallback {
+        base.stop_timeout = t;
+    }
     apply(&mut base, defaults);
     errors.extend(backoff_error(&base, defaults, None));
 
