@@ -314,6 +314,10 @@ pub struct StartArgs {
     #[arg(long, hide_short_help = true)]
     pub timestamp: bool,
 
+    /// Longest process name in a line's prefix; longer names are shortened in the middle with … (0: no limit)
+    #[arg(long, env = "PROCRUN_PREFIX_WIDTH", value_name = "N", default_value_t = crate::output::style::DEFAULT_PREFIX_WIDTH)]
+    pub prefix_width: usize,
+
     /// How output is written: prefixed lines, or one JSON object per line (see docs/json.md)
     #[arg(long, env = "PROCRUN_LOG_FORMAT", value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
