@@ -229,7 +229,14 @@ pub enum Command {
         #[arg(value_name = "COMMAND")]
         command: Option<String>,
     },
+    /// Print the Procfile's entries, one per line (for completion scripts)
+    #[command(name = "__entries", hide = true)]
+    Entries,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    ///
+    /// The bash, zsh and fish scripts also complete the Procfile's entries
+    /// after `start` and `run`, read when you press Tab (with the -f/-d
+    /// typed so far, and .foreman).
     Completions {
         /// The shell
         #[arg(value_enum)]

@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod completion;
 pub mod config;
 pub mod diagnostic;
 pub mod env;
@@ -102,8 +103,19 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
         }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "procrun", &mut out);
+            let script = completion::script(shell, &mut Cli::command());
+            let _ = std::io::stdout().lock().write_all(&script);
+            Ok(ExitCode::OK)
+        }
+        Command::Entries => {
+            // For completion scripts: any problem prints nothing here.
+            let procfile = procfile::load(&settings.procfile).map_err(Error::from)?;
+            let mut out = String::new();
+            for name in procfile.names() {
+                out.push_str(name);
+                out.push('\n');
+            }
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
             Ok(ExitCode::OK)
         }
         Command::Run(args) => run::run(settings, &args),
@@ -132,6 +144,7 @@ fn manual_page(command: Option<&str>) -> Result<Vec<u8>, Error> {
             let Some(sub) = top.find_subcommand(name) else {
                 let known: Vec<&str> = top
                     .get_subcommands()
+                    .filter(|c| !c.is_hide_set())
                     .map(clap::Command::get_name)
                     .filter(|n| *n != "help")
                     .collect();

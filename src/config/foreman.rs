@@ -456,11 +456,16 @@ pub fn location(global: &GlobalArgs) -> PathBuf {
 
 /// Reads `.foreman` (see [`location`]) and sets every option it names that
 /// neither the command line nor a `PROCRUN_*` variable set, recording the
-/// origin of each. Only `check`, `start`, `run` and `export` read it.
+/// origin of each. Only `check`, `start`, `run`, `export` and the hidden
+/// `__entries` (for completion scripts) read it.
 pub fn apply(cli: &mut Cli, origins: &mut Origins) -> Result<Applied, Vec<Diagnostic>> {
     if !matches!(
         cli.command,
-        Command::Check(_) | Command::Start(_) | Command::Run(_) | Command::Export(_)
+        Command::Check(_)
+            | Command::Start(_)
+            | Command::Run(_)
+            | Command::Export(_)
+            | Command::Entries
     ) {
         return Ok(Applied::default());
     }
