@@ -223,3 +223,44 @@ fn other_commands_do_not_read_it() {
     let out = p.test().args(["completions", "bash"]).code(0).run();
     assert!(out.stdout.contains("procrun"));
 }
+
+/// The README's `bin/dev` line: exit 0 after Ctrl-C, like foreman, with
+/// any other exit code kept.
+const BIN_DEV: &str =
+    r#"trap : INT; "$0" start --no-timestamp -p "$1" || { s=$?; [ $s -eq 130 ] || exit $s; }"#;
+
+#[test]
+fn the_bin_dev_workaround_exits_zero_after_ctrl_c_under_sh_and_bash() {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    // bash waits for procrun before it acts on the SIGINT it got too, so
+    // the short form works there (without keeping the code).
+    let bash_short = r#""$0" start --no-timestamp -p "$1" || [ $? -eq 130 ]"#;
+    for (shell, script) in [("sh", BIN_DEV), ("bash", BIN_DEV), ("bash", bash_short)] {
+        let port = support::free_port().to_string();
+        let mut r = Test::new()
+            .procfile("web: echo ready; exec sleep 30\n")
+            .program(shell)
+            .args(["-c", script])
+            .arg(support::procrun_path())
+            .arg(&port)
+            .spawn();
+        r.wait_for("web.1  | ready");
+        // Ctrl-C: the terminal signals the whole foreground group.
+        killpg(Pid::from_raw(r.pid()), Signal::SIGINT).expect("SIGINT");
+        assert_eq!(r.wait_exit(), Some(0), "{shell}: {}", r.transcript());
+        r.assert_no_leftovers();
+
+        if script != BIN_DEV {
+            continue;
+        }
+        let out = Test::new()
+            .procfile("web: exit 3\n")
+            .program(shell)
+            .args(["-c", BIN_DEV])
+            .arg(support::procrun_path())
+            .arg(&port)
+            .run();
+        assert_eq!(out.code(), Some(3), "{shell}: {}", out.stdout);
+    }
+}
