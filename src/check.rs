@@ -7,7 +7,7 @@ use crate::diagnostic::Diagnostic;
 use crate::error::Error;
 use crate::load::{Loaded, Request};
 use crate::plan::PortSource;
-use crate::settings::Settings;
+use crate::settings::{Origin, Origins, Settings};
 
 /// The outcome of a successful check: warnings for stderr and the summary
 /// for stdout.
@@ -30,9 +30,32 @@ pub fn check(settings: &Settings, args: &CheckArgs) -> Result<Report, Error> {
             timeout: args.timeout,
         },
     )?;
+    let mut out = summary(&loaded, &settings.origins);
+    // What else was set, and where: the lines only appear when it was.
+    let origins = &settings.origins;
+    let mut lines = Vec::new();
+    if origins.is_set("procfile") {
+        lines.push((
+            "procfile: ",
+            settings.procfile.display().to_string(),
+            "procfile",
+        ));
+    }
+    if let Some(formation) = &args.formation.formation {
+        lines.push(("formation:", formation.clone(), "formation"));
+    }
+    if let Some(t) = args.timeout.or(settings.fallback_timeout) {
+        lines.push(("timeout:  ", crate::policy::format_seconds(t), "timeout"));
+    }
+    for (label, value, id) in lines {
+        let _ = writeln!(out, "{label} {value}{}", given(origins, id));
+    }
+    if let Some(path) = &settings.foreman {
+        let _ = writeln!(out, "foreman:   {}", path.display());
+    }
     Ok(Report {
         warnings: loaded.plan.warnings.clone(),
-        summary: summary(&loaded),
+        summary: out,
     })
 }
 
@@ -41,7 +64,7 @@ pub fn check(settings: &Settings, args: &CheckArgs) -> Result<Report, Error> {
 /// the settings came from.
 ///
 /// [`Policy::describe`]: crate::policy::Policy::describe
-pub fn summary(loaded: &Loaded) -> String {
+pub fn summary(loaded: &Loaded, origins: &Origins) -> String {
     let Loaded {
         procfile,
         plan,
@@ -117,15 +140,20 @@ pub fn summary(loaded: &Loaded) -> String {
         let _ = writeln!(out, "start order: {}", levels.join("  "));
     }
     let source = match &plan.port_source {
-        PortSource::Flag => "from --port".to_owned(),
+        PortSource::Flag => origins.get("port").describe(),
         PortSource::EnvFile(f) => format!("from PORT in {f}"),
         PortSource::Environment => "from $PORT".to_owned(),
         PortSource::Default => "default".to_owned(),
     };
     let _ = writeln!(out, "base port: {} ({source})", plan.base_port);
-    let _ = writeln!(out, "app root:  {}", plan.root.display());
+    let _ = writeln!(
+        out,
+        "app root:  {}{}",
+        plan.root.display(),
+        given(origins, "root")
+    );
     if plan.env.files.is_empty() {
-        let _ = writeln!(out, "env files: none");
+        let _ = writeln!(out, "env files: none{}", given(origins, "env"));
     } else {
         let files: Vec<String> = plan
             .env
@@ -134,20 +162,30 @@ pub fn summary(loaded: &Loaded) -> String {
             .map(|f| f.display().to_string())
             .collect();
         let n = plan.env.vars.len();
+        let from = match origins.get("env") {
+            Origin::Default => String::new(),
+            origin => format!(", {}", origin.describe()),
+        };
         let _ = writeln!(
             out,
-            "env files: {} ({n} variable{})",
+            "env files: {} ({n} variable{}{from})",
             files.join(", "),
             if n == 1 { "" } else { "s" }
         );
     }
-    match config {
-        Some(path) => {
-            let _ = writeln!(out, "config:    {}", path.display());
-        }
-        None => {
-            let _ = writeln!(out, "config:    none");
-        }
-    }
+    let config = match config {
+        Some(path) => path.display().to_string(),
+        None => "none".to_owned(),
+    };
+    let _ = writeln!(out, "config:    {config}{}", given(origins, "config"));
     out
+}
+
+/// ` (from --root)` when the option `id` was set, else nothing: the lines
+/// of `check` name the origin of what was not a default.
+fn given(origins: &Origins, id: &str) -> String {
+    match origins.get(id) {
+        Origin::Default => String::new(),
+        origin => format!(" ({})", origin.describe()),
+    }
 }

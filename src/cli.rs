@@ -92,13 +92,73 @@ pub struct GlobalArgs {
     )]
     pub config: Option<PathBuf>,
 
-    /// When to colour output
-    #[arg(long, env = "PROCRUN_COLOR", value_enum, default_value_t = ColorChoice::Auto, global = true)]
+    /// When to colour output; --color alone means always (as foreman's)
+    #[arg(
+        long,
+        env = "PROCRUN_COLOR",
+        value_name = "WHEN",
+        value_parser = ColorParser,
+        default_value = "auto",
+        num_args = 0..=1,
+        default_missing_value = "always",
+        global = true
+    )]
     pub color: ColorChoice,
+
+    /// Colour output: --color=always (foreman's -c)
+    // This and --no-color are folded into `color` after parsing
+    // (settings::fold_aliases): the last of the three given wins.
+    #[arg(short = 'c', hide_short_help = true, global = true)]
+    pub force_color: bool,
+
+    /// Do not colour output: --color=never (foreman's spelling)
+    #[arg(long, hide_short_help = true, global = true)]
+    pub no_color: bool,
 
     /// More of procrun's own diagnostics on stderr (-v, -vv, -vvv); RUST_LOG also works
     #[arg(short = 'v', long, env = "PROCRUN_VERBOSE", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+}
+
+/// `--color`'s values, with an error that explains the bare `--color`:
+/// it takes the next word when there is one, so `start --color web` reads
+/// `web` as the colour.
+#[derive(Clone, Copy, Debug)]
+struct ColorParser;
+
+impl clap::builder::TypedValueParser for ColorParser {
+    type Value = ColorChoice;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<ColorChoice, clap::Error> {
+        clap::builder::EnumValueParser::<ColorChoice>::new()
+            .parse_ref(cmd, arg, value)
+            .map_err(|_| {
+                clap::Error::raw(
+                    clap::error::ErrorKind::InvalidValue,
+                    format!(
+                        "invalid value '{}' for '--color': one of auto, always, never\n\n  \
+                         tip: --color alone means always; before a process name or a command write -c or --color=always\n",
+                        value.to_string_lossy()
+                    ),
+                )
+                .with_cmd(cmd)
+            })
+    }
+
+    fn possible_values(
+        &self,
+    ) -> Option<Box<dyn Iterator<Item = clap::builder::PossibleValue> + '_>> {
+        Some(Box::new(
+            ColorChoice::value_variants()
+                .iter()
+                .filter_map(ValueEnum::to_possible_value),
+        ))
+    }
 }
 
 /// `--color`.
@@ -169,7 +229,14 @@ pub enum Command {
         #[arg(value_name = "COMMAND")]
         command: Option<String>,
     },
+    /// Print the Procfile's entries, one per line (for completion scripts)
+    #[command(name = "__entries", hide = true)]
+    Entries,
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    ///
+    /// The bash, zsh and fish scripts also complete the Procfile's entries
+    /// after `start` and `run`, read when you press Tab (with the -f/-d
+    /// typed so far, and .foreman).
     Completions {
         /// The shell
         #[arg(value_enum)]
@@ -221,8 +288,8 @@ pub struct CheckArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
 
-    /// Default seconds between the stop signal and SIGKILL (procrun.toml's stop_timeout wins) [default: 5]
-    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", value_parser = parse_seconds)]
+    /// Default time between the stop signal and SIGKILL: seconds, or 500ms, 1.5s, 2m (procrun.toml's stop_timeout wins) [default: 5s]
+    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 }
 
@@ -241,13 +308,22 @@ pub struct StartArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
 
-    /// Default seconds between the stop signal and SIGKILL (procrun.toml's stop_timeout wins) [default: 5]
-    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", value_parser = parse_seconds)]
+    /// Default time between the stop signal and SIGKILL: seconds, or 500ms, 1.5s, 2m (procrun.toml's stop_timeout wins) [default: 5s]
+    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
     /// Do not print timestamps
     #[arg(long, env = "PROCRUN_NO_TIMESTAMP", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_timestamp: bool,
+
+    /// Print timestamps (the default; foreman's spelling, wins over PROCRUN_NO_TIMESTAMP)
+    // Folded into `no_timestamp` after parsing (settings::fold_aliases).
+    #[arg(long, hide_short_help = true)]
+    pub timestamp: bool,
+
+    /// Longest process name in a line's prefix; longer names are shortened in the middle with … (0: no limit)
+    #[arg(long, env = "PROCRUN_PREFIX_WIDTH", value_name = "N", default_value_t = crate::output::style::DEFAULT_PREFIX_WIDTH)]
+    pub prefix_width: usize,
 
     /// How output is written: prefixed lines, or one JSON object per line (see docs/json.md)
     #[arg(long, env = "PROCRUN_LOG_FORMAT", value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]
@@ -311,8 +387,8 @@ pub struct ExportArgs {
     #[command(flatten)]
     pub policy: PolicyArgs,
 
-    /// Default seconds between the stop signal and SIGKILL (procrun.toml's stop_timeout wins) [default: 5]
-    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "SECS", value_parser = parse_seconds)]
+    /// Default time between the stop signal and SIGKILL: seconds, or 500ms, 1.5s, 2m (procrun.toml's stop_timeout wins) [default: 5s]
+    #[arg(short = 't', long, env = "PROCRUN_TIMEOUT", value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
     /// Container image (compose: else `build:` the app root; kubernetes: required)
@@ -342,15 +418,41 @@ pub enum ExportFormat {
     Kubernetes,
 }
 
-/// Parses a number of seconds such as `5`, `0.5` or `10s`.
-pub fn parse_seconds(text: &str) -> Result<Duration, String> {
-    let number = text.trim().trim_end_matches('s');
-    number
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("`{text}` is not a number of seconds from 0 to 86400"))
+/// Parses a duration: a number of seconds (`5`, `0.5`), or a number with
+/// a unit, `ms`, `s`, `m` or `h` (`500ms`, `1.5s`, `2m`), from 0 to a day.
+/// The same grammar serves every duration flag and procrun.toml's string
+/// values, so `-t 2m` and `stop_timeout = "2m"` mean the same.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let max = crate::config::MAX_SECONDS;
+    match duration_seconds(text) {
+        Some(s) if (0.0..=max).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        Some(_) => Err(format!(
+            "`{text}` is out of range: from 0 to a day ({max}s)"
+        )),
+        None => Err(format!(
+            "`{text}` is not a duration: write seconds (5, 0.5) or a number with ms, s, m or h (500ms, 1.5s, 2m)"
+        )),
+    }
+}
+
+/// The seconds a duration's text stands for (any finite number, range
+/// unchecked), or `None` when it is not one.
+pub fn duration_seconds(text: &str) -> Option<f64> {
+    let t = text.trim();
+    // `e` belongs to the number (`1e3`); any other letter starts the unit.
+    let split = t
+        .find(|c: char| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "" | "s" => 1.0,
+        "ms" => 0.001,
+        "m" => 60.0,
+        "h" => 3600.0,
+        _ => return None,
+    };
+    let n = number.trim().parse::<f64>().ok()?;
+    (n.is_finite() && !number.trim().is_empty()).then_some(n * scale)
 }
 
 #[cfg(test)]
@@ -364,10 +466,21 @@ mod tests {
     }
 
     #[test]
-    fn seconds() {
-        assert_eq!(parse_seconds("5"), Ok(Duration::from_secs(5)));
-        assert_eq!(parse_seconds("0.25s"), Ok(Duration::from_millis(250)));
-        assert!(parse_seconds("-1").is_err());
-        assert!(parse_seconds("soon").is_err());
+    fn durations() {
+        let ok = |t: &str| parse_duration(t).map(|d| d.as_secs_f64());
+        assert_eq!(ok("5"), Ok(5.0));
+        assert_eq!(ok(" 0.25s"), Ok(0.25));
+        assert_eq!(ok("500ms"), Ok(0.5));
+        assert_eq!(ok("1.5s"), Ok(1.5));
+        assert_eq!(ok("2m"), Ok(120.0));
+        assert_eq!(ok("2 m"), Ok(120.0));
+        assert_eq!(ok("1h"), Ok(3600.0));
+        assert_eq!(ok("24h"), Ok(86_400.0));
+        assert_eq!(ok("1e1s"), Ok(10.0));
+        for bad in [
+            "", "-1", "soon", "5x", "1m30s", "s", "inf", "nan", "nanms", "25h", "2 min",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 }

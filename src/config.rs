@@ -21,6 +21,7 @@
 
 mod check;
 pub mod flags;
+pub mod foreman;
 pub mod ready;
 pub mod resolve;
 
@@ -291,9 +292,15 @@ pub fn parse(path: PathBuf, text: &str) -> Result<Config, Vec<Diagnostic>> {
     }
 }
 
-/// A number of seconds: an integer or a float, finite, from 0 to a day.
+/// A duration: seconds as an integer or a float, or a string with a unit
+/// (`"500ms"`, `"1.5s"`, `"2m"`, as on the command line); finite, from 0 to
+/// a day.
 fn seconds(value: &DeValue<'_>) -> Result<Duration, String> {
     let secs = match value {
+        DeValue::String(text) => match crate::cli::duration_seconds(text) {
+            Some(secs) => secs,
+            None => return Err(format!("is not a duration: {}", describe_value(value))),
+        },
         DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
             Ok(n) => n as f64,
             Err(_) => {
@@ -308,7 +315,7 @@ fn seconds(value: &DeValue<'_>) -> Result<Duration, String> {
         },
         other => {
             return Err(format!(
-                "must be a number of seconds, found {}",
+                "must be a number of seconds or a duration string, found {}",
                 describe_value(other)
             ));
         }

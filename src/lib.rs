@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod completion;
 pub mod config;
 pub mod diagnostic;
 pub mod env;
@@ -28,8 +29,6 @@ pub mod supervisor;
 
 use std::io::Write as _;
 
-use clap::Parser as _;
-
 use crate::cli::{Cli, Command};
 use crate::error::Error;
 use crate::exit_code::ExitCode;
@@ -37,9 +36,15 @@ use crate::settings::Settings;
 
 /// Runs procrun with the process's arguments and returns its exit code.
 pub fn main() -> i32 {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    // The matches are kept: they say which options were given, and how.
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let (mut cli, matches) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
+            let e = e.format(&mut Cli::command());
             let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
@@ -49,11 +54,23 @@ pub fn main() -> i32 {
             };
         }
     };
+    settings::fold_aliases(&mut cli, &matches);
     init_tracing(cli.global.verbose, cli.global.color);
-    let settings = match Settings::resolve(&cli.global) {
+    let mut origins = settings::Origins::from_matches(&Cli::command(), &matches);
+    let foreman = match config::foreman::apply(&mut cli, &mut origins) {
+        Ok(applied) => applied,
+        Err(e) => return report(&e.into(), settings_color(&cli)),
+    };
+    let mut settings = match Settings::resolve(&cli.global, origins) {
         Ok(s) => s,
         Err(e) => return report(&e, settings_color(&cli)),
     };
+    settings.foreman = foreman.path;
+    settings.fallback_timeout = foreman.timeout;
+    eprint!(
+        "{}",
+        diagnostic::render_all(&foreman.warnings, settings.color_stderr())
+    );
     let color = settings.color_stderr();
     match execute(&settings, cli.command) {
         Ok(code) => code,
@@ -87,8 +104,19 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
         }
         Command::Completions { shell } => {
             use clap::CommandFactory as _;
-            let mut out = std::io::stdout().lock();
-            clap_complete::generate(shell, &mut Cli::command(), "procrun", &mut out);
+            let script = completion::script(shell, &mut Cli::command());
+            let _ = std::io::stdout().lock().write_all(&script);
+            Ok(ExitCode::OK)
+        }
+        Command::Entries => {
+            // For completion scripts: any problem prints nothing here.
+            let procfile = procfile::load(&settings.procfile).map_err(Error::from)?;
+            let mut out = String::new();
+            for name in procfile.names() {
+                out.push_str(name);
+                out.push('\n');
+            }
+            let _ = std::io::stdout().lock().write_all(out.as_bytes());
             Ok(ExitCode::OK)
         }
         Command::Run(args) => run::run(settings, &args),
@@ -117,6 +145,7 @@ fn manual_page(command: Option<&str>) -> Result<Vec<u8>, Error> {
             let Some(sub) = top.find_subcommand(name) else {
                 let known: Vec<&str> = top
                     .get_subcommands()
+                    .filter(|c| !c.is_hide_set())
                     .map(clap::Command::get_name)
                     .filter(|n| *n != "help")
                     .collect();

@@ -15,7 +15,7 @@ use crate::env::EnvSet;
 use crate::error::Error;
 use crate::plan::{Plan, PlanRequest};
 use crate::procfile::Procfile;
-use crate::settings::{Settings, inherited};
+use crate::settings::{Origin, Settings, inherited};
 
 /// What a command asks the plan for.
 #[derive(Clone, Copy, Debug)]
@@ -86,11 +86,12 @@ pub fn build(
     // Resolved even when the file or the flags are broken, so that the
     // other's names are still checked against the Procfile.
     let no_flags = flags::Flags::default();
-    let resolved = crate::config::resolve::resolve(
+    let resolved = crate::config::resolve::resolve_with(
         &procfile,
         config.as_ref().and_then(Option::as_ref),
         flags.as_ref().unwrap_or(&no_flags),
         request.timeout,
+        settings.fallback_timeout,
     );
     let mut warnings = Vec::new();
     let resolved = match resolved {
@@ -124,7 +125,21 @@ pub fn build(
             .unwrap_or_default(),
         None => Default::default(),
     };
-    match crate::plan::build_with(&procfile, &env, &plan_request, &policies, &inherited) {
+    let plan = crate::plan::build_with(&procfile, &env, &plan_request, &policies, &inherited);
+    // A formation from `.foreman` is pointed at there, not at `--formation`.
+    let plan = match (plan, settings.origins.get("formation")) {
+        (Err(more), Origin::File { at, .. }) => Err(more
+            .into_iter()
+            .map(|d| match &d.location {
+                Some(l) if l.source == crate::formation::SOURCE => {
+                    crate::config::foreman::relocate(d, at)
+                }
+                _ => d,
+            })
+            .collect()),
+        (plan, _) => plan,
+    };
+    match plan {
         Ok(mut plan) if errors.is_empty() => {
             plan.set_readiness(&readiness);
             plan.warnings.extend(crate::readiness::plan_warnings(&plan));

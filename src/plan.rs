@@ -67,7 +67,8 @@ pub struct ProcessSpec {
 /// Where the base port came from (shown by `check`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PortSource {
-    /// `-p/--port`.
+    /// The `port` setting: `-p/--port`, `PROCRUN_PORT` or `.foreman`
+    /// (`Settings::origins` says which).
     Flag,
     /// `PORT` in an env file.
     EnvFile(String),
@@ -137,14 +138,13 @@ pub fn build_with(
     let mut warnings = procfile.warnings.clone();
     warnings.extend(env.warnings.iter().cloned());
     let known = procfile.names().collect::<Vec<_>>().join(", ");
-    let pf_source = procfile.path.display().to_string();
 
     for (name, (_, span)) in &request.formation.counts {
         if procfile.get(name).is_none() {
             errors.push(
                 Diagnostic::error(format!("unknown process type `{name}` in the formation"))
                     .at(request.formation.location(*span))
-                    .help(format!("`{pf_source}` defines: {known}")),
+                    .help(unknown_type_help(procfile, name)),
             );
         }
     }
@@ -152,7 +152,7 @@ pub fn build_with(
         if procfile.get(name).is_none() {
             errors.push(
                 Diagnostic::error(format!("unknown process type `{name}`"))
-                    .help(format!("`{pf_source}` defines: {known}")),
+                    .help(unknown_type_help(procfile, name)),
             );
         }
     }
@@ -290,6 +290,21 @@ impl Plan {
     /// Whether some type starts after another.
     pub fn ordered(&self) -> bool {
         self.types.iter().any(|t| !t.readiness.after.is_empty())
+    }
+}
+
+/// The help of an unknown process type `name`: the closest entry, if one
+/// is close, and every entry of the Procfile.
+pub fn unknown_type_help(procfile: &Procfile, name: &str) -> String {
+    let names: Vec<&str> = procfile.names().collect();
+    let defines = format!(
+        "`{}` defines: {}",
+        procfile.path.display(),
+        names.join(", ")
+    );
+    match crate::diagnostic::suggest(name, &names) {
+        Some(s) => format!("did you mean `{s}`? {defines}"),
+        None => defines,
     }
 }
 

@@ -169,9 +169,13 @@ fn errors() {
     assert!(e[0].message.contains("unknown process type `wbe`"));
     assert_eq!(
         e[0].help.as_deref(),
+        Some("did you mean `web`? `Procfile` defines: web, worker, clock")
+    );
+    let e = plan(PF, "", &["nope"], None).expect_err("unknown");
+    assert_eq!(
+        e[0].help.as_deref(),
         Some("`Procfile` defines: web, worker, clock")
     );
-    assert!(plan(PF, "", &["nope"], None).is_err());
     let e = plan(PF, "all=0", &[], None).expect_err("nothing");
     assert!(e[0].message.contains("starts no process"));
     let e = plan(PF, "", &[], Some(65500)).expect_err("port overflow");

@@ -60,6 +60,7 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
         color: settings.color_stdout() && !json,
         timestamps: !args.no_timestamp,
         json,
+        prefix_width: args.prefix_width,
     };
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();

@@ -48,6 +48,7 @@ fn valid_procfile_prints_the_plan() {
     app root:  [ROOT]
     env files: .env (1 variable)
     config:    none
+    formation: web=2, worker=1 (from --formation)
     ");
 }
 
@@ -305,4 +306,94 @@ fn completions_are_generated_from_the_cli_definition() {
     let script = String::from_utf8_lossy(&out.stdout);
     assert!(script.contains("procrun"), "{script}");
     assert!(script.contains("--procfile"), "{script}");
+}
+
+#[test]
+fn a_mistyped_type_name_gets_a_suggestion_wherever_it_is_given() {
+    let p = Project::with_procfile("web: a\nworker: b\nclock: c\n");
+    let cases: &[&[&str]] = &[
+        &["start", "wbe"],
+        &["check", "-m", "wbe=2"],
+        &["export", "systemd", "-m", "wbe=1"],
+        &["check", "--can-die", "wbe"],
+        &["check", "--auto-restart", "wbe"],
+        &["check", "--stop-signal", "wbe=INT"],
+    ];
+    for args in cases {
+        let (code, stdout, stderr) = run(&p, args);
+        assert_eq!(code, 2, "{args:?}: {stderr}");
+        assert_eq!(stdout, "", "{args:?}");
+        assert!(
+            stderr.contains("unknown process type `wbe`")
+                && stderr
+                    .contains("help: did you mean `web`? `Procfile` defines: web, worker, clock"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // Nothing close: only the list.
+    let (_, _, stderr) = run(&p, &["start", "database"]);
+    assert!(
+        stderr.contains("help: `Procfile` defines: web, worker, clock")
+            && !stderr.contains("did you mean"),
+        "{stderr}"
+    );
+    let out = support::procrun()
+        .current_dir(p.path())
+        .args(["check"])
+        .env("PROCRUN_FORMATION", "wrker=1")
+        .output()
+        .expect("procrun runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("did you mean `worker`?"), "{stderr}");
+}
+
+#[test]
+fn check_names_where_each_setting_came_from() {
+    let p = Project::with_procfile("web: a\n")
+        .file("app/Procfile", "web: a\n")
+        .file("app/.env", "A=1\n")
+        .file("a.env", "A=1\n");
+    let root = p.path().canonicalize().expect("root").display().to_string();
+    let tail = |args: &[&str], env: &[(&str, &str)]| {
+        let out = p
+            .procrun()
+            .args(args)
+            .envs(env.iter().copied())
+            .output()
+            .expect("procrun runs");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout).replace(&root, "[ROOT]");
+        stdout
+            .lines()
+            .skip_while(|l| !l.starts_with("base port:"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    assert_eq!(
+        tail(&["check"], &[]),
+        "base port: 5000 (default)\napp root:  [ROOT]\nenv files: none\nconfig:    none"
+    );
+    assert_eq!(
+        tail(&["check"], &[("PROCRUN_PORT", "3000")]),
+        "base port: 3000 (from PROCRUN_PORT)\napp root:  [ROOT]\nenv files: none\nconfig:    none"
+    );
+    // The command line wins, and says so, also before the command's name.
+    for args in [&["check", "-p", "3001"][..], &["check", "--port=3001"][..]] {
+        assert!(
+            tail(args, &[("PROCRUN_PORT", "3000")]).starts_with("base port: 3001 (from --port)"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(
+        tail(&["check", "-e", "a.env"], &[("PROCRUN_ROOT", "app")]),
+        "base port: 5000 (default)\napp root:  [ROOT]/app (from PROCRUN_ROOT)\nenv files: a.env (1 variable, from --env)\nconfig:    none"
+    );
+    assert_eq!(
+        tail(&["-d", "app", "check"], &[("PROCRUN_ENV", "a.env")]),
+        "base port: 5000 (default)\napp root:  [ROOT]/app (from --root)\nenv files: a.env (1 variable, from PROCRUN_ENV)\nconfig:    none"
+    );
 }

@@ -144,3 +144,91 @@ fn each_command_has_a_manual_page() {
     assert!(stderr.contains("no command `stat`"), "{stderr}");
     assert!(stderr.contains("check, start, run"), "{stderr}");
 }
+
+/// `procrun ARGS` in a project with one quick entry; returns (code,
+/// stdout, stderr).
+fn foreman_run(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    let mut t = support::Test::new().procfile("web: echo hi\n").args(args);
+    for (k, v) in env {
+        t = t.env(k, v);
+    }
+    let out = t.run();
+    (out.code(), out.stdout, out.stderr)
+}
+
+/// Arguments, environment, and whether the output should show it.
+type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], bool);
+
+#[test]
+fn foremans_colour_and_timestamp_flags_are_accepted() {
+    let coloured = |stdout: &str| stdout.contains("\x1b[");
+    let stamped = |stdout: &str| {
+        let b = stdout.as_bytes();
+        b.len() > 8 && b[2] == b':' && b[5] == b':' && b[8] == b' '
+    };
+    // stdout is a pipe, so `auto` would not colour.
+    let cases: &[Case] = &[
+        (&["start", "-c"], &[], true),
+        (&["-c", "start"], &[], true),
+        (&["start", "--color"], &[], true),
+        (&["start", "--color=always"], &[], true),
+        (&["start", "--color", "always"], &[], true),
+        (&["start", "--color", "never", "-c"], &[], true),
+        (&["start", "-c", "--color=never"], &[], false),
+        (&["start", "-c", "--no-color"], &[], false),
+        (
+            &["start", "--no-color"],
+            &[("PROCRUN_COLOR", "always")],
+            false,
+        ),
+        (&["start", "-c"], &[("PROCRUN_COLOR", "never")], true),
+        (&["start", "-c", "web"], &[], true),
+        (&["start"], &[], false),
+    ];
+    for (args, env, want) in cases {
+        let (code, stdout, stderr) = foreman_run(args, env);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert_eq!(coloured(&stdout), *want, "{args:?} {env:?}: {stdout:?}");
+    }
+    let cases: &[Case] = &[
+        (&["start"], &[], true),
+        (&["start", "--no-timestamp"], &[], false),
+        (&["start", "--timestamp"], &[], true),
+        (&["start", "--no-timestamp", "--timestamp"], &[], true),
+        (&["start", "--timestamp", "--no-timestamp"], &[], false),
+        (
+            &["start", "--timestamp"],
+            &[("PROCRUN_NO_TIMESTAMP", "1")],
+            true,
+        ),
+    ];
+    for (args, env, want) in cases {
+        let (code, stdout, stderr) = foreman_run(args, env);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+        assert_eq!(stamped(&stdout), *want, "{args:?} {env:?}: {stdout:?}");
+    }
+}
+
+#[test]
+fn a_bare_color_before_a_word_explains_itself() {
+    let (code, stdout, stderr) = foreman_run(&["start", "--color", "web"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(stdout, "");
+    assert!(
+        stderr.contains("invalid value 'web' for '--color'")
+            && stderr.contains("-c or --color=always"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn run_passes_dash_c_to_the_command() {
+    let (code, stdout, stderr) =
+        foreman_run(&["run", "sh", "-c", "echo [$0] [$1]", "x", "-c"], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "[x] [-c]\n");
+    // Before the command, -c is procrun's own.
+    let (code, stdout, stderr) = foreman_run(&["run", "-c", "sh", "-c", "echo ok"], &[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(stdout, "ok\n");
+}

@@ -231,13 +231,23 @@ fn the_config_file_can_be_named_or_turned_off() {
         .file("conf/ci.toml", "[process.worker]\ncan_die = true\n");
     let table = app.check(&["--config", "conf/ci.toml"], &[]);
     assert_eq!(policies(&table), "web: -\nworker: can-die\nclock: -");
-    assert!(table.ends_with("config:    conf/ci.toml\n"), "{table}");
+    assert!(
+        table.ends_with("config:    conf/ci.toml (from --config)\n"),
+        "{table}"
+    );
     let table = app.check(&[], &[("PROCRUN_CONFIG", "conf/ci.toml")]);
     assert_eq!(policies(&table), "web: -\nworker: can-die\nclock: -");
+    assert!(
+        table.ends_with("config:    conf/ci.toml (from PROCRUN_CONFIG)\n"),
+        "{table}"
+    );
     // An empty name reads no config file at all.
     let table = app.check(&["--config", ""], &[]);
     assert_eq!(policies(&table), "web: -\nworker: -\nclock: -");
-    assert!(table.ends_with("config:    none\n"), "{table}");
+    assert!(
+        table.ends_with("config:    none (from --config)\n"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -360,4 +370,41 @@ fn run_of_a_plain_command_ignores_the_config() {
         stderr.contains("`[process.nope]` names no process type"),
         "{stderr}"
     );
+}
+
+#[test]
+fn durations_take_units_on_the_command_line_and_in_the_file() {
+    let app = App::new(PROCFILE).file(
+        "procrun.toml",
+        "[process.web]\nstop_timeout = \"1.5s\"\n\n[process.worker]\nrestart = \"always\"\nbackoff = { initial = \"500ms\", max = \"2m\" }\nmin_uptime = \"1m\"\n",
+    );
+    assert_eq!(
+        policies(&app.check(&["-t", "2m"], &[])),
+        "web: stop=TERM/1.5s\nworker: restart=always, backoff=0.5s..120s, min-uptime=60s, stop=TERM/120s\nclock: stop=TERM/120s"
+    );
+    for t in ["500ms", "0.5s", "0.5"] {
+        assert!(
+            policies(&app.check(&["-t", t], &[])).contains("clock: stop=TERM/0.5s"),
+            "-t {t}"
+        );
+        assert!(
+            policies(&app.check(&[], &[("PROCRUN_TIMEOUT", t)])).contains("clock: stop=TERM/0.5s"),
+            "PROCRUN_TIMEOUT={t}"
+        );
+    }
+    let err = app.fails(&["check", "-t", "2min"], &[]);
+    assert!(err.contains("`2min` is not a duration"), "{err}");
+    let err = app.fails(&["start", "-t", "25h"], &[]);
+    assert!(err.contains("out of range"), "{err}");
+
+    let bad = App::new(PROCFILE).file("procrun.toml", "[defaults]\nstop_timeout = \"2 minutes\"\n");
+    let err = bad.fails(&["check"], &[]);
+    assert!(
+        err.contains("`stop_timeout` is not a duration: the string \"2 minutes\"")
+            && err.contains("procrun.toml:2:16"),
+        "{err}"
+    );
+    let long = App::new(PROCFILE).file("procrun.toml", "[defaults]\nmin_uptime = \"25h\"\n");
+    let err = long.fails(&["check"], &[]);
+    assert!(err.contains("`min_uptime` is too long"), "{err}");
 }

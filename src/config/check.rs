@@ -237,16 +237,9 @@ impl Cx<'_> {
         match seconds(value.get_ref()) {
             Ok(d) => Some(d),
             Err(message) => {
-                let help = match value.get_ref().as_str() {
-                    Some(s) => match crate::cli::parse_seconds(s) {
-                        Ok(d) => format!(
-                            "write the number without quotes: `{key} = {}`",
-                            d.as_secs_f64()
-                        ),
-                        Err(_) => format!("write a number of seconds, e.g. `{key} = 10`"),
-                    },
-                    None => format!("write a number of seconds, e.g. `{key} = 10`"),
-                };
+                let help = format!(
+                    r#"write seconds, e.g. `{key} = 10`, or a string with a unit: "500ms", "1.5s", "2m""#
+                );
                 self.error(value.span(), format!("`{key}` {message}"), Some(help));
                 None
             }

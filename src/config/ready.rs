@@ -202,8 +202,6 @@ pub fn resolve(
     if let Some(s) = &defaults.after {
         errors.push(per_type("after", &s.at));
     }
-    let names: Vec<&str> = procfile.names().collect();
-    let pf_source = procfile.path.display().to_string();
     let mut base = Readiness::default();
     apply(&mut base, defaults);
 
@@ -218,11 +216,7 @@ pub fn resolve(
             apply(&mut readiness, patch);
             for item in patch.after.iter().flat_map(|s| &s.value) {
                 if procfile.get(&item.value).is_none() {
-                    let listed = format!("`{pf_source}` defines: {}", names.join(", "));
-                    let help = match suggest(&item.value, &names) {
-                        Some(s) => format!("did you mean `{s}`? {listed}"),
-                        None => listed,
-                    };
+                    let help = crate::plan::unknown_type_help(procfile, &item.value);
                     errors.push(
                         Diagnostic::error(format!(
                             "`after` names `{}`, which is no process type",

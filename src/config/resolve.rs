@@ -10,7 +10,8 @@
 //! 2. `[process.NAME]`;
 //! 3. `-t/--timeout` (only `stop_timeout`);
 //! 4. `[defaults]`;
-//! 5. procrun's defaults ([`Policy::default`]).
+//! 5. `.foreman`'s `timeout` (only `stop_timeout`);
+//! 6. procrun's defaults ([`Policy::default`]).
 
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use crate::policy::{Policy, Restart};
 use crate::procfile::Procfile;
 
 use super::flags::{ALL, Flags, Named};
-use super::{Config, Patch, Set, suggest};
+use super::{Config, Patch, Set};
 
 /// Each type's policy, and what was found on the way.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -40,17 +41,22 @@ pub fn resolve(
     flags: &Flags,
     timeout: Option<Duration>,
 ) -> Result<Resolved, Vec<Diagnostic>> {
+    resolve_with(procfile, config, flags, timeout, None)
+}
+
+/// [`resolve`] with `fallback`, a default stop timeout below `[defaults]`
+/// (`.foreman`'s `timeout`): between 4 and 5 in the order above.
+pub fn resolve_with(
+    procfile: &Procfile,
+    config: Option<&Config>,
+    flags: &Flags,
+    timeout: Option<Duration>,
+    fallback: Option<Duration>,
+) -> Result<Resolved, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
-    let names: Vec<&str> = procfile.names().collect();
     let pf_source = procfile.path.display().to_string();
-    let help = |name: &str| match suggest(name, &names) {
-        Some(s) => format!(
-            "did you mean `{s}`? `{pf_source}` defines: {}",
-            names.join(", ")
-        ),
-        None => format!("`{pf_source}` defines: {}", names.join(", ")),
-    };
+    let help = |name: &str| crate::plan::unknown_type_help(procfile, name);
 
     let empty = Patch::default();
     let defaults = config.map_or(&empty, |c| &c.defaults);
@@ -87,6 +93,9 @@ pub fn resolve(
 
     // [defaults] alone, checked once rather than for every type using it.
     let mut base = Policy::default();
+    if let Some(t) = fallback {
+        base.stop_timeout = t;
+    }
     apply(&mut base, defaults);
     errors.extend(backoff_error(&base, defaults, None));
 

@@ -301,6 +301,7 @@ pub(crate) mod tests {
             color: false,
             timestamps: false,
             json: false,
+            prefix_width: 0,
         };
         let (tx, rx) = mpsc::unbounded_channel();
         tx.send(Message::Register(ident(0, "web.1", 0)))

@@ -7,7 +7,7 @@ use crate::output::json::{self, Stream};
 use crate::output::lines::{Chunk, Tail};
 use crate::output::notice::{Ident, Key, Notice};
 use crate::output::printer::{Message, SPLIT_MARK};
-use crate::output::style::{Clock, Prefix, SYSTEM};
+use crate::output::style::{Clock, Prefix, SYSTEM, shorten};
 
 /// How output is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,12 +18,16 @@ pub struct Looks {
     pub timestamps: bool,
     /// NDJSON records instead of prefixed lines.
     pub json: bool,
+    /// Longest name in a prefix; longer ones are shortened (0: no limit).
+    pub prefix_width: usize,
 }
 
 /// An instance as the printer knows it.
 #[derive(Debug)]
 struct Entry {
     ident: Ident,
+    /// The name as its prefix shows it: shortened to the prefix width.
+    shown: String,
     prefix: Prefix,
     /// Its JSON envelope after `ts` (name, type, instance, pid).
     head: Vec<u8>,
@@ -31,9 +35,9 @@ struct Entry {
     seq: u64,
 }
 
-fn prefix_of(ident: &Ident, width: usize, looks: Looks) -> Prefix {
+fn prefix_of(ident: &Ident, shown: &str, width: usize, looks: Looks) -> Prefix {
     Prefix::instance(
-        &ident.name,
+        shown,
         ident.type_index,
         width,
         looks.color,
@@ -75,18 +79,37 @@ impl Renderer {
         if self.entries.len() <= index {
             self.entries.resize_with(index + 1, || None);
         }
-        if ident.name.len() > self.width {
+        // Shown whole up to the prefix width, else shortened so that no two
+        // instances look alike (a restarted instance keeps its name).
+        let shown = match &self.entries[index] {
+            Some(old) if old.ident.name == ident.name => old.shown.clone(),
+            _ => {
+                let others = &self.entries;
+                let taken = |short: &str| {
+                    short == SYSTEM
+                        || others.iter().enumerate().any(|(i, e)| {
+                            i != index
+                                && e.as_ref()
+                                    .is_some_and(|e| e.shown == short || e.ident.name == short)
+                        })
+                };
+                shorten(&ident.name, self.looks.prefix_width, &taken)
+            }
+        };
+        let len = shown.chars().count();
+        if len > self.width {
             // A longer name widens every prefix, so columns stay aligned
             // from here on.
-            self.width = ident.name.len();
+            self.width = len;
             self.system = Prefix::system(self.width, self.looks.color, self.looks.timestamps);
             let (width, looks) = (self.width, self.looks);
             for entry in self.entries.iter_mut().flatten() {
-                entry.prefix = prefix_of(&entry.ident, width, looks);
+                entry.prefix = prefix_of(&entry.ident, &entry.shown, width, looks);
             }
         }
         self.entries[index] = Some(Entry {
-            prefix: prefix_of(&ident, self.width, self.looks),
+            prefix: prefix_of(&ident, &shown, self.width, self.looks),
+            shown,
             head: json::instance_head(&ident, None),
             seq: 0,
             ident,
@@ -222,6 +245,7 @@ mod tests {
             color: false,
             timestamps,
             json,
+            prefix_width: 20,
         });
         let mut sink = Vec::new();
         r.render(&Message::Register(ident(0, "web.1", 0)), &mut sink);

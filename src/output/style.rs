@@ -90,6 +90,49 @@ pub fn name_width<'a>(names: impl IntoIterator<Item = &'a str>) -> usize {
         .unwrap_or(SYSTEM.len())
 }
 
+/// The prefix width `--prefix-width` defaults to: names longer than this
+/// are shortened, so one long type name does not push every line right.
+pub const DEFAULT_PREFIX_WIDTH: usize = 20;
+
+/// `name` shortened to `cap` characters with `…` in the middle, unless it
+/// fits (or `cap` is 0: no limit), and distinct from every name `taken`
+/// says is in use. The end of a name usually tells instances apart
+/// (`…-worker.1`, `…-web.1`), so the end keeps the larger share; when that
+/// collides, the cut moves until it does not, and a name that cannot be
+/// shortened uniquely is shown whole. `cap` is at least `system`'s width.
+pub fn shorten(name: &str, cap: usize, taken: &dyn Fn(&str) -> bool) -> String {
+    let chars: Vec<char> = name.chars().collect();
+    let cap = match cap {
+        0 => return name.to_owned(),
+        n => n.max(SYSTEM.len()),
+    };
+    if chars.len() <= cap {
+        return name.to_owned();
+    }
+    let keep = cap - 1;
+    let base_head = keep / 2;
+    let cut = |head: usize| {
+        let tail = keep - head;
+        let mut out: String = chars[..head].iter().collect();
+        out.push('…');
+        out.extend(&chars[chars.len() - tail..]);
+        out
+    };
+    // Heads from the even split outwards: fewer head chars first.
+    let heads = (0..=keep).map(|i| {
+        if i % 2 == 0 {
+            base_head.checked_sub(i / 2)
+        } else {
+            Some(base_head + i / 2 + 1).filter(|h| *h <= keep)
+        }
+    });
+    heads
+        .flatten()
+        .map(cut)
+        .find(|short| !taken(short))
+        .unwrap_or_else(|| name.to_owned())
+}
+
 /// Local wall-clock time as `HH:MM:SS`, formatted once per second.
 #[derive(Debug, Default)]
 pub struct Clock {
@@ -150,6 +193,32 @@ mod tests {
     fn width_counts_system() {
         assert_eq!(name_width(["web.1"]), 6);
         assert_eq!(name_width(["worker.10", "web.1"]), 9);
+    }
+
+    #[test]
+    fn long_names_are_shortened_in_the_middle_and_stay_distinct() {
+        let none = |_: &str| false;
+        assert_eq!(shorten("web.1", 20, &none), "web.1");
+        assert_eq!(
+            shorten("very-long-name-web.1", 20, &none),
+            "very-long-name-web.1"
+        );
+        let worker = shorten("very-long-name-worker.1", 20, &none);
+        assert_eq!(worker, "very-long…e-worker.1");
+        assert_eq!(worker.chars().count(), 20);
+        assert_eq!(
+            shorten("very-long-name-worker.1", 0, &none),
+            "very-long-name-worker.1"
+        );
+        // A cap below `system`'s width is `system`'s width.
+        assert_eq!(shorten("abcdefghij", 2, &none), "ab…hij");
+        // Two names that end alike: the second moves its cut.
+        let a = shorten("alpha-service-background-worker.1", 12, &none);
+        let b = shorten("gamma-service-background-worker.1", 12, &|s| s == a);
+        assert_ne!(a, b);
+        assert_eq!((a.chars().count(), b.chars().count()), (12, 12));
+        // No distinct cut: the whole name.
+        assert_eq!(shorten("abcdefgh", 7, &|_| true), "abcdefgh");
     }
 
     #[test]

@@ -456,14 +456,50 @@ pub fn procrun() -> assert_cmd::Command {
 
 /// Removes what would change procrun's behaviour from `cmd`'s environment:
 /// its own settings (`PROCRUN_*`), colour and log settings, `PORT` (the base
-/// port) and `PS` (what `run` of a plain command would pass on).
+/// port) and `PS` (what `run` of a plain command would pass on). The child
+/// also starts with every signal at its default disposition and none
+/// blocked ([`reset_signals`]).
 pub fn scrub(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt as _;
+    // SAFETY: the closure only calls sigaction and sigprocmask, which are
+    // async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            reset_signals();
+            Ok(())
+        });
+    }
     for (key, _) in std::env::vars_os() {
         let k = key.to_string_lossy();
         if k.starts_with("PROCRUN_") || ["NO_COLOR", "PORT", "PS", "RUST_LOG"].contains(&k.as_ref())
         {
             cmd.env_remove(&key);
         }
+    }
+}
+
+/// Sets every catchable signal to its default disposition and empties the
+/// signal mask, in a child between fork and exec. An ignored signal stays
+/// ignored across exec: under `nohup cargo test` (SIGHUP ignored) or from a
+/// shell that traps a signal, procrun and its children would inherit that,
+/// and tests that send the signal would wait for an end that never comes.
+/// Rust's `Command` itself only resets SIGPIPE and the mask.
+pub fn reset_signals() {
+    // SAFETY: a zeroed sigaction with SIG_DFL is a valid argument; the
+    // standard signals are 1 to 31, and one that cannot be changed only
+    // makes the call fail, which changes nothing.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = libc::SIG_DFL;
+        libc::sigemptyset(&mut action.sa_mask);
+        for signal in 1..32 {
+            if signal != libc::SIGKILL && signal != libc::SIGSTOP {
+                libc::sigaction(signal, &action, std::ptr::null_mut());
+            }
+        }
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
     }
 }
 
