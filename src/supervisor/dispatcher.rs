@@ -13,7 +13,6 @@
 //!   (procrun is their subreaper), signalled with the rest and reaped.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -26,7 +25,7 @@ use crate::output::notice::{Ident, Key, Notice};
 use crate::output::printer::OutputSender;
 use crate::plan::Plan;
 use crate::supervisor::machine::{Action, Input, Machine};
-use crate::supervisor::probe::{self, LogMatch, ProbePids};
+use crate::supervisor::probe::Probes;
 use crate::supervisor::reap;
 use crate::supervisor::signals::kill_process;
 use crate::supervisor::spawn::{SpawnContext, spawn};
@@ -60,17 +59,6 @@ struct Unit {
     control: mpsc::UnboundedSender<Signal>,
 }
 
-/// A readiness check in progress.
-#[derive(Debug)]
-enum Probing {
-    /// None.
-    Idle,
-    /// A port, http or exec probe task.
-    Task(u64, tokio::task::AbortHandle),
-    /// The output pumps test lines (armed when the instance was spawned).
-    Log(Arc<LogMatch>),
-}
-
 /// The effects layer around the machine.
 #[derive(Debug)]
 struct Dispatcher {
@@ -83,12 +71,8 @@ struct Dispatcher {
     watchdog: Option<Watchdog>,
     /// When descendants last got SIGKILL.
     killed_at: Option<Instant>,
-    /// By key.
-    probes: Vec<Probing>,
-    /// Numbers the probes, so that a stale success is told apart.
-    serial: u64,
-    /// Running exec probes.
-    probe_pids: ProbePids,
+    /// The readiness probes, by key.
+    probes: Probes,
 }
 
 /// Runs the plan until everything has stopped; returns the exit code.
@@ -121,9 +105,7 @@ pub async fn supervise(
         events_tx,
         watchdog,
         killed_at: None,
-        probes: (0..plan.instances.len()).map(|_| Probing::Idle).collect(),
-        serial: 0,
-        probe_pids: ProbePids::default(),
+        probes: Probes::new(plan.instances.len()),
     };
     for (key, spec) in d.machine.specs() {
         d.output.register(Ident {
@@ -180,7 +162,7 @@ pub async fn supervise(
                     Input::Exited { key, outcome }
                 }
                 Some(Event::Ready { key, serial }) => {
-                    if !d.probe_done(key, serial) {
+                    if !d.probes.done(key, serial) {
                         continue;
                     }
                     Input::Ready { key }
@@ -269,8 +251,13 @@ impl Dispatcher {
                 }
                 Action::SignalStrays(signal) => self.signal_strays(signal),
                 Action::Notice(notice) => self.output.notice(notice),
-                Action::Probe(key) => self.probe(key),
-                Action::CancelProbe(key) => self.cancel_probe(key),
+                Action::Probe(key) => self.probes.start(
+                    key,
+                    self.machine.spec(key),
+                    self.options.spawn,
+                    &self.events_tx,
+                ),
+                Action::CancelProbe(key) => self.probes.cancel(key),
             }
         }
     }
@@ -288,16 +275,9 @@ impl Dispatcher {
                 let (control, control_rx) = mpsc::unbounded_channel();
                 // A log check sees every line, so it is armed before the
                 // first is read.
-                self.serial += 1;
-                let log_match = LogMatch::new(
-                    &spec.readiness.check,
-                    key,
-                    self.serial,
-                    self.events_tx.clone(),
-                );
-                if let Some(m) = &log_match {
-                    self.probes[key.index()] = Probing::Log(m.clone());
-                }
+                let log_match = self
+                    .probes
+                    .arm_log(key, &spec.readiness.check, &self.events_tx);
                 tokio::spawn(unit::run(
                     key,
                     child,
@@ -314,48 +294,6 @@ impl Dispatcher {
                 reason: crate::error::io_reason(&e),
             },
         }
-    }
-
-    /// Starts the readiness probe of `key` (a log check is already armed).
-    fn probe(&mut self, key: Key) {
-        if matches!(self.probes[key.index()], Probing::Log(_)) {
-            return;
-        }
-        self.serial += 1;
-        let spec = self.machine.spec(key);
-        if let Some(task) = probe::start(
-            spec,
-            key,
-            self.serial,
-            self.options.spawn,
-            self.probe_pids.clone(),
-            self.events_tx.clone(),
-        ) {
-            self.probes[key.index()] = Probing::Task(self.serial, task);
-        }
-    }
-
-    /// Stops the readiness probe of `key`: an exec probe's process group is
-    /// killed with its task.
-    fn cancel_probe(&mut self, key: Key) {
-        match std::mem::replace(&mut self.probes[key.index()], Probing::Idle) {
-            Probing::Idle => {}
-            Probing::Task(_, task) => task.abort(),
-            Probing::Log(m) => m.cancel(),
-        }
-    }
-
-    /// Whether probe `serial` is the current one of `key`; it is then done.
-    fn probe_done(&mut self, key: Key, serial: u64) -> bool {
-        let current = match &self.probes[key.index()] {
-            Probing::Idle => return false,
-            Probing::Task(s, _) => *s,
-            Probing::Log(m) => m.serial(),
-        };
-        if current == serial {
-            self.probes[key.index()] = Probing::Idle;
-        }
-        current == serial
     }
 
     /// The unit of `key` reaped its child.
@@ -459,7 +397,7 @@ impl Dispatcher {
             .iter()
             .flatten()
             .any(|u| u.pid == Some(pid as u32))
-            || self.probe_pids.lock().is_ok_and(|pids| pids.contains(&pid))
+            || self.probes.is_probe(pid)
     }
 }
 

@@ -72,11 +72,6 @@ impl LogMatch {
         }))
     }
 
-    /// The probe's serial number (see [`Event::Ready`]).
-    pub fn serial(&self) -> u64 {
-        self.serial
-    }
-
     /// Stops matching.
     pub fn cancel(&self) {
         self.done.store(true, Ordering::Relaxed);
@@ -104,9 +99,107 @@ impl LogMatch {
     }
 }
 
+/// A readiness check in progress.
+#[derive(Debug)]
+enum Probing {
+    /// None.
+    Idle,
+    /// A port, http or exec probe task.
+    Task(u64, tokio::task::AbortHandle),
+    /// The output pumps test lines (armed when the instance was spawned).
+    Log(Arc<LogMatch>),
+}
+
+/// Every instance's probe, as the dispatcher keeps them.
+#[derive(Debug)]
+pub struct Probes {
+    by_key: Vec<Probing>,
+    /// Numbers the probes, so that a stale success is told apart.
+    serial: u64,
+    /// Running exec probes.
+    pids: ProbePids,
+}
+
+impl Probes {
+    /// No probe yet, for `n` instances.
+    pub fn new(n: usize) -> Self {
+        Probes {
+            by_key: (0..n).map(|_| Probing::Idle).collect(),
+            serial: 0,
+            pids: ProbePids::default(),
+        }
+    }
+
+    /// The matcher of a log check, armed before the instance's first line
+    /// is read; `None` for other checks.
+    pub fn arm_log(
+        &mut self,
+        key: Key,
+        check: &Check,
+        events: &mpsc::UnboundedSender<Event>,
+    ) -> Option<Arc<LogMatch>> {
+        self.serial += 1;
+        let m = LogMatch::new(check, key, self.serial, events.clone())?;
+        self.by_key[key.index()] = Probing::Log(m.clone());
+        Some(m)
+    }
+
+    /// Starts the probe of `key` (a log check is already armed).
+    pub fn start(
+        &mut self,
+        key: Key,
+        spec: &ProcessSpec,
+        ctx: SpawnContext,
+        events: &mpsc::UnboundedSender<Event>,
+    ) {
+        if matches!(self.by_key[key.index()], Probing::Log(_)) {
+            return;
+        }
+        self.serial += 1;
+        if let Some(task) = start(
+            spec,
+            key,
+            self.serial,
+            ctx,
+            self.pids.clone(),
+            events.clone(),
+        ) {
+            self.by_key[key.index()] = Probing::Task(self.serial, task);
+        }
+    }
+
+    /// Stops the probe of `key`: an exec probe's process group is killed
+    /// with its task.
+    pub fn cancel(&mut self, key: Key) {
+        match std::mem::replace(&mut self.by_key[key.index()], Probing::Idle) {
+            Probing::Idle => {}
+            Probing::Task(_, task) => task.abort(),
+            Probing::Log(m) => m.cancel(),
+        }
+    }
+
+    /// Whether probe `serial` is the current one of `key`; it is then done.
+    pub fn done(&mut self, key: Key, serial: u64) -> bool {
+        let current = match &self.by_key[key.index()] {
+            Probing::Idle => return false,
+            Probing::Task(s, _) => *s,
+            Probing::Log(m) => m.serial,
+        };
+        if current == serial {
+            self.by_key[key.index()] = Probing::Idle;
+        }
+        current == serial
+    }
+
+    /// Whether `pid` is a running exec probe (tokio reaps it).
+    pub fn is_probe(&self, pid: i32) -> bool {
+        self.pids.lock().is_ok_and(|pids| pids.contains(&pid))
+    }
+}
+
 /// Starts the probe task of a port, http or exec check; `None` for the
 /// others.
-pub fn start(
+fn start(
     spec: &ProcessSpec,
     key: Key,
     serial: u64,
