@@ -1,7 +1,8 @@
 //! `procrun start` with `ready` checks and `after`: each kind of check
 //! turns ready, a check that never succeeds fails the instance, `after`
-//! orders the starts, a failed one-shot skips its dependents, and `check`
-//! reports unknown names and cycles. The decisions are unit tested in
+//! orders the starts and the stops, a failed one-shot skips its
+//! dependents, exec probes leave nothing behind; `check` is in
+//! tests/check_ready.rs. The decisions are unit tested in
 //! src/supervisor/machine_ready_tests.rs; these check the wiring.
 
 mod support;
@@ -229,56 +230,6 @@ fn json_has_ready_waiting_and_skipped_events() {
 }
 
 #[test]
-fn check_shows_the_start_order() {
-    let out = Test::new()
-        .procfile("web: w\nworker: k\ndb: d\nmigrate: m\n")
-        .file(
-            "procrun.toml",
-            "[process.db]\nready = \"port\"\n\
-             [process.migrate]\ncan_die = true\nafter = [\"db\"]\n\
-             [process.web]\nafter = [\"db\", \"migrate\"]\nready = { http = \"/health\" }\n\
-             [process.worker]\nafter = [\"migrate\"]\n",
-        )
-        .args(["check"])
-        .code(0)
-        .run();
-    let summary: String = out
-        .stdout
-        .lines()
-        .filter(|l| !l.starts_with("app root:"))
-        .collect::<Vec<_>>()
-        .join("\n");
-    insta::assert_snapshot!(summary);
-}
-
-#[test]
-fn unknown_names_and_cycles_in_after_are_errors() {
-    let out = Test::new()
-        .procfile("web: w\nworker: k\ndb: d\n")
-        .file(
-            "procrun.toml",
-            "[process.web]\nafter = [\"worker\", \"dbb\"]\n\
-             [process.worker]\nafter = [\"db\"]\n\
-             [process.db]\nafter = [\"web\"]\n",
-        )
-        .args(["check"])
-        .code(2)
-        .run();
-    insta::assert_snapshot!(out.stderr);
-    let out = Test::new()
-        .procfile("web: w\n")
-        .file("procrun.toml", "[process.web]\nafter = [\"web\"]\n")
-        .args(["start"])
-        .code(2)
-        .run();
-    assert!(
-        out.stderr.contains("error: `after` has a cycle: web → web"),
-        "{}",
-        out.stderr
-    );
-}
-
-#[test]
 fn with_after_dependents_stop_before_their_dependencies() {
     let mut r = Test::new()
         .procfile("db: echo up; exec sleep 300\nweb: echo web; exec sleep 300\n")
@@ -293,60 +244,6 @@ fn with_after_dependents_stop_before_their_dependencies() {
     let lines = r.lines();
     assert!(line_of(&lines, "web.1 killed by SIGTERM") < line_of(&lines, "db.1 killed by SIGTERM"));
     r.assert_no_leftovers();
-}
-
-#[test]
-fn export_warns_that_ready_and_after_are_not_exported() {
-    let out = Test::new()
-        .procfile("db: d\nweb: w\n")
-        .file(
-            "procrun.toml",
-            "[process.db]\nready = \"port\"\n[process.web]\nafter = [\"db\"]\n",
-        )
-        .args(["export", "systemd", "out"])
-        .code(0)
-        .run();
-    assert!(
-        out.stderr
-            .contains("warning: `ready` of `db` is not exported yet"),
-        "{}",
-        out.stderr
-    );
-    assert!(
-        out.stderr
-            .contains("warning: `after` of `web` is not exported yet"),
-        "{}",
-        out.stderr
-    );
-}
-
-#[test]
-fn bad_readiness_values_are_located_errors() {
-    let out = Test::new()
-        .procfile("db: d\nweb: w\n")
-        .file(
-            "procrun.toml",
-            "[defaults]\nready = \"port\"\n\
-             [process.db]\nready = { htp = \"/\" }\nready_timeout = 0\nready_interval = 0\n\
-             [process.web]\nport = false\nready = \"port\"\nafter = \"db\"\n",
-        )
-        .args(["check"])
-        .code(2)
-        .run();
-    insta::assert_snapshot!("bad_values", out.stderr);
-    // Found once the file reads well.
-    let out = Test::new()
-        .procfile("db: d\nweb: w\n")
-        .file(
-            "procrun.toml",
-            "[defaults]\nready = \"port\"\n\
-             [process.db]\nready_timeout = 0\nready_interval = 0\n\
-             [process.web]\nport = false\nready = \"port\"\n",
-        )
-        .args(["check"])
-        .code(2)
-        .run();
-    insta::assert_snapshot!("bad_settings", out.stderr);
 }
 
 #[test]
@@ -433,25 +330,4 @@ fn sleepers_under(pid: i32) -> usize {
         }
     }
     count
-}
-
-#[test]
-fn a_one_shot_with_a_ready_check_is_waited_for_until_it_exits() {
-    let out = Test::new()
-        .procfile("seed: echo seeded; exit 0\nweb: w\n")
-        .file(
-            "procrun.toml",
-            "[process.seed]\ncan_die = true\nready = { log = \"seeded\" }\n\
-             [process.web]\nafter = [\"seed\"]\n",
-        )
-        .args(["check"])
-        .code(0)
-        .run();
-    assert!(
-        out.stderr.contains(
-            "warning: `seed` can die, so `web` waits for it to exit with code 0, not for its `ready` check"
-        ),
-        "{}",
-        out.stderr
-    );
 }
