@@ -92,16 +92,11 @@ pub enum End {
     Split,
 }
 
-/// Appends the record of one child line.
-pub fn line(
-    out: &mut Vec<u8>,
-    ts: &str,
-    head: &[u8],
-    stream: Stream,
-    seq: u64,
-    line: &[u8],
-    end: End,
-) {
+/// What every line record of one chunk starts with, up to the sequence
+/// number: `{"ts":"…","name":…,"pid":…,"stream":"stdout","seq":`. Built
+/// once per chunk, not per line.
+pub fn line_head(ts: &str, head: &[u8], stream: Stream) -> Vec<u8> {
+    let mut out = Vec::with_capacity(ts.len() + head.len() + 40);
     out.extend_from_slice(b"{\"ts\":\"");
     out.extend_from_slice(ts.as_bytes());
     out.push(b'"');
@@ -109,19 +104,26 @@ pub fn line(
     out.extend_from_slice(b",\"stream\":\"");
     out.extend_from_slice(stream.as_str().as_bytes());
     out.extend_from_slice(b"\",\"seq\":");
+    out
+}
+
+/// Appends the record of one child line, after its chunk's [`line_head`].
+pub fn line(out: &mut Vec<u8>, line_head: &[u8], seq: u64, line: &[u8], end: End) {
+    out.reserve(line_head.len() + line.len() + 48);
+    out.extend_from_slice(line_head);
     out.extend_from_slice(itoa::Buffer::new().format(seq).as_bytes());
-    match std::str::from_utf8(line) {
+    match std::str::from_utf8(line).ok() {
         // Most lines need no escaping: copied as they are, one memcpy.
-        Ok(_) if !needs_escape(line) => {
+        Some(_) if !needs_escape(line) => {
             out.extend_from_slice(b",\"msg\":\"");
             out.extend_from_slice(line);
             out.push(b'"');
         }
-        Ok(text) => {
+        Some(text) => {
             out.extend_from_slice(b",\"msg\":");
             string(out, text);
         }
-        Err(_) => {
+        None => {
             out.extend_from_slice(b",\"msg_b64\":\"");
             let encoded = base64::engine::general_purpose::STANDARD.encode(line);
             out.extend_from_slice(encoded.as_bytes());
@@ -306,9 +308,7 @@ mod tests {
         let head = instance_head(&ident(), Some(42));
         line(
             &mut out,
-            "T",
-            &head,
-            Stream::Stderr,
+            &line_head("T", &head, Stream::Stderr),
             7,
             b"he said \"hi\"\t\x1b[1m",
             End::Newline,
@@ -331,9 +331,7 @@ mod tests {
         let mut out = Vec::new();
         line(
             &mut out,
-            "T",
-            b"",
-            Stream::Stdout,
+            &line_head("T", b"", Stream::Stdout),
             1,
             b"a\xffb",
             End::Partial,
@@ -389,7 +387,7 @@ mod tests {
         #[test]
         fn every_line_reads_back(line in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80)) {
             let mut out = Vec::new();
-            super::line(&mut out, "T", b"", Stream::Stdout, 1, &line, End::Newline);
+            super::line(&mut out, &line_head("T", b"", Stream::Stdout), 1, &line, End::Newline);
             let v = parse(&out);
             match std::str::from_utf8(&line) {
                 Ok(text) => proptest::prop_assert_eq!(v["msg"].as_str(), Some(text)),

@@ -194,10 +194,15 @@ impl Renderer {
         let Some(Some(entry)) = self.entries.get_mut(key.index()) else {
             return;
         };
-        let ts = json::timestamp();
+        let head = json::line_head(&json::timestamp(), &entry.head, stream);
         let eof = chunk.tail == Tail::Eof;
-        let lines = memchr::memchr_iter(b'\n', &chunk.data).count()
-            + usize::from(chunk.tail != Tail::Lines);
+        // Only a chunk that ends the stream has a partial last line; only
+        // then are its lines counted to find it.
+        let lines = if eof {
+            memchr::memchr_iter(b'\n', &chunk.data).count() + 1
+        } else {
+            0
+        };
         let mut n = 0;
         chunk.for_each_line(|line, split| {
             n += 1;
@@ -209,7 +214,7 @@ impl Renderer {
             } else {
                 json::End::Newline
             };
-            json::line(out, &ts, &entry.head, stream, entry.seq, line, end);
+            json::line(out, &head, entry.seq, line, end);
         });
     }
 
