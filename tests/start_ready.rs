@@ -152,6 +152,8 @@ fn after_starts_a_type_once_its_dependencies_are_ready() {
         .run();
     let l = &out.lines;
     assert!(line_of(l, "web.1 waits for db, migrate") < line_of(l, "db.1 is ready"));
+    // The matching line is shown before the check's success.
+    assert!(line_of(l, "| db up") < line_of(l, "db.1 is ready"));
     assert!(line_of(l, "db.1 is ready") < line_of(l, "migrate.1 started"));
     assert!(line_of(l, "migrate.1 exited with code 0") < line_of(l, "web.1 started"));
     assert!(line_of(l, "web.1 started") < line_of(l, "| web runs"));

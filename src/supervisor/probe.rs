@@ -77,10 +77,12 @@ impl LogMatch {
         self.done.store(true, Ordering::Relaxed);
     }
 
-    /// Tests the lines of `chunk`; reports the first match.
-    pub fn scan(&self, chunk: &Chunk) {
+    /// Tests the lines of `chunk`: true for the first match (only once);
+    /// the caller then [`report`](Self::report)s it, after passing the
+    /// chunk on, so that the matching line is shown before "is ready".
+    pub fn scan(&self, chunk: &Chunk) -> bool {
         if self.done.load(Ordering::Relaxed) {
-            return;
+            return false;
         }
         let mut found = false;
         chunk.for_each_line(|line, _| {
@@ -90,12 +92,15 @@ impl LogMatch {
                     Pattern::Regex(re) => re.is_match(line),
                 };
         });
-        if found && !self.done.swap(true, Ordering::Relaxed) {
-            let _ = self.events.send(Event::Ready {
-                key: self.key,
-                serial: self.serial,
-            });
-        }
+        found && !self.done.swap(true, Ordering::Relaxed)
+    }
+
+    /// Tells the dispatcher that the check passed.
+    pub fn report(&self) {
+        let _ = self.events.send(Event::Ready {
+            key: self.key,
+            serial: self.serial,
+        });
     }
 }
 

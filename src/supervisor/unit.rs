@@ -161,10 +161,13 @@ async fn pump(
                 pace.read(n);
                 lines.filled(&mut chunks);
                 for chunk in chunks.drain(..) {
-                    if let Some(m) = &log_match {
-                        m.scan(&chunk);
+                    match &log_match {
+                        Some(m) if m.scan(&chunk) => {
+                            output.lines(key, stream, chunk).await;
+                            m.report();
+                        }
+                        _ => output.lines(key, stream, chunk).await,
                     }
-                    output.lines(key, stream, chunk).await;
                 }
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
@@ -175,9 +178,10 @@ async fn pump(
         }
     }
     if let Some(last) = lines.finish() {
-        if let Some(m) = &log_match {
-            m.scan(&last);
-        }
+        let found = log_match.as_ref().is_some_and(|m| m.scan(&last));
         output.lines(key, stream, last).await;
+        if let Some(m) = log_match.as_ref().filter(|_| found) {
+            m.report();
+        }
     }
 }
