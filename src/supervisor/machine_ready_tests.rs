@@ -359,3 +359,29 @@ fn an_ended_dependency_does_not_hold_up_the_stop() {
     assert!(sim.log.contains(&Action::SignalStrays(Signal::SIGTERM)));
     assert!(sim.m.finished());
 }
+
+#[test]
+fn a_one_shot_that_cannot_start_skips_its_dependents() {
+    let mut sim = Sim {
+        m: Machine::new(vec![
+            spec("migrate.1", one_shot()),
+            with(spec("web.1", one_shot()), Check::Started, &["migrate"]),
+        ]),
+        t0: Instant::now(),
+        now: Duration::ZERO,
+        next_pid: 100,
+        fail_spawn: [Key(0)].into(),
+        log: Vec::new(),
+        spawns: vec![0; 2],
+    };
+    let actions = sim.m.start(sim.t0);
+    sim.apply(actions);
+    assert_eq!(sim.spawns, [1, 0]);
+    let n = sim.notices();
+    assert!(
+        n.contains(&"web.1 skipped: migrate.1 failed to start".to_owned()),
+        "{n:?}"
+    );
+    assert!(sim.m.finished());
+    assert_eq!(sim.m.exit_code(), 127);
+}
