@@ -157,7 +157,13 @@ fn start_takes_its_colour_timestamp_and_formation() {
             "color: true\ntimestamp: false\nconcurrency: web=2,worker=0\n",
         );
     let port = support::free_port().to_string();
-    let out = p.test().args(["start", "-p", &port]).code(0).run();
+    // Both instances may finish: the first to end must not stop the other
+    // before it has printed.
+    let out = p
+        .test()
+        .args(["start", "-p", &port, "--any-can-die"])
+        .code(0)
+        .run();
     assert!(
         out.stdout.contains("\x1b[36mweb.2  |\x1b[0m hi"),
         "{:?}",
