@@ -3,6 +3,9 @@
 //!
 //! Every option can also be set from the environment as `PROCRUN_<LONG_NAME>`
 //! (e.g. `PROCRUN_PROCFILE=Procfile.dev`); a flag on the command line wins.
+//!
+//! Long because every option's help text lives here: `--help`, the manual
+//! pages and the completions are generated from it.
 
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -11,6 +11,8 @@
 //! 3 | web python3 app.py
 //!   |    ^
 //! ```
+//!
+//! Its unit tests are at the end; the rendering itself is about 400 lines.
 
 use std::fmt::{self, Write as _};
 

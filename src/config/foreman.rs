@@ -9,6 +9,9 @@
 //! (`[a, b]` or `- a` lines), comments and a leading `---`. Anything else
 //! (nested maps, anchors, tags, block scalars) is an error at its line and
 //! column, like every other input, instead of being silently misread.
+//!
+//! Over 400 lines because it checks every foreman key it reads, each with its
+//! own located error.
 
 mod apply;
 

@@ -3,6 +3,9 @@
 //! bad line is reported and skipped, so that every problem in a file is
 //! shown at once; an unterminated quote ends the file, because everything
 //! after it belongs to the value.
+//!
+//! Over 400 lines because it is the whole `.env` grammar in one reader, step
+//! by step (key, `=`, value, quotes, escapes).
 
 use super::expand::{self, Invalid, Reference};
 use super::{MAX_EXPANDED_BYTES, MAX_VALUE_BYTES};

@@ -11,6 +11,10 @@
 //! - a closed stdout stops everything quietly;
 //! - on Linux, descendants that left their group are found through `/proc`
 //!   (procrun is their subreaper), signalled with the rest and reaped.
+//!
+//! A little over 400 lines: each action's effect (spawn, signal, sweep,
+//! probe, suspend) is a short method here, next to the loop that feeds the
+//! machine.
 
 use std::collections::VecDeque;
 use std::time::Duration;

@@ -29,7 +29,9 @@
 //! The states, the inputs and the transitions read together here; the
 //! start order and readiness (which instance starts next, waits and skips,
 //! ready timeouts, stopping level by level) are in `machine_order.rs`. The
-//! tests are in `machine_tests.rs` and `machine_ready_tests.rs`.
+//! tests are in `machine_tests.rs` and `machine_ready_tests.rs`. It is one
+//! file of about 630 lines on purpose, so that every transition reads
+//! together.
 
 use std::time::{Duration, Instant};
 
