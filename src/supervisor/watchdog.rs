@@ -114,6 +114,32 @@ fn set_command_line(title: &[u8]) {
     }
 }
 
+/// Reads procrun's messages until the pipe closes: `+PGID` (a group was
+/// started), `-PGID` (its leader was reaped), `done` (procrun cleaned up).
+/// Returns the groups to kill: those still listed when the pipe closed
+/// without `done` (procrun died); none after `done`. A line it cannot read
+/// ends the reading, as a closed pipe would.
+fn orphaned_groups(reader: impl BufRead) -> Vec<u32> {
+    let mut groups: HashSet<u32> = HashSet::new();
+    let mut done = false;
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        if line == "done" {
+            done = true;
+        } else if let Some(n) = line.strip_prefix('+').and_then(|n| n.parse().ok()) {
+            groups.insert(n);
+        } else if let Some(n) = line.strip_prefix('-').and_then(|n| n.parse::<u32>().ok()) {
+            groups.remove(&n);
+        }
+    }
+    if done {
+        return Vec::new();
+    }
+    let mut left: Vec<u32> = groups.into_iter().collect();
+    left.sort_unstable();
+    left
+}
+
 /// The watchdog's whole life.
 fn watch(pipe: OwnedFd) -> ! {
     // A session (and so a process group) of its own: whatever kills
@@ -155,25 +181,45 @@ fn watch(pipe: OwnedFd) -> ! {
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
     }
-    let mut groups: HashSet<u32> = HashSet::new();
-    let mut done = false;
     let reader = BufReader::new(std::fs::File::from(pipe));
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
-        if line == "done" {
-            done = true;
-        } else if let Some(n) = line.strip_prefix('+').and_then(|n| n.parse().ok()) {
-            groups.insert(n);
-        } else if let Some(n) = line.strip_prefix('-').and_then(|n| n.parse::<u32>().ok()) {
-            groups.remove(&n);
-        }
-    }
-    if !done {
-        for pgid in groups {
-            crate::supervisor::signals::kill_group(pgid, Signal::SIGKILL);
-        }
+    for pgid in orphaned_groups(reader) {
+        crate::supervisor::signals::kill_group(pgid, Signal::SIGKILL);
     }
     // SAFETY: _exit ends this process without running procrun's atexit
     // handlers or flushing buffers it shares with procrun.
     unsafe { libc::_exit(0) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn orphaned(messages: &str) -> Vec<u32> {
+        orphaned_groups(std::io::Cursor::new(messages.as_bytes().to_vec()))
+    }
+
+    #[test]
+    fn groups_still_listed_when_procrun_dies_are_killed() {
+        assert_eq!(orphaned("+10\n+20\n+30\n-20\n"), [10, 30]);
+        assert_eq!(orphaned(""), Vec::<u32>::new());
+        // A partial last line (procrun died mid-write) is still read.
+        assert_eq!(orphaned("+10\n+2"), [2, 10]);
+    }
+
+    #[test]
+    fn done_means_procrun_cleaned_up() {
+        assert_eq!(orphaned("+10\n+20\ndone\n"), Vec::<u32>::new());
+    }
+
+    #[test]
+    fn a_reaped_leader_is_never_signalled() {
+        // Its id may belong to another process by now.
+        assert_eq!(orphaned("+10\n-10\n"), Vec::<u32>::new());
+        assert_eq!(orphaned("+10\n-10\n+11\n"), [11]);
+    }
+
+    #[test]
+    fn lines_that_are_not_messages_are_ignored() {
+        assert_eq!(orphaned("hello\n+x\n-\n+7\n"), [7]);
+    }
 }
