@@ -106,8 +106,10 @@ fn web_and_dash_web_would_select_each_others_pods() {
 /// `procrun ARGS` in `p` through `/bin/sh`, after the shell ran `prelude`
 /// (a umask, a file size limit).
 fn procrun_after(p: &Project, prelude: &str, args: &[&str]) -> std::process::Output {
-    Command::new("/bin/sh")
-        .arg("-c")
+    let mut cmd = Command::new("/bin/sh");
+    // The developer's PROCRUN_* settings must not reach the procrun it runs.
+    support::scrub(&mut cmd);
+    cmd.arg("-c")
         .arg(format!("{prelude}\nexec \"$0\" \"$@\""))
         .arg(env!("CARGO_BIN_EXE_procrun"))
         .args(args)
