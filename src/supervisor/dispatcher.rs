@@ -386,7 +386,23 @@ impl Dispatcher {
         all
     }
 
+    /// Reaps adopted orphans that died. Only a child of procrun that is
+    /// neither an instance nor the watchdog can be one: when the kernel
+    /// lists none, there is nothing to reap and no `/proc` scan to pay for
+    /// (every instance's exit raises SIGCHLD, so this runs once per
+    /// restart).
     fn reap_strays(&self) {
+        if let Some(children) = reap::own_children() {
+            let ours: std::collections::HashSet<u32> =
+                self.units.iter().flatten().filter_map(|u| u.pid).collect();
+            let keep = self.watchdog.as_ref().map(Watchdog::pid);
+            if children
+                .iter()
+                .all(|&c| Some(c) == keep || ours.contains(&(c as u32)))
+            {
+                return;
+            }
+        }
         let _ = self.strays();
     }
 

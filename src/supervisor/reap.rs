@@ -72,7 +72,7 @@ pub fn descendants(keep: Option<i32>) -> Vec<Proc> {
 
 /// procrun's children according to `/proc/self/task/*/children`, or `None`
 /// where the kernel does not offer that file.
-fn own_children() -> Option<Vec<i32>> {
+pub fn own_children() -> Option<Vec<i32>> {
     let mut children = Vec::new();
     for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
         let text = std::fs::read_to_string(task.path().join("children")).ok()?;
