@@ -91,7 +91,7 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
         spawn: SpawnContext::current(nofile),
     };
     let result = runtime.block_on(dispatcher::supervise(
-        &plan, options, output, events_tx, events_rx, watchdog,
+        plan, options, output, events_tx, events_rx, watchdog,
     ));
     // Dropping the runtime drops every remaining sender of output, so the
     // printer can finish.

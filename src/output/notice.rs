@@ -8,6 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::Signal;
 
 use crate::outcome::{Outcome, signal_name};
+use crate::policy::format_seconds as seconds;
 
 /// The stable identity of one instance for the lifetime of a run (`web.3`
 /// keeps its key through restarts). Keys are never reused.
@@ -319,17 +320,6 @@ fn stopping_text(targets: &[(Key, Signal, Duration)], name: &dyn Fn(Key) -> Stri
         plural_es(n),
         clauses.join("; ")
     )
-}
-
-/// `2s`, `0.5s`, `1.25s`: seconds as a user writes them.
-pub fn seconds(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        let text = format!("{:.3}", d.as_secs_f64());
-        format!("{}s", text.trim_end_matches('0').trim_end_matches('.'))
-    }
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ struct Dispatcher {
 
 /// Runs the plan until everything has stopped; returns the exit code.
 pub async fn supervise(
-    plan: &Plan,
+    plan: Plan,
     options: Options,
     output: OutputSender,
     events_tx: mpsc::UnboundedSender<Event>,
@@ -100,16 +100,18 @@ pub async fn supervise(
     let mut sigusr2 = listen(SignalKind::user_defined2(), "SIGUSR2")?;
     let mut sigchld = listen(SignalKind::child(), "SIGCHLD")?;
 
-    let machine = Machine::new(plan.instances.iter().cloned());
+    let count = plan.instances.len();
+    // The machine owns the specs: one copy of each instance's environment.
+    let machine = Machine::new(plan.instances);
     let mut d = Dispatcher {
-        units: (0..plan.instances.len()).map(|_| None).collect(),
+        units: (0..count).map(|_| None).collect(),
         machine,
         options,
         output,
         events_tx,
         watchdog,
         killed_at: None,
-        probes: Probes::new(plan.instances.len()),
+        probes: Probes::new(count),
     };
     for (key, spec) in d.machine.specs() {
         d.output.register(Ident {
