@@ -263,6 +263,15 @@ pub fn events(notice: &Notice, text: &dyn Fn(&Notice) -> String) -> Vec<Event> {
         Notice::Skipped { key, .. } => {
             vec![Event::of(Some(*key), "skipped").with("msg", text(notice))]
         }
+        Notice::Control { action, from } => {
+            let e = Event::of(None, "control")
+                .with("action", action.clone())
+                .with("msg", text(notice));
+            vec![match from {
+                Some(pid) => e.with("from_pid", *pid),
+                None => e,
+            }]
+        }
     }
 }
 

@@ -178,6 +178,12 @@ pub enum Notice {
         dependency: Key,
         /// How it ended; `None`: it was skipped itself.
         outcome: Option<Outcome>,
+    },    /// A control client asked for something (`procrun restart web`).
+    Control {
+        /// What, e.g. `restart of web.1, web.2`.
+        action: String,
+        /// The client's pid, when the socket told it.
+        from: Option<u32>,
     },
 }
 
@@ -274,6 +280,10 @@ impl Notice {
                     outcome.describe()
                 ),
                 None => format!("{} skipped: {} was skipped", name(*key), name(*dependency)),
+            },
+            Notice::Control { action, from } => match from {
+                Some(pid) => format!("{action} requested from pid {pid}"),
+                None => format!("{action} requested"),
             },
         }
     }

@@ -44,6 +44,8 @@ use crate::plan::ProcessSpec;
 use crate::policy::Restart;
 use crate::readiness::Check;
 
+pub use control::{Status, parse_signal};
+
 /// What happened, as the machine is told.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Input {
@@ -85,6 +87,37 @@ pub enum Input {
         /// Which.
         key: Key,
     },
+    /// A control client's request (`procrun restart web`, …).
+    Control {
+        /// What it asks for.
+        request: Control,
+        /// The client's pid, when the socket told it.
+        from: Option<u32>,
+    },
+}
+
+/// What a control client may ask the machine for (see `machine_control.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Stop these instances, then start each again; a stopped or ended one
+    /// is simply started.
+    Restart(Vec<Key>),
+    /// Stop these instances for good: they are not restarted, and their
+    /// exit does not stop the app.
+    Stop(Vec<Key>),
+    /// Run instances 1..=count of this type: start those not running, stop
+    /// (and hide) the higher-numbered ones. Instances that do not exist yet
+    /// are added with [`Machine::add`] first.
+    Scale {
+        /// The process type.
+        type_name: String,
+        /// How many instances.
+        count: u32,
+    },
+    /// Send this signal to these instances' groups.
+    Signal(Vec<Key>, Signal),
+    /// Stop the whole app, as SIGTERM to procrun would.
+    Quit,
 }
 
 /// What the effects layer is asked to do, in order.
@@ -177,6 +210,41 @@ struct Instance {
     skipped: bool,
     /// "waits for" was shown for its current wait.
     announced: bool,
+    /// A control client stopped it: it stays ended, and its end does not
+    /// stop the app.
+    held: bool,
+    /// Scaled away: held, and not shown by `ps`.
+    removed: bool,
+    /// A control client asked for a restart: started again once it ended.
+    restart_asked: bool,
+    /// How often it was started.
+    runs: u32,
+    /// procrun (not the instance itself) ended its current run.
+    stopped: bool,
+}
+
+impl Instance {
+    fn new(spec: ProcessSpec) -> Self {
+        Instance {
+            spec,
+            state: State::Pending,
+            streak: 0,
+            restarts: 0,
+            started_at: None,
+            ready: false,
+            ready_by: None,
+            timed_out: false,
+            exited_ok: false,
+            last: None,
+            skipped: false,
+            announced: false,
+            held: false,
+            removed: false,
+            restart_asked: false,
+            runs: 0,
+            stopped: false,
+        }
+    }
 }
 
 /// The supervisor's state.
@@ -208,23 +276,7 @@ impl Machine {
         Machine {
             levels,
             stop_level: None,
-            instances: specs
-                .into_iter()
-                .map(|spec| Instance {
-                    spec,
-                    state: State::Pending,
-                    streak: 0,
-                    restarts: 0,
-                    started_at: None,
-                    ready: false,
-                    ready_by: None,
-                    timed_out: false,
-                    exited_ok: false,
-                    last: None,
-                    skipped: false,
-                    announced: false,
-                })
-                .collect(),
+            instances: specs.into_iter().map(Instance::new).collect(),
             stop: None,
             first_failure: None,
             strays_kill_at: None,
@@ -318,6 +370,8 @@ impl Machine {
                 if inst.state == State::Spawning {
                     inst.state = State::Running { pid, since: now };
                     inst.started_at = Some(now);
+                    inst.runs += 1;
+                    inst.stopped = false;
                     // A command that sets PORT itself gets that one.
                     let own = crate::readiness::own_port(&inst.spec);
                     let port = own.or(inst.spec.policy.port.then_some(inst.spec.port));
@@ -328,7 +382,7 @@ impl Machine {
                         inst.ready_by = Some(now + inst.spec.readiness.timeout);
                         out.push(Action::Probe(key));
                     }
-                    if self.stop.is_some() {
+                    if self.stop.is_some() || inst.held {
                         // Stopped while it was being started: stop it too.
                         self.stop_instance(key, now, &mut Vec::new(), &mut out);
                     }
@@ -387,6 +441,7 @@ impl Machine {
                 self.begin_stop(Stop::OutputClosed, now, &mut out);
             }
             Input::Tick => self.tick(now, &mut out),
+            Input::Control { request, from } => self.control(request, from, now, &mut out),
             Input::Ready { key } => {
                 let inst = &mut self.instances[key.index()];
                 if matches!(inst.state, State::Running { .. }) && inst.ready_by.is_some() {
@@ -432,13 +487,23 @@ impl Machine {
         let since = match inst.state {
             State::Stopping { .. } if timed_out => inst.started_at.unwrap_or(now),
             State::Stopping { .. } => {
-                // procrun asked it to stop: never a failure, never restarted.
+                // procrun asked it to stop: never a failure, never restarted
+                // (unless a client asked for a restart).
                 inst.state = State::Ended;
+                inst.stopped = true;
                 out.push(Action::Notice(Notice::Exited {
                     key,
                     outcome,
                     next: Next::Nothing,
                 }));
+                if std::mem::take(&mut inst.restart_asked) && self.stop.is_none() {
+                    inst.state = State::Pending;
+                    inst.streak = 0;
+                    inst.restarts += 1;
+                    inst.announced = false;
+                } else {
+                    self.end_if_all_ended(now, out);
+                }
                 return;
             }
             State::Running { since, .. } => since,
@@ -497,9 +562,25 @@ impl Machine {
         if cause.exit_code() != 0 && self.first_failure.is_none() {
             self.first_failure = Some(cause);
         }
-        if !policy.can_die {
+        if std::mem::take(&mut inst.restart_asked) && self.stop.is_none() {
+            // It ended on its own before the asked-for stop: start it again.
+            inst.state = State::Pending;
+            inst.streak = 0;
+            inst.restarts += 1;
+            inst.announced = false;
+            return;
+        }
+        if !policy.can_die && !inst.held {
             self.begin_stop(Stop::Instance(cause), now, out);
-        } else if self.instances.iter().all(|i| i.state == State::Ended) {
+        } else {
+            self.end_if_all_ended(now, out);
+        }
+    }
+
+    /// When no instance is left to run (each ended, was stopped by a
+    /// client, or can die and did), procrun ends.
+    fn end_if_all_ended(&mut self, now: Instant, out: &mut Vec<Action>) {
+        if self.stop.is_none() && self.instances.iter().all(|i| i.state == State::Ended) {
             self.begin_stop(Stop::AllEnded, now, out);
         }
     }
@@ -628,6 +709,9 @@ impl Machine {
 
 #[path = "machine_order.rs"]
 mod order;
+
+#[path = "machine_control.rs"]
+mod control;
 
 #[cfg(test)]
 #[path = "machine_tests.rs"]

@@ -86,7 +86,7 @@ impl Machine {
         for name in &self.instances[i].spec.readiness.after {
             let mut met = true;
             for (j, dep) in self.instances.iter().enumerate() {
-                if dep.spec.type_name != *name {
+                if dep.spec.type_name != *name || dep.removed {
                     continue;
                 }
                 let key = Key(j as u32);

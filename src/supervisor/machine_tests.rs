@@ -78,6 +78,9 @@ impl Sim {
         let mut queue = std::collections::VecDeque::from(actions);
         while let Some(action) = queue.pop_front() {
             if let Action::Spawn(key) = action {
+                if self.spawns.len() <= key.index() {
+                    self.spawns.resize(key.index() + 1, 0);
+                }
                 self.spawns[key.index()] += 1;
                 let input = if self.fail_spawn.contains(&key) {
                     Input::SpawnFailed {
@@ -606,3 +609,6 @@ fn a_failing_stdout_fails_the_run() {
 
 #[path = "machine_ready_tests.rs"]
 mod ready;
+
+#[path = "machine_control_tests.rs"]
+mod control;
