@@ -118,6 +118,10 @@ pub struct GlobalArgs {
     #[arg(long, hide_short_help = true, global = true)]
     pub no_color: bool,
 
+    /// The control socket of `start` and of ps, restart, stop, scale, logs, signal and quit [default: one per app root, in $XDG_RUNTIME_DIR/procrun or /tmp/procrun-UID]
+    #[arg(long, env = "PROCRUN_SOCKET", value_name = "PATH", global = true)]
+    pub socket: Option<PathBuf>,
+
     /// More of procrun's own diagnostics on stderr (-v, -vv, -vvv); RUST_LOG also works
     #[arg(short = 'v', long, env = "PROCRUN_VERBOSE", action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
@@ -226,6 +230,40 @@ pub enum Command {
     /// value the format cannot hold, or a missing required option, fails the
     /// export with exit code 2, and nothing is written.
     Export(ExportArgs),
+    /// Show each instance of the running app: pid, state, uptime, restarts, port, CPU, memory
+    ///
+    /// Asks the `procrun start` running for this app (found by its app root,
+    /// or --socket). CPU% is the use since the previous `ps` (at least 0.2 s
+    /// before), else the average over the process's life; CPU% and RSS are
+    /// the instance's own process, not its children.
+    Ps(PsArgs),
+    /// Restart instances of the running app: a type (all its instances), an instance (web.2), or all
+    ///
+    /// Each is stopped with its stop signal and timeout, then started again
+    /// with the same name, PORT and PS; a stopped or ended one is simply
+    /// started. Returns once the new processes have started.
+    Restart(RestartArgs),
+    /// Stop instances of the running app; they stay stopped and do not end the app
+    ///
+    /// The app ends when no instance is left running, or on `procrun quit`
+    /// or Ctrl-C in its terminal. `procrun restart NAME` starts them again.
+    Stop(NamesArgs),
+    /// Run more or fewer instances of a type in the running app, e.g. worker=3
+    ///
+    /// New instances get the next ports (base + 100 × type index +
+    /// instance − 1); scaling down stops the highest-numbered first.
+    Scale(ScaleArgs),
+    /// Show the recent output of the running app, or of some instances, and follow it with --follow
+    ///
+    /// The last -n lines of each selected instance (kept in memory by
+    /// `start`: about 256 KiB per instance) and procrun's messages, as
+    /// `start` printed them. Here `-f` means --follow; name the Procfile
+    /// with --procfile.
+    Logs(LogsArgs),
+    /// Send a signal to instances of the running app (their process groups)
+    Signal(SignalArgs),
+    /// Stop the running app as Ctrl-C would, and wait until it has stopped
+    Quit,
     /// Print the manual page (roff), e.g. `procrun man | man -l -`, or a command's: `procrun man start`
     Man {
         /// The command whose page to print [default: procrun's own]
@@ -485,5 +523,153 @@ mod tests {
         ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
+    }
+}
+
+/// `procrun ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// Print JSON (a list of objects) instead of a table
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `procrun restart`.
+#[derive(Debug, Args)]
+pub struct RestartArgs {
+    /// Process types or instances (web, web.2) [default: every instance]
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+/// Instances to act on.
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    /// Process types or instances (web, web.2)
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+/// `procrun scale`.
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    /// Instances per type, e.g. web=2,worker=3
+    #[arg(value_name = "TYPE=N", required = true)]
+    pub counts: Vec<String>,
+}
+
+/// `procrun logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Keep printing new output until interrupted (-f)
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Lines per instance to show first
+    #[arg(short = 'n', long, value_name = "N", default_value_t = 100)]
+    pub lines: usize,
+
+    /// Print the JSON records of --log-format json
+    #[arg(long)]
+    pub json: bool,
+
+    /// Process types or instances (web, web.2) [default: all]
+    #[arg(value_name = "NAME")]
+    pub names: Vec<String>,
+}
+
+/// `procrun signal`.
+#[derive(Debug, Args)]
+pub struct SignalArgs {
+    /// The signal: HUP, SIGUSR1, 10, …
+    #[arg(value_name = "SIGNAL")]
+    pub signal: String,
+
+    /// Process types or instances (web, web.2)
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+}
+
+/// The arguments with `logs -f` read as `logs --follow`: everywhere else
+/// `-f` names the Procfile, as in foreman, but `tail -f`, `docker logs -f`
+/// and `kubectl logs -f` all mean follow. Only words after `logs` change.
+pub fn logs_follow_args(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
+    // The global options that take a value: the word after one is not the
+    // command's name.
+    const VALUED: [&str; 8] = [
+        "-f",
+        "--procfile",
+        "-e",
+        "--env",
+        "-d",
+        "--root",
+        "--config",
+        "--socket",
+    ];
+    let mut out = Vec::new();
+    let mut args = args.into_iter();
+    out.extend(args.next());
+    let mut skip_value = false;
+    for arg in args.by_ref() {
+        let text = arg.to_string_lossy().into_owned();
+        out.push(arg);
+        if skip_value {
+            skip_value = false;
+        } else if VALUED.contains(&text.as_str()) {
+            skip_value = true;
+        } else if !text.starts_with('-') {
+            if text != "logs" {
+                out.extend(args);
+                return out;
+            }
+            break;
+        }
+    }
+    while let Some(arg) = args.next() {
+        let text = arg.to_string_lossy().into_owned();
+        if text == "--" {
+            out.push(arg);
+            out.extend(args);
+            return out;
+        }
+        if text == "-f" {
+            out.push(OsString::from("--follow"));
+        } else if let Some(rest) = text.strip_prefix("-f").filter(|r| {
+            !r.is_empty() && !text.starts_with("--") && r.chars().all(|c| c.is_ascii_alphanumeric())
+        }) {
+            // `-fn5`: follow, then the rest of the cluster.
+            out.push(OsString::from("--follow"));
+            out.push(OsString::from(format!("-{rest}")));
+        } else {
+            out.push(arg);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod follow_tests {
+    use super::*;
+
+    fn rewrite(line: &str) -> String {
+        let args = line.split(' ').map(OsString::from);
+        logs_follow_args(args)
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    #[test]
+    fn only_the_logs_command_reads_dash_f_as_follow() {
+        assert_eq!(rewrite("procrun logs -f web"), "procrun logs --follow web");
+        assert_eq!(
+            rewrite("procrun -f P logs -fn5"),
+            "procrun -f P logs --follow -n5"
+        );
+        assert_eq!(rewrite("procrun -f logs start"), "procrun -f logs start");
+        assert_eq!(rewrite("procrun start -f P"), "procrun start -f P");
+        assert_eq!(rewrite("procrun run logs -f x"), "procrun run logs -f x");
+        assert_eq!(rewrite("procrun logs -- -f"), "procrun logs -- -f");
     }
 }

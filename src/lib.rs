@@ -8,6 +8,7 @@ pub mod check;
 pub mod cli;
 pub mod completion;
 pub mod config;
+pub mod control;
 pub mod diagnostic;
 pub mod env;
 pub mod error;
@@ -39,7 +40,7 @@ pub fn main() -> i32 {
     use clap::{CommandFactory as _, FromArgMatches as _};
     // The matches are kept: they say which options were given, and how.
     let parsed = Cli::command()
-        .try_get_matches()
+        .try_get_matches_from(cli::logs_follow_args(std::env::args_os()))
         .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
     let (mut cli, matches) = match parsed {
         Ok(parsed) => parsed,
@@ -120,6 +121,42 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             Ok(ExitCode::OK)
         }
         Command::Run(args) => run::run(settings, &args),
+        Command::Ps(args) => control::client::ps(&mut connect(settings)?, args.json),
+        Command::Restart(args) => control::client::restart(&mut connect(settings)?, &args.names),
+        Command::Stop(args) => control::client::stop(&mut connect(settings)?, &args.names),
+        Command::Scale(args) => {
+            // Checked before connecting: a typo is a usage error either way.
+            control::client::parse_counts(&args.counts)?;
+            control::client::scale(&mut connect(settings)?, &args.counts)
+        }
+        Command::Signal(args) => {
+            if crate::supervisor::machine::parse_signal(&args.signal).is_none() {
+                return Err(diagnostic::Diagnostic::error(format!(
+                    "`{}` is not a signal name or number (e.g. HUP, SIGUSR1, 10)",
+                    args.signal
+                ))
+                .into());
+            }
+            control::client::signal(&mut connect(settings)?, &args.signal, &args.names)
+        }
+        Command::Quit => control::client::quit(&mut connect(settings)?),
+        Command::Logs(args) => {
+            use std::io::IsTerminal as _;
+            let color = settings::use_color(settings.color, std::io::stdout().is_terminal());
+            let params = serde_json::json!({
+                "names": args.names,
+                "lines": args.lines,
+                "follow": args.follow,
+                "color": color && !args.json,
+                "json": args.json,
+            });
+            let mut client = connect(settings)?;
+            match client.logs(params, &mut std::io::stdout().lock()) {
+                Ok(()) => Ok(ExitCode::OK),
+                Err(e) if e.exit_code() == ExitCode::OK => Ok(ExitCode::OK),
+                Err(e) => Err(e),
+            }
+        }
         Command::Export(args) => {
             let outcome = export::export(settings, &args)?;
             eprint!(
@@ -132,6 +169,11 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             Ok(ExitCode::OK)
         }
     }
+}
+
+/// The client of the `start` running for the app.
+fn connect(settings: &Settings) -> Result<control::client::Client, Error> {
+    control::client::Client::connect(&settings.root, settings.socket.as_deref())
 }
 
 /// The manual page of procrun, or of one of its commands

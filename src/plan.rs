@@ -2,7 +2,7 @@
 //! the formation and the base port. `start` spawns it, `check` prints it and
 //! `export` renders it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 
@@ -184,7 +184,7 @@ pub fn build_with(
     }
 
     let mut types = Vec::new();
-    let mut instances = Vec::new();
+    let mut specs = Vec::new();
     for (index, entry) in procfile.entries.iter().enumerate() {
         let count = if request.selected.is_empty() {
             // No -m at all means `all=1`; with -m, unnamed types get 0.
@@ -204,39 +204,15 @@ pub fn build_with(
                 entry.name
             )));
         }
-        for number in 1..=count {
-            let name = format!("{}.{number}", entry.name);
-            let instance_port = port + number - 1;
-            let Ok(instance_port) = u16::try_from(instance_port) else {
-                errors.push(
-                    Diagnostic::error(format!(
-                        "`{name}` would get PORT={instance_port}, above the highest port 65535"
-                    ))
-                    .help("choose a lower base port with -p/--port, or run fewer instances"),
-                );
-                break;
-            };
-            let mut vars: Vec<(String, String)> = env
-                .pairs()
-                .filter(|(k, _)| *k != "PORT" && *k != "PS")
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-            if policy.port {
-                vars.push(("PORT".to_owned(), instance_port.to_string()));
-            }
-            vars.push(("PS".to_owned(), name.clone()));
-            instances.push(ProcessSpec {
-                name,
-                type_name: entry.name.clone(),
-                type_index: index,
-                number,
-                command: entry.command.clone(),
-                port: instance_port,
-                cwd: request.root.clone(),
-                env: vars,
-                policy,
-                readiness: Readiness::default(),
-            });
+        if let Some(number) = (1..=count).find(|n| port + n - 1 > u32::from(u16::MAX)) {
+            errors.push(
+                Diagnostic::error(format!(
+                    "`{}.{number}` would get PORT={}, above the highest port 65535",
+                    entry.name,
+                    port + number - 1
+                ))
+                .help("choose a lower base port with -p/--port, or run fewer instances"),
+            );
         }
         types.push(ProcessType {
             name: entry.name.clone(),
@@ -247,9 +223,12 @@ pub fn build_with(
             policy,
             readiness: Readiness::default(),
         });
+        if let Some(t) = types.last() {
+            specs.extend((1..=count).filter_map(|n| instance_spec(t, n, env, &request.root)));
+        }
     }
 
-    if errors.is_empty() && instances.is_empty() {
+    if errors.is_empty() && specs.is_empty() {
         errors.push(
             Diagnostic::error("the formation starts no process").help(format!(
                 "give at least one type a count above 0, e.g. -m all=1 (types: {known})"
@@ -260,7 +239,7 @@ pub fn build_with(
         Ok(Plan {
             root: request.root.clone(),
             types,
-            instances,
+            instances: specs,
             base_port,
             port_source,
             env: env.clone(),
@@ -271,7 +250,43 @@ pub fn build_with(
     }
 }
 
+/// Instance `number` of type `t`: its name, PORT (`None` above 65535),
+/// and the env files' variables with its own PORT and PS.
+fn instance_spec(t: &ProcessType, number: u32, env: &EnvSet, root: &Path) -> Option<ProcessSpec> {
+    let port = u16::try_from(t.port + number - 1).ok()?;
+    let name = format!("{}.{number}", t.name);
+    let mut vars: Vec<(String, String)> = env
+        .pairs()
+        .filter(|(k, _)| *k != "PORT" && *k != "PS")
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    if t.policy.port {
+        vars.push(("PORT".to_owned(), port.to_string()));
+    }
+    vars.push(("PS".to_owned(), name.clone()));
+    Some(ProcessSpec {
+        name,
+        type_name: t.name.clone(),
+        type_index: t.index,
+        number,
+        command: t.command.clone(),
+        port,
+        cwd: root.to_owned(),
+        env: vars,
+        policy: t.policy,
+        readiness: t.readiness.clone(),
+    })
+}
+
 impl Plan {
+    /// The spec of instance `number` of type `type_name`, by the same rules
+    /// as the plan's own (scaling up while running); `None` for an unknown
+    /// type or a PORT above 65535.
+    pub fn instance(&self, type_name: &str, number: u32) -> Option<ProcessSpec> {
+        let t = self.types.iter().find(|t| t.name == type_name)?;
+        instance_spec(t, number, &self.env, &self.root)
+    }
+
     /// Gives each type (and its instances) its readiness; a type missing
     /// from `readiness` keeps the default.
     pub fn set_readiness(&mut self, readiness: &IndexMap<String, Readiness>) {

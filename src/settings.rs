@@ -34,6 +34,8 @@ pub struct Settings {
     /// A default stop timeout below procrun.toml's `[defaults]`
     /// (`.foreman`'s `timeout`).
     pub fallback_timeout: Option<std::time::Duration>,
+    /// `--socket`: the control socket instead of the app's default one.
+    pub socket: Option<PathBuf>,
 }
 
 /// Where a setting's value came from, for `check`.
@@ -197,6 +199,7 @@ impl Settings {
             origins,
             foreman: None,
             fallback_timeout: None,
+            socket: global.socket.clone().filter(|p| !p.as_os_str().is_empty()),
         })
     }
 

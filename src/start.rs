@@ -3,13 +3,18 @@
 
 use std::io::IsTerminal as _;
 
+use std::sync::Arc;
+
 use tokio::sync::mpsc;
 
 use crate::cli::LogFormat;
 use crate::cli::StartArgs;
+use crate::control::endpoint::Refused;
+use crate::control::server::{Context, Server};
 use crate::diagnostic;
 use crate::error::Error;
 use crate::output::printer::{Looks, Printer};
+use crate::output::ring::Ring;
 use crate::settings::Settings;
 use crate::supervisor::dispatcher::{self, Options};
 use crate::supervisor::reap;
@@ -54,6 +59,53 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
     // runtime exist.
     let watchdog = Watchdog::start();
 
+    // One `start` per app: taken before anything runs, so that a second
+    // one fails without starting a thing; after the watchdog's fork, so
+    // that only procrun holds the lock (the kernel frees it when procrun
+    // dies).
+    let endpoint = crate::control::endpoint::endpoint(&plan.root, settings.socket.as_deref());
+    let holder = crate::control::endpoint::Holder {
+        pid: std::process::id(),
+        root: plan.root.display().to_string(),
+        socket: endpoint.socket.display().to_string(),
+        started_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let taken = match crate::control::endpoint::take(&endpoint, &holder) {
+        Ok(taken) => Some(taken),
+        Err(Refused::Running(holder)) => {
+            if let Some(w) = watchdog {
+                w.finish();
+            }
+            return Err(crate::control::endpoint::already_running(
+                &plan.root,
+                holder.as_ref(),
+            ));
+        }
+        Err(Refused::Failed(reason)) if endpoint.explicit => {
+            if let Some(w) = watchdog {
+                w.finish();
+            }
+            return Err(diagnostic::Diagnostic::error(format!(
+                "the control socket cannot be set up: {reason}"
+            ))
+            .into());
+        }
+        Err(Refused::Failed(reason)) => {
+            eprintln!(
+                "warning: no control socket ({reason}); procrun ps, restart, logs… will not reach this run (pass --socket PATH to choose another place)"
+            );
+            None
+        }
+    };
+    tracing::debug!(
+        "control socket: {}",
+        taken.as_ref().map_or_else(
+            || "none".to_owned(),
+            |(t, _)| t.socket().display().to_string()
+        )
+    );
+
     let tty = std::io::stdout().is_terminal();
     let json = args.log_format == LogFormat::Json;
     let looks = Looks {
@@ -65,7 +117,8 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let closed_tx = events_tx.clone();
-    let (output, printer) = Printer::start(looks, tty, move |e| {
+    let ring = taken.as_ref().map(|_| Arc::new(Ring::default()));
+    let (output, printer) = Printer::start(looks, tty, ring.clone(), move |e| {
         let event = match e {
             Some(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
                 Event::OutputFailed(crate::error::io_reason(&e))
@@ -90,13 +143,39 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
     let options = Options {
         spawn: SpawnContext::current(nofile),
     };
+    let (requests_tx, requests_rx) = mpsc::unbounded_channel();
+    let (endpoint, server) = match (taken, ring) {
+        (Some((taken, listener)), Some(ring)) => {
+            let context = Context {
+                ring,
+                requests: requests_tx,
+                root: plan.root.display().to_string(),
+                looks,
+            };
+            match Server::start(listener, context) {
+                Ok(server) => (Some(taken), Some(server)),
+                Err(e) => {
+                    tracing::warn!("control socket: starting its thread: {e}");
+                    (None, None)
+                }
+            }
+        }
+        _ => (None, None),
+    };
+    let control = server.as_ref().map(|_| requests_rx);
     let result = runtime.block_on(dispatcher::supervise(
-        plan, options, output, events_tx, events_rx, watchdog,
+        plan, options, output, events_tx, events_rx, watchdog, control,
     ));
     // Dropping the runtime drops every remaining sender of output, so the
     // printer can finish.
     drop(runtime);
     printer.join();
+    // The last answers (a `quit`'s) go out, then the socket and the lock
+    // are removed.
+    if let Some(server) = server {
+        server.finish();
+    }
+    drop(endpoint);
     let (code, watchdog) = result?;
     if let Some(w) = watchdog {
         w.finish();

@@ -40,7 +40,12 @@ impl Stream {
 
 /// The current time as RFC 3339 UTC with microseconds.
 pub fn timestamp() -> String {
-    humantime::format_rfc3339_micros(SystemTime::now()).to_string()
+    timestamp_at(SystemTime::now())
+}
+
+/// `time` as RFC 3339 UTC with microseconds.
+pub fn timestamp_at(time: SystemTime) -> String {
+    humantime::format_rfc3339_micros(time).to_string()
 }
 
 /// Appends `text` as a JSON string.
@@ -272,6 +277,11 @@ pub fn events(notice: &Notice, text: &dyn Fn(&Notice) -> String) -> Vec<Event> {
                 None => e,
             }]
         }
+        Notice::Dropped { count } => vec![
+            Event::of(None, "dropped")
+                .with("count", *count)
+                .with("msg", text(notice)),
+        ],
     }
 }
 

@@ -1,7 +1,8 @@
 //! Output: the byte-level line splitter ([`lines`]), the single writer of
 //! stdout ([`printer`]), how lines look ([`style`]), procrun's own messages
-//! ([`notice`]), the JSON records of `--log-format json` ([`json`]) and the
-//! pacing of reads ([`pacing`]).
+//! ([`notice`]), the JSON records of `--log-format json` ([`json`]), the
+//! pacing of reads ([`pacing`]) and the recent output kept for
+//! `procrun logs` ([`ring`]).
 
 pub mod json;
 pub mod lines;
@@ -9,4 +10,5 @@ pub mod notice;
 pub mod pacing;
 pub mod printer;
 pub mod render;
+pub mod ring;
 pub mod style;

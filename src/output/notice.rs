@@ -178,16 +178,49 @@ pub enum Notice {
         dependency: Key,
         /// How it ended; `None`: it was skipped itself.
         outcome: Option<Outcome>,
-    },    /// A control client asked for something (`procrun restart web`).
+    },
+    /// A control client asked for something (`procrun restart web`).
     Control {
         /// What, e.g. `restart of web.1, web.2`.
         action: String,
         /// The client's pid, when the socket told it.
         from: Option<u32>,
     },
+    /// `procrun logs -f` read too slowly: entries were left out.
+    Dropped {
+        /// How many.
+        count: u64,
+    },
 }
 
 impl Notice {
+    /// The instances the notice is about (none: procrun as a whole).
+    pub fn keys(&self) -> Vec<Key> {
+        match self {
+            Notice::Started { key, .. }
+            | Notice::SpawnFailed { key, .. }
+            | Notice::Exited { key, .. }
+            | Notice::Failed { key, .. }
+            | Notice::PortInUse { key, .. }
+            | Notice::Ready { key, .. }
+            | Notice::NotReady { key, .. }
+            | Notice::Waiting { key, .. } => vec![*key],
+            Notice::Skipped {
+                key, dependency, ..
+            } => vec![*key, *dependency],
+            Notice::Stopping { targets } => targets.iter().map(|t| t.0).collect(),
+            Notice::Killing { targets } => targets.clone(),
+            Notice::Received { .. }
+            | Notice::ReceivedAgain { .. }
+            | Notice::Forwarded { .. }
+            | Notice::GaveUp
+            | Notice::Suspended { .. }
+            | Notice::Resumed { .. }
+            | Notice::Control { .. }
+            | Notice::Dropped { .. } => Vec::new(),
+        }
+    }
+
     /// The notice as the text shown under `system`; `name` resolves keys.
     pub fn text(&self, name: &dyn Fn(Key) -> String) -> String {
         match self {
@@ -285,6 +318,10 @@ impl Notice {
                 Some(pid) => format!("{action} requested from pid {pid}"),
                 None => format!("{action} requested"),
             },
+            Notice::Dropped { count } => format!(
+                "{count} entr{} left out here: this client read too slowly",
+                if *count == 1 { "y" } else { "ies" }
+            ),
         }
     }
 }

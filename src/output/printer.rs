@@ -33,6 +33,7 @@ use crate::output::lines::{Chunk, MAX_LINE};
 use crate::output::notice::{Ident, Key, Notice};
 use crate::output::pacing::Pacing;
 pub use crate::output::render::{Looks, Renderer};
+use crate::output::ring::Ring;
 
 /// Chunks of output that may wait for the printer at once.
 pub const IN_FLIGHT: usize = 32;
@@ -121,12 +122,13 @@ pub struct Printer {
 
 impl Printer {
     /// Starts the printer thread writing to stdout. `tty` chooses per-batch
-    /// writes; `closed` is called (perhaps more than once) when stdout stops
+    /// writes; every message written is then kept in `ring`; `closed` is called (perhaps more than once) when stdout stops
     /// accepting output: with the write error, or with `None` when the
     /// reader of the stdout pipe went away.
     pub fn start(
         looks: Looks,
         tty: bool,
+        ring: Option<Arc<Ring>>,
         closed: impl Fn(Option<std::io::Error>) + Send + Sync + 'static,
     ) -> std::io::Result<(OutputSender, Printer)> {
         let closed = Arc::new(closed);
@@ -155,6 +157,7 @@ impl Printer {
                     tty,
                     rx,
                     std::io::stdout().lock(),
+                    ring.as_deref(),
                     closed,
                 )
             })?;
@@ -211,20 +214,28 @@ fn print_loop(
     tty: bool,
     mut rx: mpsc::UnboundedReceiver<Message>,
     mut out: impl Write,
+    ring: Option<&Ring>,
     closed: impl FnOnce(std::io::Error),
 ) {
     let mut buf = Vec::with_capacity(if tty { 4096 } else { BATCH });
     let mut closed = Some(closed);
+    // Kept once formatted (formatting a message never needs it again).
+    let keep = |message: Message| match ring {
+        Some(ring) => ring.record(message),
+        None => drop(message),
+    };
     while let Some(message) = rx.blocking_recv() {
         if closed.is_none() {
-            continue; // stdout is gone: drop output, release permits
+            keep(message); // stdout is gone: only the ring gets output
+            continue;
         }
         renderer.render(&message, &mut buf);
-        drop(message);
+        keep(message);
         if !tty {
             while buf.len() < BATCH {
                 let Ok(more) = rx.try_recv() else { break };
                 renderer.render(&more, &mut buf);
+                keep(more);
             }
         }
         let written = out.write_all(&buf).and_then(|()| out.flush());
@@ -315,7 +326,7 @@ pub(crate) mod tests {
             ok: usize::MAX,
             written: Vec::new(),
         };
-        print_loop(Renderer::new(looks), false, rx, &mut sink, |_| {});
+        print_loop(Renderer::new(looks), false, rx, &mut sink, None, |_| {});
         assert_eq!(sink.written, b"web.1  | a\nweb.1  | b\n");
 
         let (tx, rx) = mpsc::unbounded_channel();
@@ -342,7 +353,7 @@ pub(crate) mod tests {
             written: Vec::new(),
         };
         // On a terminal every message is its own write: the first fails.
-        print_loop(Renderer::new(looks), true, rx, &mut sink, |e| {
+        print_loop(Renderer::new(looks), true, rx, &mut sink, None, |e| {
             assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
             calls.set(calls.get() + 1)
         });

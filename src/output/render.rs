@@ -57,6 +57,8 @@ pub struct Renderer {
     procrun_head: Vec<u8>,
     procrun_seq: u64,
     clock: Clock,
+    /// The time to show instead of now (replaying the log ring).
+    at: Option<std::time::SystemTime>,
 }
 
 impl Renderer {
@@ -71,10 +73,34 @@ impl Renderer {
             procrun_head: json::procrun_head(),
             procrun_seq: 0,
             clock: Clock::default(),
+            at: None,
         }
     }
 
-    fn register(&mut self, ident: Ident) {
+    /// Shows `time` instead of the current time from now on (`None`: the
+    /// current time again): `procrun logs` replays entries of the past.
+    pub fn set_time(&mut self, time: Option<std::time::SystemTime>) {
+        self.at = time;
+    }
+
+    /// The time text of a line (`HH:MM:SS`).
+    fn clock_text(&mut self) -> &[u8] {
+        match self.at {
+            Some(t) => self.clock.at(t),
+            None => self.clock.now(),
+        }
+    }
+
+    /// The RFC 3339 time of a record.
+    fn record_time(&self) -> String {
+        match self.at {
+            Some(t) => json::timestamp_at(t),
+            None => json::timestamp(),
+        }
+    }
+
+    /// Makes an instance known: its prefix, colour and JSON envelope.
+    pub fn register(&mut self, ident: Ident) {
         let index = ident.key.index();
         if self.entries.len() <= index {
             self.entries.resize_with(index + 1, || None);
@@ -129,36 +155,41 @@ impl Renderer {
             Message::Register(ident) => self.register(ident.clone()),
             Message::Output {
                 key, stream, chunk, ..
-            } => {
-                if self.looks.json {
-                    self.output_json(*key, *stream, chunk, out);
-                } else {
-                    self.output_text(*key, chunk, out);
-                }
-            }
-            Message::Notice(notice) => {
-                if let Notice::Started { key, pid, .. } = notice
-                    && let Some(Some(entry)) = self.entries.get_mut(key.index())
-                {
-                    entry.head = json::instance_head(&entry.ident, *pid);
-                }
-                if self.looks.json {
-                    self.notice_json(notice, out);
-                } else {
-                    let text = notice.text(&|k| self.name(k));
-                    let time: &[u8] = if self.looks.timestamps {
-                        self.clock.now()
-                    } else {
-                        b""
-                    };
-                    for line in text.lines() {
-                        out.extend_from_slice(&self.system.before);
-                        out.extend_from_slice(time);
-                        out.extend_from_slice(&self.system.after);
-                        out.extend_from_slice(line.as_bytes());
-                        out.push(b'\n');
-                    }
-                }
+            } => self.output(*key, *stream, chunk, out),
+            Message::Notice(notice) => self.notice(notice, out),
+        }
+    }
+
+    /// Appends the formatted lines of instance `key`.
+    pub fn output(&mut self, key: Key, stream: Stream, chunk: &Chunk, out: &mut Vec<u8>) {
+        if self.looks.json {
+            self.output_json(key, stream, chunk, out);
+        } else {
+            self.output_text(key, chunk, out);
+        }
+    }
+
+    /// Appends one of procrun's messages, formatted.
+    pub fn notice(&mut self, notice: &Notice, out: &mut Vec<u8>) {
+        if let Notice::Started { key, pid, .. } = notice
+            && let Some(Some(entry)) = self.entries.get_mut(key.index())
+        {
+            entry.head = json::instance_head(&entry.ident, *pid);
+        }
+        if self.looks.json {
+            self.notice_json(notice, out);
+        } else {
+            let text = notice.text(&|k| self.name(k));
+            let timestamps = self.looks.timestamps;
+            let system_before = self.system.before.clone();
+            let system_after = self.system.after.clone();
+            let time: &[u8] = if timestamps { self.clock_text() } else { b"" };
+            for line in text.lines() {
+                out.extend_from_slice(&system_before);
+                out.extend_from_slice(time);
+                out.extend_from_slice(&system_after);
+                out.extend_from_slice(line.as_bytes());
+                out.push(b'\n');
             }
         }
     }
@@ -169,7 +200,10 @@ impl Renderer {
         };
         let prefix = &entry.prefix;
         let time: &[u8] = if self.looks.timestamps {
-            self.clock.now()
+            match self.at {
+                Some(t) => self.clock.at(t),
+                None => self.clock.now(),
+            }
         } else {
             b""
         };
@@ -194,7 +228,11 @@ impl Renderer {
         let Some(Some(entry)) = self.entries.get_mut(key.index()) else {
             return;
         };
-        let head = json::line_head(&json::timestamp(), &entry.head, stream);
+        let ts = match self.at {
+            Some(t) => json::timestamp_at(t),
+            None => json::timestamp(),
+        };
+        let head = json::line_head(&ts, &entry.head, stream);
         let eof = chunk.tail == Tail::Eof;
         // Only a chunk that ends the stream has a partial last line; only
         // then are its lines counted to find it.
@@ -220,7 +258,7 @@ impl Renderer {
 
     fn notice_json(&mut self, notice: &Notice, out: &mut Vec<u8>) {
         let events = json::events(notice, &|n| n.text(&|k| self.name(k)));
-        let ts = json::timestamp();
+        let ts = self.record_time();
         for event in &events {
             let subject = event
                 .subject

@@ -143,7 +143,12 @@ pub struct Clock {
 impl Clock {
     /// The current time's text.
     pub fn now(&mut self) -> &[u8] {
-        let secs = std::time::SystemTime::now()
+        self.at(std::time::SystemTime::now())
+    }
+
+    /// The text of `time`.
+    pub fn at(&mut self, time: std::time::SystemTime) -> &[u8] {
+        let secs = time
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0);

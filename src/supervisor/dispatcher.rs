@@ -24,10 +24,12 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep_until};
 
+use crate::control::request::Request;
 use crate::error::Error;
 use crate::output::notice::{Ident, Key, Notice};
 use crate::output::printer::OutputSender;
 use crate::plan::Plan;
+use crate::supervisor::control::Requests;
 use crate::supervisor::machine::{Action, Input, Machine};
 use crate::supervisor::probe::Probes;
 use crate::supervisor::reap;
@@ -77,6 +79,10 @@ struct Dispatcher {
     killed_at: Option<Instant>,
     /// The readiness probes, by key.
     probes: Probes,
+    /// The plan without its instances: what scaling up builds new ones from.
+    plan: Plan,
+    /// Control requests waiting for their answer.
+    requests: Requests,
 }
 
 /// Runs the plan until everything has stopped; returns the exit code.
@@ -87,6 +93,7 @@ pub async fn supervise(
     events_tx: mpsc::UnboundedSender<Event>,
     mut events: mpsc::UnboundedReceiver<Event>,
     watchdog: Option<Watchdog>,
+    mut control: Option<mpsc::UnboundedReceiver<Request>>,
 ) -> Result<(i32, Option<Watchdog>), Error> {
     let listen = |kind: SignalKind, what: &str| {
         signal(kind).map_err(|e| Error::io(format!("listening for {what}"), e))
@@ -100,9 +107,10 @@ pub async fn supervise(
     let mut sigusr2 = listen(SignalKind::user_defined2(), "SIGUSR2")?;
     let mut sigchld = listen(SignalKind::child(), "SIGCHLD")?;
 
+    let mut plan = plan;
     let count = plan.instances.len();
     // The machine owns the specs: one copy of each instance's environment.
-    let machine = Machine::new(plan.instances);
+    let machine = Machine::new(std::mem::take(&mut plan.instances));
     let mut d = Dispatcher {
         units: (0..count).map(|_| None).collect(),
         machine,
@@ -112,6 +120,8 @@ pub async fn supervise(
         watchdog,
         killed_at: None,
         probes: Probes::new(count),
+        plan,
+        requests: Requests::default(),
     };
     for (key, spec) in d.machine.specs() {
         d.output.register(Ident {
@@ -202,14 +212,61 @@ pub async fn supervise(
             }
             () = sleep_until(due) => Input::Tick,
             () = sleep_until(poll_at) => continue,
+            request = next_request(&mut control) => {
+                match request {
+                    Some(request) => d.control(request),
+                    // The control server is gone; the app runs on.
+                    None => control = None,
+                }
+                d.settle();
+                continue;
+            }
         };
         let actions = d.machine.handle(input, Instant::now().into_std());
         d.perform(actions);
+        d.settle();
     }
-    Ok((d.machine.exit_code(), d.watchdog.take()))
+    let code = d.machine.exit_code();
+    d.requests.finish(&d.machine, code);
+    Ok((code, d.watchdog.take()))
+}
+
+/// The next control request; never, without a control socket.
+async fn next_request(control: &mut Option<mpsc::UnboundedReceiver<Request>>) -> Option<Request> {
+    match control {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 impl Dispatcher {
+    /// Answers or applies a control request (see `control.rs`).
+    fn control(&mut self, request: Request) {
+        let now = Instant::now().into_std();
+        let mut added = Vec::new();
+        let actions = self
+            .requests
+            .apply(request, &mut self.machine, &self.plan, now, &mut added);
+        for key in added {
+            let spec = self.machine.spec(key);
+            self.output.register(Ident {
+                key,
+                name: spec.name.clone(),
+                type_name: spec.type_name.clone(),
+                type_index: spec.type_index,
+                number: spec.number,
+            });
+            self.units.push(None);
+            self.probes.grow(self.units.len());
+        }
+        self.perform(actions);
+    }
+
+    /// Answers the control requests whose instances have settled.
+    fn settle(&mut self) {
+        self.requests.settle(&self.machine);
+    }
+
     /// Ctrl-Z: the terminal stops procrun's own process group only, so the
     /// app would run on and its output pile up in the pipes. Stop every
     /// instance, then procrun itself, as a shell job; when the shell

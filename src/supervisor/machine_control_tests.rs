@@ -104,7 +104,11 @@ fn scale_up_adds_instances_and_scale_down_stops_the_highest_first() {
     let third = sim.m.add(spec("web.3", Policy::default()));
     assert_eq!(third, Key(2));
     assert_eq!(sim.m.find("web", 3), Some(third));
-    assert_eq!(sim.m.shown().count(), 2, "added, not shown before the scale");
+    assert_eq!(
+        sim.m.shown().count(),
+        2,
+        "added, not shown before the scale"
+    );
     control(
         &mut sim,
         Control::Scale {

@@ -5,6 +5,8 @@
 //!   the exit code), tested without processes;
 //! - [`dispatcher`]: the one task that feeds it events and performs its
 //!   actions;
+//! - [`control`](mod@control): control requests, resolved and answered once
+//!   done;
 //! - [`unit`](mod@unit): one task per instance (wait, signal its group) plus its
 //!   output readers;
 //! - [`probe`]: readiness checks, run without blocking the dispatcher;
@@ -13,6 +15,7 @@
 //! - [`reap`]: descendants that left their group (Linux subreaper sweep);
 //! - [`watchdog`]: kills every group if procrun itself is killed.
 
+pub mod control;
 pub mod dispatcher;
 pub mod machine;
 pub mod probe;

@@ -135,6 +135,13 @@ impl Probes {
         }
     }
 
+    /// Room for `n` instances (scaling up).
+    pub fn grow(&mut self, n: usize) {
+        while self.by_key.len() < n {
+            self.by_key.push(Probing::Idle);
+        }
+    }
+
     /// The matcher of a log check, armed before the instance's first line
     /// is read; `None` for other checks.
     pub fn arm_log(

@@ -1,0 +1,388 @@
+//! Where a running `procrun start` listens, and the lock that makes it the
+//! only one for its app.
+//!
+//! The socket's default path is derived from the canonical app root, so
+//! every procrun command run for the same app finds it:
+//! `$XDG_RUNTIME_DIR/procrun/<id>.sock`, else `/tmp/procrun-<uid>/<id>.sock`,
+//! `<id>` being the root's last component and a hash of the whole path. The
+//! directory is the user's own (0700, checked: a directory someone else
+//! made in /tmp is refused), the socket 0600.
+//!
+//! Beside the socket, `<id>.lock` is `flock`ed for the whole run and holds
+//! who runs (pid, root, start time, version). A second `start` for the app
+//! finds the lock taken and says who holds it. The kernel drops the lock
+//! when its holder dies, however it dies, so a socket left behind by a
+//! SIGKILLed procrun is known to be stale and is replaced without a word.
+
+use std::fs::File;
+use std::io::{Read as _, Seek as _, Write as _};
+use std::os::unix::fs::{
+    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
+};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+
+/// The longest socket path the kernel takes (`sun_path` holds 108 bytes
+/// with the final NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// A socket path and its lock file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    /// The socket.
+    pub socket: PathBuf,
+    /// The lock file beside it.
+    pub lock: PathBuf,
+    /// Whether the path was given (`--socket`, `PROCRUN_SOCKET`).
+    pub explicit: bool,
+}
+
+/// What the lock file says about the procrun that holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holder {
+    /// Its pid.
+    pub pid: u32,
+    /// Its app root.
+    pub root: String,
+    /// Its socket.
+    pub socket: String,
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// Its version.
+    pub version: String,
+}
+
+/// The endpoint of the app at `root`: `explicit` if given, else the default.
+pub fn endpoint(root: &Path, explicit: Option<&Path>) -> Endpoint {
+    match explicit {
+        Some(path) => {
+            let mut lock = path.as_os_str().to_owned();
+            lock.push(".lock");
+            Endpoint {
+                socket: path.to_owned(),
+                lock: PathBuf::from(lock),
+                explicit: true,
+            }
+        }
+        None => {
+            let id = app_id(root);
+            let dir = runtime_dir(&id);
+            Endpoint {
+                socket: dir.join(format!("{id}.sock")),
+                lock: dir.join(format!("{id}.lock")),
+                explicit: false,
+            }
+        }
+    }
+}
+
+/// `<last component>-<16 hex digits of a hash of the whole root>`.
+pub fn app_id(root: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt as _;
+    // FNV-1a: stable across versions and machines, unlike std's hasher.
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in root.as_os_str().as_bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    let name: String = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        .take(24)
+        .collect();
+    if name.is_empty() {
+        format!("app-{hash:016x}")
+    } else {
+        format!("{name}-{hash:016x}")
+    }
+}
+
+/// The directory of the default sockets: `$XDG_RUNTIME_DIR/procrun` when
+/// set (and short enough for `id`), else `/tmp/procrun-<uid>`.
+fn runtime_dir(id: &str) -> PathBuf {
+    let tmp = PathBuf::from(format!("/tmp/procrun-{}", nix::unistd::geteuid()));
+    match std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => {
+            let dir = dir.join("procrun");
+            let len = dir.as_os_str().len() + id.len() + "/.sock".len();
+            if len <= MAX_SOCKET_PATH { dir } else { tmp }
+        }
+        _ => tmp,
+    }
+}
+
+/// Makes sure `dir` exists and is the user's alone (0700).
+fn own_dir(dir: &Path) -> Result<(), String> {
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(format!(
+                "creating {}: {}",
+                dir.display(),
+                crate::error::io_reason(&e)
+            ));
+        }
+    }
+    let meta = std::fs::symlink_metadata(dir)
+        .map_err(|e| format!("{}: {}", dir.display(), crate::error::io_reason(&e)))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(format!(
+            "{} belongs to uid {}, not to you (uid {me}): refusing to put the control socket there",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(|e| {
+            format!(
+                "making {} private: {}",
+                dir.display(),
+                crate::error::io_reason(&e)
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Why the endpoint could not be taken.
+#[derive(Debug)]
+pub enum Refused {
+    /// Another procrun holds the lock.
+    Running(Option<Holder>),
+    /// Anything else (permissions, path length, …).
+    Failed(String),
+}
+
+/// The endpoint taken: the lock held and the socket bound. Dropping it
+/// removes both.
+#[derive(Debug)]
+pub struct Taken {
+    endpoint: Endpoint,
+    _lock: Flock<File>,
+}
+
+impl Taken {
+    /// The socket path.
+    pub fn socket(&self) -> &Path {
+        &self.endpoint.socket
+    }
+}
+
+impl Drop for Taken {
+    fn drop(&mut self) {
+        // Still ours: nobody can bind or lock while the lock is held.
+        let _ = std::fs::remove_file(&self.endpoint.socket);
+        let _ = std::fs::remove_file(&self.endpoint.lock);
+    }
+}
+
+/// Takes the endpoint for this run: the lock, then a fresh socket (an old
+/// one is stale once the lock is ours). `holder` is written into the lock.
+pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener), Refused> {
+    use std::os::unix::ffi::OsStrExt as _;
+    if endpoint.socket.as_os_str().as_bytes().len() > MAX_SOCKET_PATH {
+        return Err(Refused::Failed(format!(
+            "the socket path {} is {} bytes long; the limit is {MAX_SOCKET_PATH}",
+            endpoint.socket.display(),
+            endpoint.socket.as_os_str().len()
+        )));
+    }
+    if !endpoint.explicit
+        && let Some(dir) = endpoint.socket.parent()
+    {
+        if let Some(parent) = dir.parent()
+            && !parent.exists()
+        {
+            return Err(Refused::Failed(format!(
+                "{} does not exist",
+                parent.display()
+            )));
+        }
+        own_dir(dir).map_err(Refused::Failed)?;
+    }
+    let lock = loop {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&endpoint.lock)
+            .map_err(|e| {
+                Refused::Failed(format!(
+                    "opening the lock {}: {}",
+                    endpoint.lock.display(),
+                    crate::error::io_reason(&e)
+                ))
+            })?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Err(Refused::Running(serde_json::from_str(&text).ok()));
+            }
+            Err((_, e)) => {
+                return Err(Refused::Failed(format!(
+                    "locking {}: {e}",
+                    endpoint.lock.display()
+                )));
+            }
+        };
+        // The previous holder may have removed the file between our open
+        // and our lock: then the lock is on a file nobody else will see.
+        let same = match (lock.metadata(), std::fs::symlink_metadata(&endpoint.lock)) {
+            (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+            _ => false,
+        };
+        if !same {
+            continue;
+        }
+        let text = serde_json::to_string(holder).unwrap_or_default();
+        let written = lock
+            .set_len(0)
+            .and_then(|()| lock.rewind())
+            .and_then(|()| lock.write_all(text.as_bytes()))
+            .and_then(|()| lock.flush());
+        if let Err(e) = written {
+            tracing::debug!("writing {}: {e}", endpoint.lock.display());
+        }
+        break lock;
+    };
+    match std::fs::symlink_metadata(&endpoint.socket) {
+        Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
+            // Stale: its procrun is gone, or it would hold the lock.
+            let _ = std::fs::remove_file(&endpoint.socket);
+        }
+        Ok(_) => {
+            return Err(Refused::Failed(format!(
+                "{} exists and is not a socket: refusing to replace it",
+                endpoint.socket.display()
+            )));
+        }
+        Err(_) => {}
+    }
+    // Created 0600 from the start: the umask applies to bind. procrun has
+    // no other thread creating files at this point.
+    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+    let bound = UnixListener::bind(&endpoint.socket);
+    nix::sys::stat::umask(old);
+    let listener = bound.map_err(|e| {
+        Refused::Failed(format!(
+            "listening on {}: {}",
+            endpoint.socket.display(),
+            crate::error::io_reason(&e)
+        ))
+    })?;
+    let taken = Taken {
+        endpoint: endpoint.clone(),
+        _lock: lock,
+    };
+    Ok((taken, listener))
+}
+
+/// Who holds the lock of `endpoint`, if someone does (for clients that
+/// could not connect).
+pub fn holder(endpoint: &Endpoint) -> Option<Option<Holder>> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&endpoint.lock)
+        .ok()?;
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        Ok(_free) => None,
+        Err((mut file, _)) => {
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            Some(serde_json::from_str(&text).ok())
+        }
+    }
+}
+
+/// The error of a second `start` for the same app.
+pub fn already_running(root: &Path, holder: Option<&Holder>) -> Error {
+    let pid = holder.map_or_else(String::new, |h| format!(" (pid {})", h.pid));
+    crate::diagnostic::Diagnostic::error(format!(
+        "procrun is already running for {}{pid}; stop it first, or pass --socket to run another",
+        root.display()
+    ))
+    .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_is_stable_readable_and_short() {
+        let id = app_id(Path::new("/home/me/src/my app!"));
+        assert!(id.starts_with("myapp-"), "{id}");
+        assert_eq!(id, app_id(Path::new("/home/me/src/my app!")));
+        assert_ne!(id, app_id(Path::new("/home/you/src/my app!")));
+        let long = app_id(Path::new(&format!("/{}", "x".repeat(300))));
+        assert!(long.len() <= 24 + 17, "{long}");
+        let e = endpoint(Path::new("/srv/app"), None);
+        assert!(e.socket.as_os_str().len() <= MAX_SOCKET_PATH);
+        assert_eq!(e.lock.extension().and_then(|x| x.to_str()), Some("lock"));
+    }
+
+    fn holder_for(dir: &Path) -> Holder {
+        Holder {
+            pid: std::process::id(),
+            root: dir.display().to_string(),
+            socket: String::new(),
+            started_at: String::new(),
+            version: "test".into(),
+        }
+    }
+
+    #[test]
+    fn one_holder_at_a_time_and_everything_removed_after() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let e = endpoint(dir.path(), Some(&dir.path().join("s.sock")));
+        let (taken, _listener) = take(&e, &holder_for(dir.path())).expect("taken");
+        let mode = std::fs::metadata(taken.socket()).expect("socket").mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        match take(&e, &holder_for(dir.path())) {
+            Err(Refused::Running(Some(h))) => assert_eq!(h.pid, std::process::id()),
+            other => panic!("expected the lock to be held: {other:?}"),
+        }
+        assert!(matches!(holder(&e), Some(Some(_))));
+        drop(taken);
+        assert!(!e.socket.exists() && !e.lock.exists());
+        assert!(holder(&e).is_none());
+    }
+
+    #[test]
+    fn a_stale_socket_is_replaced_but_not_a_file() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let e = endpoint(dir.path(), Some(&dir.path().join("s.sock")));
+        let stale = UnixListener::bind(&e.socket).expect("bound");
+        drop(stale);
+        let (_taken, _l) = take(&e, &holder_for(dir.path())).expect("replaced");
+        let other = endpoint(dir.path(), Some(&dir.path().join("file")));
+        std::fs::write(&other.socket, "data").expect("written");
+        assert!(matches!(
+            take(&other, &holder_for(dir.path())),
+            Err(Refused::Failed(_))
+        ));
+        assert_eq!(
+            std::fs::read_to_string(&other.socket).expect("kept"),
+            "data"
+        );
+    }
+}

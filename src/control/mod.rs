@@ -1,0 +1,18 @@
+//! Control of a running `procrun start` from other terminals (`procrun ps`,
+//! `restart`, `stop`, `scale`, `logs`, `signal`, `quit`), over a unix
+//! socket only its user can reach. The protocol is documented in
+//! `docs/control.md`.
+//!
+//! - [`endpoint`]: where the socket is, and the lock that makes one
+//!   `start` per app;
+//! - [`wire`]: frames and messages;
+//! - [`request`]: the typed requests the server hands the dispatcher (the
+//!   only way into the supervisor);
+//! - [`server`]: the socket's thread in `start`;
+//! - [`client`]: the client commands.
+
+pub mod client;
+pub mod endpoint;
+pub mod request;
+pub mod server;
+pub mod wire;

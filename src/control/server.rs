@@ -1,0 +1,702 @@
+//! The control server: a thread of its own, with its own small runtime,
+//! that accepts clients on the unix socket, answers their requests through
+//! the dispatcher ([`super::request`]) and streams the log ring to `logs`
+//! clients. Its own thread, so that rendering logs for a client, reading
+//! `/proc` for `ps` or a client that reads slowly never delays the
+//! dispatcher or the printer.
+//!
+//! Every connection: the server's hello, the client's hello, then requests,
+//! each answered by exactly one response (and, for `logs`, output frames
+//! after it). A client of another user is refused; a malformed request gets
+//! an error and the connection stays usable; an oversized or unframed one
+//! gets an error and the connection is closed. Nothing a client sends
+//! reaches the app except through the dispatcher's typed requests.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tokio::io::AsyncReadExt as _;
+use tokio::net::UnixStream;
+use tokio::net::unix::OwnedWriteHalf;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::control::request::{Command, InstanceStatus, Reply, Request};
+use crate::control::wire::{
+    self, Envelope, FrameError, KIND_JSON, KIND_OUTPUT, MAX_REQUEST, PROTOCOL, WireError,
+};
+use crate::output::lines::Chunk;
+use crate::output::notice::Notice;
+use crate::output::render::{Looks, Renderer};
+use crate::output::ring::{self, Entry, Item, Ring};
+
+/// A write to a client that takes longer than this drops the client.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Output gathered into one frame while following.
+const FRAME_BYTES: usize = 64 * 1024;
+
+/// After the app ended: how long clients get to receive their last replies.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// What the server needs from `start`.
+#[derive(Debug)]
+pub struct Context {
+    /// The recent output.
+    pub ring: Arc<Ring>,
+    /// The way into the dispatcher.
+    pub requests: mpsc::UnboundedSender<Request>,
+    /// The app root, for the hello.
+    pub root: String,
+    /// How `start` prints (timestamps, prefix width) for `logs`.
+    pub looks: Looks,
+}
+
+/// The running server.
+#[derive(Debug)]
+pub struct Server {
+    thread: Option<JoinHandle<()>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Server {
+    /// Serves `listener` on a thread of its own until [`Server::finish`].
+    pub fn start(
+        listener: std::os::unix::net::UnixListener,
+        ctx: Context,
+    ) -> std::io::Result<Server> {
+        listener.set_nonblocking(true)?;
+        let (stop, stopped) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("control".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!("control socket: starting its runtime: {e}");
+                        return;
+                    }
+                };
+                runtime.block_on(serve(listener, Arc::new(ctx), stopped));
+            })?;
+        Ok(Server {
+            thread: Some(thread),
+            stop,
+        })
+    }
+
+    /// The app has ended: followers get a bye, pending replies go out, and
+    /// the server stops (within 2 seconds).
+    pub fn finish(mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn serve(
+    listener: std::os::unix::net::UnixListener,
+    ctx: Arc<Context>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let listener = match tokio::net::UnixListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!("control socket: {e}");
+            return;
+        }
+    };
+    let samples = Arc::new(Mutex::new(CpuSamples::default()));
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stopped.changed() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tasks.spawn(connection(stream, Arc::clone(&ctx), Arc::clone(&samples), stopped.clone()));
+                }
+                Err(e) => {
+                    // Out of descriptors, say: wait instead of spinning.
+                    tracing::debug!("control socket: accepting: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+        }
+    }
+    ctx.ring.close_followers();
+    let _ =
+        tokio::time::timeout(LINGER, async { while tasks.join_next().await.is_some() {} }).await;
+}
+
+/// Writes one frame, or fails when the client does not take it in time.
+async fn send(w: &mut OwnedWriteHalf, frame: &[u8]) -> std::io::Result<()> {
+    match tokio::time::timeout(WRITE_TIMEOUT, wire::write_frame(w, frame)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+    }
+}
+
+async fn respond(
+    w: &mut OwnedWriteHalf,
+    id: Option<u64>,
+    answer: Result<Value, WireError>,
+) -> std::io::Result<()> {
+    let envelope = match answer {
+        Ok(result) => Envelope::Response {
+            id,
+            result: Some(result),
+            error: None,
+        },
+        Err(error) => Envelope::Response {
+            id,
+            result: None,
+            error: Some(error),
+        },
+    };
+    send(w, &wire::encode_json(&envelope)).await
+}
+
+async fn connection(
+    stream: UnixStream,
+    ctx: Arc<Context>,
+    samples: Arc<Mutex<CpuSamples>>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let cred = stream.peer_cred().ok();
+    let from = cred.as_ref().and_then(|c| c.pid()).map(|p| p as u32);
+    let (mut rd, mut wr) = stream.into_split();
+    let me = nix::unistd::geteuid().as_raw();
+    if cred.as_ref().is_none_or(|c| c.uid() != me) {
+        let who = cred.map_or_else(
+            || "an unknown user".to_owned(),
+            |c| format!("uid {}", c.uid()),
+        );
+        tracing::warn!("control socket: refused a client of {who}");
+        let _ = respond(
+            &mut wr,
+            None,
+            Err(WireError::new(
+                "forbidden",
+                format!("only uid {me} may control this procrun"),
+            )),
+        )
+        .await;
+        return;
+    }
+    let hello = Envelope::Hello {
+        protocol: PROTOCOL,
+        app: Some(format!("procrun {}", env!("CARGO_PKG_VERSION"))),
+        root: Some(ctx.root.clone()),
+        pid: Some(std::process::id()),
+    };
+    if send(&mut wr, &wire::encode_json(&hello)).await.is_err() {
+        return;
+    }
+    let mut greeted = false;
+    loop {
+        let frame = tokio::select! {
+            frame = wire::read_frame(&mut rd, MAX_REQUEST) => frame,
+            _ = stopped.changed() => {
+                let _ = bye(&mut wr).await;
+                return;
+            }
+        };
+        let frame = match frame {
+            Ok(f) => f,
+            Err(FrameError::Closed) => return,
+            Err(e @ FrameError::TooLarge(..)) => {
+                let _ = respond(
+                    &mut wr,
+                    None,
+                    Err(WireError::new("bad_frame", e.to_string())),
+                )
+                .await;
+                return;
+            }
+            Err(FrameError::Io(e)) => {
+                tracing::debug!("control socket: reading a request: {e}");
+                return;
+            }
+        };
+        if frame.kind != KIND_JSON {
+            let message = format!(
+                "a client sends JSON frames (kind 0), not kind {}",
+                frame.kind
+            );
+            let _ = respond(&mut wr, None, Err(WireError::new("bad_frame", message))).await;
+            return;
+        }
+        let envelope: Envelope = match serde_json::from_slice(&frame.payload) {
+            Ok(e) => e,
+            Err(e) => {
+                let error = WireError::new("bad_request", format!("not a valid message: {e}"));
+                if respond(&mut wr, None, Err(error)).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        match envelope {
+            Envelope::Hello { protocol, .. } if protocol == PROTOCOL => greeted = true,
+            Envelope::Hello { protocol, .. } => {
+                let message = format!("this procrun speaks protocol {PROTOCOL}, not {protocol}");
+                let _ = respond(
+                    &mut wr,
+                    None,
+                    Err(WireError::new("unsupported_protocol", message)),
+                )
+                .await;
+                return;
+            }
+            Envelope::Request { id, .. } if !greeted => {
+                let error = WireError::new("expected_hello", "send a hello before any request");
+                if respond(&mut wr, Some(id), Err(error)).await.is_err() {
+                    return;
+                }
+            }
+            Envelope::Request { id, method, params } if method == "logs" => {
+                let keep = logs(&mut rd, &mut wr, &ctx, id, params, from, &mut stopped).await;
+                if !keep {
+                    return;
+                }
+            }
+            Envelope::Request { id, method, params } => {
+                let answer = request(&ctx, &samples, &method, params, from).await;
+                if respond(&mut wr, Some(id), answer).await.is_err() {
+                    return;
+                }
+            }
+            Envelope::Response { .. } | Envelope::Bye { .. } => {
+                let error = WireError::new(
+                    "bad_request",
+                    "a client sends hello and request messages only",
+                );
+                if respond(&mut wr, None, Err(error)).await.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+async fn bye(w: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    let envelope = Envelope::Bye {
+        code: "app_ended".into(),
+        message: "the app has stopped".into(),
+    };
+    send(w, &wire::encode_json(&envelope)).await
+}
+
+/// Parses the params of a method.
+fn params<T: for<'de> Deserialize<'de> + Default>(params: Value) -> Result<T, WireError> {
+    if params.is_null() {
+        return Ok(T::default());
+    }
+    serde_json::from_value(params)
+        .map_err(|e| WireError::new("invalid_params", format!("invalid parameters: {e}")))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Names {
+    names: Vec<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ScaleParams {
+    counts: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct SignalParams {
+    signal: String,
+    names: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(default)]
+struct LogsParams {
+    names: Vec<String>,
+    lines: usize,
+    follow: bool,
+    color: bool,
+    json: bool,
+}
+
+impl Default for LogsParams {
+    fn default() -> Self {
+        LogsParams {
+            names: Vec::new(),
+            lines: 100,
+            follow: false,
+            color: false,
+            json: false,
+        }
+    }
+}
+
+/// Asks the dispatcher.
+async fn ask(ctx: &Context, command: Command, from: Option<u32>) -> Result<Reply, WireError> {
+    let (reply, answer) = oneshot::channel();
+    let gone = || WireError::new("stopping", "the app is stopping");
+    ctx.requests
+        .send(Request {
+            command,
+            from,
+            reply,
+        })
+        .map_err(|_| gone())?;
+    answer.await.map_err(|_| gone())?
+}
+
+/// Answers every method but `logs`.
+async fn request(
+    ctx: &Context,
+    samples: &Mutex<CpuSamples>,
+    method: &str,
+    raw: Value,
+    from: Option<u32>,
+) -> Result<Value, WireError> {
+    let command = match method {
+        // Answered in order after everything sent before it (the end of a
+        // `logs` replay, say).
+        "ping" => return Ok(json!({})),
+        "ps" => Command::Ps,
+        "restart" => Command::Restart(params::<Names>(raw)?.names),
+        "stop" => {
+            let names = params::<Names>(raw)?.names;
+            if names.is_empty() {
+                return Err(WireError::new(
+                    "invalid_params",
+                    "stop needs at least one name",
+                ));
+            }
+            Command::Stop(names)
+        }
+        "scale" => {
+            let p = params::<ScaleParams>(raw)?;
+            if p.counts.is_empty() {
+                return Err(WireError::new(
+                    "invalid_params",
+                    "scale needs counts, e.g. {\"web\": 3}",
+                ));
+            }
+            let mut counts = Vec::new();
+            for (name, n) in p.counts {
+                let n = n
+                    .as_u64()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or_else(|| {
+                        WireError::new(
+                            "invalid_params",
+                            format!("the count of `{name}` is not a whole number: {n}"),
+                        )
+                    })?;
+                counts.push((name, n));
+            }
+            Command::Scale(counts)
+        }
+        "signal" => {
+            let p = params::<SignalParams>(raw)?;
+            let signal = crate::supervisor::machine::parse_signal(&p.signal).ok_or_else(|| {
+                WireError::new("invalid_params", format!("`{}` is not a signal", p.signal))
+            })?;
+            if p.names.is_empty() {
+                return Err(WireError::new(
+                    "invalid_params",
+                    "signal needs at least one name",
+                ));
+            }
+            Command::Signal(signal, p.names)
+        }
+        "quit" => Command::Quit,
+        other => {
+            return Err(WireError::new(
+                "unknown_method",
+                format!("no method `{other}` (ps, restart, stop, scale, logs, signal, quit, ping)"),
+            ));
+        }
+    };
+    let with_usage = method == "ps";
+    match ask(ctx, command, from).await? {
+        Reply::Instances(list) => {
+            let mut samples = samples.lock().unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            let instances: Vec<Value> = list
+                .iter()
+                .map(|s| {
+                    let usage = if with_usage {
+                        s.pid.and_then(|p| samples.usage(p, now))
+                    } else {
+                        None
+                    };
+                    status_json(s, usage)
+                })
+                .collect();
+            if with_usage {
+                samples.forget_except(list.iter().filter_map(|s| s.pid));
+            }
+            Ok(json!({ "instances": instances }))
+        }
+        Reply::Quit(code) => Ok(json!({ "exit_code": code })),
+        Reply::Keys(_) => Ok(json!({})),
+    }
+}
+
+fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// One instance as JSON (`docs/control.md`).
+pub fn status_json(s: &InstanceStatus, usage: Option<(f64, u64)>) -> Value {
+    json!({
+        "name": s.name,
+        "type": s.type_name,
+        "instance": s.number,
+        "pid": s.pid,
+        "state": s.state,
+        "port": s.port,
+        "restarts": s.restarts,
+        "started_at": s.started_at.map(rfc3339),
+        "exit_code": s.exit_code,
+        "cpu_percent": usage.map(|u| (u.0 * 10.0).round() / 10.0),
+        "rss_bytes": usage.map(|u| u.1),
+    })
+}
+
+/// `logs`: the response, then the ring's entries as output frames, then
+/// (with `follow`) every new entry until the client leaves or the app
+/// ends. Returns whether the connection may go on.
+async fn logs(
+    rd: &mut tokio::net::unix::OwnedReadHalf,
+    wr: &mut OwnedWriteHalf,
+    ctx: &Context,
+    id: u64,
+    raw: Value,
+    from: Option<u32>,
+    stopped: &mut watch::Receiver<bool>,
+) -> bool {
+    let p = match params::<LogsParams>(raw) {
+        Ok(p) => p,
+        Err(e) => return respond(wr, Some(id), Err(e)).await.is_ok(),
+    };
+    let keys = if p.names.is_empty() {
+        None
+    } else {
+        match ask(ctx, Command::Select(p.names.clone()), from).await {
+            Ok(Reply::Keys(keys)) => Some(keys),
+            Ok(_) => None,
+            Err(e) => return respond(wr, Some(id), Err(e)).await.is_ok(),
+        }
+    };
+    let (tx, mut rx) = if p.follow {
+        let (tx, rx) = mpsc::channel(ring::FOLLOWER_QUEUE);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    let snapshot = ctx.ring.snapshot(keys.as_deref(), p.lines, tx);
+    if respond(wr, Some(id), Ok(json!({ "follow": p.follow })))
+        .await
+        .is_err()
+    {
+        return false;
+    }
+    let mut renderer = Renderer::new(Looks {
+        color: p.color,
+        json: p.json,
+        ..ctx.looks
+    });
+    for ident in snapshot.idents {
+        renderer.register(ident);
+    }
+    let mut buf = Vec::with_capacity(FRAME_BYTES);
+    for (entry, skip) in &snapshot.entries {
+        render(&mut renderer, entry, *skip, &mut buf);
+        if buf.len() >= FRAME_BYTES && flush(wr, &mut buf).await.is_err() {
+            return false;
+        }
+    }
+    if flush(wr, &mut buf).await.is_err() {
+        return false;
+    }
+    let Some(rx) = rx.as_mut() else {
+        return true;
+    };
+    let mut probe = [0u8; 1];
+    loop {
+        tokio::select! {
+            entry = rx.recv() => match entry {
+                Some(entry) => {
+                    render(&mut renderer, &entry, 0, &mut buf);
+                    while buf.len() < FRAME_BYTES {
+                        let Ok(more) = rx.try_recv() else { break };
+                        render(&mut renderer, &more, 0, &mut buf);
+                    }
+                    if flush(wr, &mut buf).await.is_err() {
+                        return false;
+                    }
+                }
+                None => {
+                    // The ring let go: the app ended.
+                    let _ = bye(wr).await;
+                    return false;
+                }
+            },
+            // A following client sends nothing: end-of-file (or anything)
+            // means it left.
+            _ = rd.read(&mut probe) => return false,
+            _ = stopped.changed() => {
+                while let Ok(more) = rx.try_recv() {
+                    render(&mut renderer, &more, 0, &mut buf);
+                }
+                let _ = flush(wr, &mut buf).await;
+                let _ = bye(wr).await;
+                return false;
+            }
+        }
+    }
+}
+
+async fn flush(wr: &mut OwnedWriteHalf, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    if buf.is_empty() {
+        return Ok(());
+    }
+    let frame = wire::encode(KIND_OUTPUT, buf);
+    buf.clear();
+    send(wr, &frame).await
+}
+
+/// Renders one ring entry as `start` printed it, at its own time.
+fn render(renderer: &mut Renderer, entry: &Entry, skip: usize, out: &mut Vec<u8>) {
+    renderer.set_time(Some(entry.time));
+    match &entry.item {
+        Item::Output { key, stream, chunk } if skip > 0 => {
+            let start = memchr::memchr_iter(b'\n', &chunk.data)
+                .nth(skip - 1)
+                .map_or(chunk.data.len(), |i| i + 1);
+            let rest = Chunk {
+                data: chunk.data[start..].to_vec(),
+                tail: chunk.tail,
+            };
+            if !rest.data.is_empty() || rest.tail != crate::output::lines::Tail::Lines {
+                renderer.output(*key, *stream, &rest, out);
+            }
+        }
+        Item::Output { key, stream, chunk } => renderer.output(*key, *stream, chunk, out),
+        Item::Notice(notice) => renderer.notice(notice, out),
+        Item::Register(ident) => renderer.register(ident.clone()),
+        Item::Gap(count) => renderer.notice(&Notice::Dropped { count: *count }, out),
+    }
+}
+
+/// The last CPU-time sample of each pid, so that `ps` shows the CPU use
+/// since the previous `ps` (a dashboard polling every second sees live
+/// figures); without a recent sample, the average over the process's life.
+#[derive(Debug, Default)]
+struct CpuSamples {
+    last: HashMap<u32, (Instant, u64)>,
+}
+
+impl CpuSamples {
+    /// CPU percent and resident bytes of `pid`.
+    fn usage(&mut self, pid: u32, now: Instant) -> Option<(f64, u64)> {
+        let stat = proc_stat(pid)?;
+        let hz = clock_ticks()?;
+        let cpu = match self.last.get(&pid) {
+            Some(&(at, ticks)) if now.duration_since(at) >= Duration::from_millis(200) => {
+                let secs = now.duration_since(at).as_secs_f64();
+                stat.ticks.saturating_sub(ticks) as f64 / hz / secs * 100.0
+            }
+            _ => {
+                let up = uptime()?;
+                let alive = up - stat.start_ticks as f64 / hz;
+                if alive > 0.0 {
+                    stat.ticks as f64 / hz / alive * 100.0
+                } else {
+                    0.0
+                }
+            }
+        };
+        match self.last.get(&pid) {
+            Some(&(at, _)) if now.duration_since(at) < Duration::from_millis(200) => {}
+            _ => {
+                self.last.insert(pid, (now, stat.ticks));
+            }
+        }
+        Some((cpu, stat.rss_pages * page_size()))
+    }
+
+    fn forget_except(&mut self, pids: impl Iterator<Item = u32>) {
+        let keep: std::collections::HashSet<u32> = pids.collect();
+        self.last.retain(|pid, _| keep.contains(pid));
+    }
+}
+
+struct ProcStat {
+    ticks: u64,
+    start_ticks: u64,
+    rss_pages: u64,
+}
+
+/// utime + stime, start time and resident pages from `/proc/PID/stat`.
+fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields follow the
+    // last `)`; the first of them is field 3 (state).
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let num = |i: usize| fields.get(i)?.parse::<u64>().ok();
+    Some(ProcStat {
+        ticks: num(11)? + num(12)?,
+        start_ticks: num(19)?,
+        rss_pages: num(21)?,
+    })
+}
+
+fn clock_ticks() -> Option<f64> {
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then_some(hz as f64)
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
+fn uptime() -> Option<f64> {
+    std::fs::read_to_string("/proc/uptime")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_process_stat_parses() {
+        let stat = proc_stat(std::process::id()).expect("our own /proc entry");
+        assert!(stat.rss_pages > 0);
+        let mut samples = CpuSamples::default();
+        let (cpu, rss) = samples
+            .usage(std::process::id(), Instant::now())
+            .expect("usage");
+        assert!(cpu >= 0.0 && rss > 0);
+    }
+}
