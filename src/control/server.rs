@@ -432,6 +432,7 @@ async fn request(
         Reply::Instances(list) => {
             let mut samples = samples.lock().unwrap_or_else(PoisonError::into_inner);
             let now = Instant::now();
+            samples.uptime = if with_usage { uptime() } else { None };
             let instances: Vec<Value> = list
                 .iter()
                 .map(|s| {
@@ -606,6 +607,8 @@ fn render(renderer: &mut Renderer, entry: &Entry, skip: usize, out: &mut Vec<u8>
 #[derive(Debug, Default)]
 struct CpuSamples {
     last: HashMap<u32, (Instant, u64)>,
+    /// The system's uptime, read once per `ps`.
+    uptime: Option<f64>,
 }
 
 impl CpuSamples {
@@ -619,8 +622,7 @@ impl CpuSamples {
                 stat.ticks.saturating_sub(ticks) as f64 / hz / secs * 100.0
             }
             _ => {
-                let up = uptime()?;
-                let alive = up - stat.start_ticks as f64 / hz;
+                let alive = self.uptime? - stat.start_ticks as f64 / hz;
                 if alive > 0.0 {
                     stat.ticks as f64 / hz / alive * 100.0
                 } else {
@@ -651,7 +653,13 @@ struct ProcStat {
 
 /// utime + stime, start time and resident pages from `/proc/PID/stat`.
 fn proc_stat(pid: u32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    use std::io::Read as _;
+    // One open and one read into a buffer on the stack: `ps` of a thousand
+    // instances reads a thousand of these.
+    let mut buf = [0u8; 1024];
+    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
+    let n = file.read(&mut buf).ok()?;
+    let text = std::str::from_utf8(&buf[..n]).ok()?;
     // The command name may hold spaces and parentheses: fields follow the
     // last `)`; the first of them is field 3 (state).
     let rest = &text[text.rfind(')')? + 1..];
@@ -693,7 +701,10 @@ mod tests {
     fn own_process_stat_parses() {
         let stat = proc_stat(std::process::id()).expect("our own /proc entry");
         assert!(stat.rss_pages > 0);
-        let mut samples = CpuSamples::default();
+        let mut samples = CpuSamples {
+            uptime: uptime(),
+            ..CpuSamples::default()
+        };
         let (cpu, rss) = samples
             .usage(std::process::id(), Instant::now())
             .expect("usage");
