@@ -256,7 +256,7 @@ pub enum Command {
     /// Show the recent output of the running app, or of some instances, and follow it with --follow
     ///
     /// The last -n lines of each selected instance (kept in memory by
-    /// `start`: about 256 KiB per instance) and procrun's messages, as
+    /// `start`: up to 256 KiB per instance, 16 MiB in all) and procrun's messages, as
     /// `start` printed them. Here `-f` means --follow; name the Procfile
     /// with --procfile.
     Logs(LogsArgs),

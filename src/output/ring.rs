@@ -26,6 +26,10 @@ use crate::output::printer::Message;
 /// The output kept per instance, in bytes (about 2,000 lines of 128 bytes).
 pub const LANE_BYTES: usize = 256 * 1024;
 
+/// The output kept for all instances together: with more than 64 chatty
+/// instances, each keeps its share of this.
+pub const TOTAL_BYTES: usize = 16 * 1024 * 1024;
+
 /// procrun's own messages kept.
 pub const SYSTEM_ENTRIES: usize = 1000;
 
@@ -93,6 +97,8 @@ struct Inner {
     next: u64,
     idents: Vec<Option<Ident>>,
     lanes: Vec<Lane>,
+    /// Lanes that hold output.
+    active: usize,
     system: VecDeque<Arc<Entry>>,
     followers: Vec<Follower>,
 }
@@ -103,6 +109,7 @@ struct Inner {
 pub struct Ring {
     inner: Mutex<Inner>,
     lane_bytes: usize,
+    total_bytes: usize,
 }
 
 impl Default for Ring {
@@ -130,6 +137,7 @@ impl Ring {
         Ring {
             inner: Mutex::new(Inner::default()),
             lane_bytes,
+            total_bytes: TOTAL_BYTES.max(lane_bytes),
         }
     }
 
@@ -178,10 +186,14 @@ impl Ring {
                 if inner.lanes.len() <= i {
                     inner.lanes.resize_with(i + 1, Lane::default);
                 }
+                if inner.lanes[i].entries.is_empty() {
+                    inner.active += 1;
+                }
+                let cap = self.lane_bytes.min(self.total_bytes / inner.active.max(1));
                 let lane = &mut inner.lanes[i];
                 lane.bytes += cost(&entry.item);
                 lane.entries.push_back(Arc::clone(&entry));
-                while lane.bytes > self.lane_bytes && lane.entries.len() > 1 {
+                while lane.bytes > cap && lane.entries.len() > 1 {
                     if let Some(old) = lane.entries.pop_front() {
                         lane.bytes -= cost(&old.item);
                     }
@@ -384,6 +396,28 @@ mod tests {
         assert_eq!(
             lines_of(&kept).last().map(String::as_str),
             Some(&*format!("0:{:0>99}", 99))
+        );
+    }
+
+    #[test]
+    fn many_instances_share_the_total() {
+        let ring = Ring {
+            inner: Mutex::new(Inner::default()),
+            lane_bytes: 10_000,
+            total_bytes: 20_000,
+        };
+        for round in 0..50 {
+            for key in 0..10 {
+                let line = format!("{round:0>199}\n");
+                ring.record(output(key, Stream::Stdout, line.as_bytes(), Tail::Lines));
+            }
+        }
+        let inner = ring.lock();
+        let total: usize = inner.lanes.iter().map(|l| l.bytes).sum();
+        assert!(total <= 20_000 + 10 * 300, "{total}");
+        assert!(
+            inner.lanes.iter().all(|l| l.entries.len() >= 5),
+            "each keeps its share"
         );
     }
 
