@@ -185,6 +185,10 @@ pub fn build_with(
 
     let mut types = Vec::new();
     let mut instances = Vec::new();
+    // What the values that refer to PORT or PS expand to, for all
+    // instances together.
+    let mut budget = crate::env::MAX_EXPANDED_BYTES;
+    let mut env_failed = false;
     for (index, entry) in procfile.entries.iter().enumerate() {
         let count = if request.selected.is_empty() {
             // No -m at all means `all=1`; with -m, unnamed types get 0.
@@ -216,11 +220,21 @@ pub fn build_with(
                 );
                 break;
             };
-            let mut vars: Vec<(String, String)> = env
-                .pairs()
-                .filter(|(k, _)| *k != "PORT" && *k != "PS")
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
+            // `$PORT` and `$PS` in the env files' values are this
+            // instance's own.
+            let port = policy.port.then(|| instance_port.to_string());
+            let mut vars: Vec<(String, String)> =
+                match env.for_instance(port.as_deref(), &name, &mut budget) {
+                    Ok(vars) => vars,
+                    // Said once: the budget is spent for every instance.
+                    Err(d) if !env_failed => {
+                        env_failed = true;
+                        errors.push(d);
+                        break;
+                    }
+                    Err(_) => break,
+                };
+            vars.retain(|(k, _)| k != "PORT" && k != "PS");
             if policy.port {
                 vars.push(("PORT".to_owned(), instance_port.to_string()));
             }
@@ -248,6 +262,8 @@ pub fn build_with(
             readiness: Readiness::default(),
         });
     }
+
+    warnings.extend(unset_in_commands(procfile, env, &types, inherited));
 
     if errors.is_empty() && instances.is_empty() {
         errors.push(
@@ -306,6 +322,48 @@ pub fn unknown_type_help(procfile: &Procfile, name: &str) -> String {
         Some(s) => format!("did you mean `{s}`? {defines}"),
         None => defines,
     }
+}
+
+/// A warning for each `$NAME` in the command of a type that runs where
+/// NAME is set neither by the env files, nor by procrun (`PORT`, `PS`), nor
+/// in procrun's environment: the shell would expand it to nothing.
+fn unset_in_commands(
+    procfile: &Procfile,
+    env: &EnvSet,
+    types: &[ProcessType],
+    inherited: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Diagnostic> {
+    procfile
+        .references
+        .iter()
+        .filter_map(|r| {
+            let t = types.get(r.entry).filter(|t| t.count > 0)?;
+            let name = r.name.as_str();
+            let set = match name {
+                "PORT" => t.policy.port,
+                "PS" | crate::supervisor::spawn::PYTHONUNBUFFERED => true,
+                _ => env.vars.contains_key(name) || inherited(name).is_some(),
+            };
+            if set {
+                return None;
+            }
+            let d = Diagnostic::warning(format!(
+                "`${name}` in the command of `{}` is not set: the shell expands it to nothing",
+                t.name
+            ))
+            .at(r.location.clone());
+            Some(if name == "PORT" {
+                d.help(format!(
+                    "`{}` has `port = false`, so procrun gives it no PORT",
+                    t.name
+                ))
+            } else {
+                d.help(format!(
+                    "set {name} in an env file or in procrun's environment, or give it a default: `${{{name}:-…}}`"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// `-p` > `PORT` in the env files > `$PORT` > 5000.
