@@ -29,7 +29,7 @@ use engines::{
     inspect, is_root, lookup, require, run, skip, wait_until, web_script, webs_answer, worker_line,
     worker_logged,
 };
-use export_support::EXPECTED_ENV;
+use export_support::{EXPECTED_ENV, expected_self};
 
 #[test]
 fn supervisord_runs_the_export() {
@@ -383,6 +383,16 @@ fn kubernetes_manifests_validate_strictly() {
     }
     assert_eq!(lookup(&lines, "env", "shop-web", "PORT"), Some("5000"));
     assert_eq!(lookup(&lines, "env", "shop-worker", "PORT"), Some("5100"));
+    // A value that refers to PORT and PS, expanded per type; the kubelet
+    // turns `$$` into `$` in `env:` values.
+    for (name, port, ps) in [("shop-web", 5000, "web"), ("shop-worker", 5100, "worker")] {
+        assert_eq!(
+            lookup(&lines, "env", name, "SELF").map(|v| v.replace("$$", "$")),
+            Some(expected_self(port, ps)),
+            "{name}"
+        );
+        assert_eq!(lookup(&lines, "config", "shop-env", "SELF"), None);
+    }
     // The kubelet turns `$$` into `$` in a command.
     let script = lookup(&lines, "command", "shop-web", "2").expect("command");
     assert_eq!(script.replace("$$", "$"), web_script());
@@ -443,6 +453,14 @@ fn compose_file_passes_docker_compose_config() {
         );
     }
     assert_eq!(lookup(&lines, "env", "web", "PORT"), Some("5000"));
+    assert_eq!(
+        unescaped(lookup(&lines, "env", "web", "SELF")),
+        Some(expected_self(5000, "web"))
+    );
+    assert_eq!(
+        unescaped(lookup(&lines, "env", "worker", "SELF")),
+        Some(expected_self(5100, "worker"))
+    );
     assert_eq!(lookup(&lines, "port", "web", "-"), Some("5000"));
     assert_eq!(
         unescaped(lookup(&lines, "command", "web", "2")),
@@ -471,6 +489,10 @@ fn launchd_plists_parse_with_the_required_keys() {
     }
     assert_eq!(lookup(&lines, "env", "shop-web-2", "PORT"), Some("5001"));
     assert_eq!(lookup(&lines, "env", "shop-web-2", "PS"), Some("web.2"));
+    assert_eq!(
+        lookup(&lines, "env", "shop-web-2", "SELF"),
+        Some(expected_self(5001, "web.2").as_str())
+    );
     assert_eq!(
         lookup(&lines, "command", "shop-web-1", "0"),
         Some("/bin/sh")

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::export_support::{EXPECTED_ENV, FORMATION, decode_lines, expected_args};
+use crate::export_support::{EXPECTED_ENV, FORMATION, decode_lines, expected_args, expected_self};
 use crate::support::Project;
 
 /// The venv and tools that `.ci/install-export-engines` installs.
@@ -138,6 +138,10 @@ pub fn check_web(port: u16, ps: &str, root: &Path) -> Result<(), String> {
         if env(key).as_deref() != Some(want) {
             problems.push(format!("{key}: got {:?}, want {want:?}", env(key)));
         }
+    }
+    let own = expected_self(port, ps);
+    if env("SELF").as_deref() != Some(own.as_str()) {
+        problems.push(format!("SELF: got {:?}, want {own:?}", env("SELF")));
     }
     if env("EVIL").is_some() {
         problems.push("EVIL was injected".into());
