@@ -405,7 +405,10 @@ fn unset_references_in_env_files_and_commands_are_warned_with_their_place() {
     let p = Project::with_procfile(
         "web: bin/rails s -e $RAILS_ENV -p $PORT\nworker: X=1; echo $X $PS ${MISSING:-ok} '$NF'\n",
     )
-    .file(".env", "PASSWORD=abc$def\nURL=http://${HOST:-localhost}:$PORT/path\n");
+    .file(
+        ".env",
+        "PASSWORD=abc$def\nURL=http://${HOST:-localhost}:$PORT/path\n",
+    );
     let (code, _, stderr) = run(&p, &["check"]);
     assert_eq!(code, 0, "{stderr}");
     insta::assert_snapshot!(stderr, @r"

@@ -130,7 +130,14 @@ fn port_and_ps_in_an_env_value_are_each_instances_own() {
         .procfile("web: echo \"$PS url=$URL pw=$PASSWORD\"; exec sleep 30\n")
         .dotenv("URL=http://${HOST:-localhost}:$PORT/path\nPASSWORD=abc$def\n")
         .env_remove("HOST")
-        .args(["start", "-p", &port.to_string(), "--no-timestamp", "-m", "web=2"])
+        .args([
+            "start",
+            "-p",
+            &port.to_string(),
+            "--no-timestamp",
+            "-m",
+            "web=2",
+        ])
         .spawn();
     r.wait_for(&format!(
         "web.1  | web.1 url=http://localhost:{port}/path pw=abc$def"
