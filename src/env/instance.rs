@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::expand::When;
-use super::{EnvSet, MAX_VALUE_BYTES};
+use super::{EnvSet, MAX_EXPANDED_BYTES, MAX_VALUE_BYTES};
 use crate::diagnostic::{Diagnostic, Location};
 
 /// What a per-instance reference refers to.
@@ -225,7 +225,10 @@ fn expand(
                     return Err(too_much(
                         template,
                         instance,
-                        "the env files' values for all instances expand to more than 16 MiB in all",
+                        &format!(
+                            "the env files' values for all instances expand to more than {} MiB in all",
+                            MAX_EXPANDED_BYTES >> 20
+                        ),
                     ));
                 }
                 *budget -= added;
@@ -237,7 +240,10 @@ fn expand(
             return Err(too_much(
                 template,
                 instance,
-                "the value is larger than 1 MiB, the most procrun accepts for one variable",
+                &format!(
+                    "the value is larger than {} MiB, the most procrun accepts for one variable",
+                    MAX_VALUE_BYTES >> 20
+                ),
             ));
         }
     }

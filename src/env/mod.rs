@@ -47,7 +47,13 @@
 //!     accepted;
 //!   - a name is looked up in the keys defined earlier (earlier lines of this
 //!     file, and earlier files), then in the inherited environment; unset
-//!     without a default, it expands to nothing;
+//!     without a default, the reference is kept as written, with a warning
+//!     (foreman, which expands nothing, would keep it too: a `$` in a
+//!     password copied from a foreman project is never silently dropped);
+//!   - `PORT` and `PS` are each instance's: a value that refers to them,
+//!     directly or through an earlier key, is also kept as a template and
+//!     expanded again per instance (`instance.rs`); [`EnvVar::value`] is
+//!     its value for procrun's own environment;
 //! - a key set twice in one file is a warning (the last value wins); a later
 //!   file overrides an earlier one silently.
 //!
@@ -56,9 +62,10 @@
 //! takes the rest of the file.
 //!
 //! [`parse`] and [`load`] are here; the parser's steps are in `parse.rs`,
-//! the `$` references in `expand.rs`.
+//! the `$` references in `expand.rs`, the per-instance values in
+//! `instance.rs`.
 //!
-//! Its unit tests are at the end; the code itself is under 250 lines.
+//! Its unit tests are at the end; the code itself is under 300 lines.
 
 mod exec_limits;
 mod expand;
