@@ -185,6 +185,10 @@ pub fn build_with(
 
     let mut types = Vec::new();
     let mut specs = Vec::new();
+    // What the values that refer to PORT or PS expand to, for all
+    // instances together.
+    let mut budget = crate::env::MAX_EXPANDED_BYTES;
+    let mut env_failed = false;
     for (index, entry) in procfile.entries.iter().enumerate() {
         let count = if request.selected.is_empty() {
             // No -m at all means `all=1`; with -m, unnamed types get 0.
@@ -224,9 +228,25 @@ pub fn build_with(
             readiness: Readiness::default(),
         });
         if let Some(t) = types.last() {
-            specs.extend((1..=count).filter_map(|n| instance_spec(t, n, env, &request.root)));
+            for number in 1..=count {
+                match instance_spec(t, number, env, &request.root, &mut budget) {
+                    Ok(Some(spec)) => specs.push(spec),
+                    // Above port 65535: reported above.
+                    Ok(None) => break,
+                    // Said once: the budget is spent for every instance.
+                    Err(d) => {
+                        if !env_failed {
+                            env_failed = true;
+                            errors.push(d);
+                        }
+                        break;
+                    }
+                }
+            }
         }
     }
+
+    warnings.extend(unset_in_commands(procfile, env, &types, inherited));
 
     if errors.is_empty() && specs.is_empty() {
         errors.push(
@@ -251,20 +271,28 @@ pub fn build_with(
 }
 
 /// Instance `number` of type `t`: its name, PORT (`None` above 65535),
-/// and the env files' variables with its own PORT and PS.
-fn instance_spec(t: &ProcessType, number: u32, env: &EnvSet, root: &Path) -> Option<ProcessSpec> {
-    let port = u16::try_from(t.port + number - 1).ok()?;
+/// and the env files' variables with its own PORT and PS (values that
+/// refer to them are expanded for this instance, from `budget`).
+fn instance_spec(
+    t: &ProcessType,
+    number: u32,
+    env: &EnvSet,
+    root: &Path,
+    budget: &mut usize,
+) -> Result<Option<ProcessSpec>, Diagnostic> {
+    let Ok(port) = u16::try_from(t.port + number - 1) else {
+        return Ok(None);
+    };
     let name = format!("{}.{number}", t.name);
-    let mut vars: Vec<(String, String)> = env
-        .pairs()
-        .filter(|(k, _)| *k != "PORT" && *k != "PS")
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+    // `$PORT` and `$PS` in the env files' values are this instance's own.
+    let own_port = t.policy.port.then(|| port.to_string());
+    let mut vars = env.for_instance(own_port.as_deref(), &name, budget)?;
+    vars.retain(|(k, _)| k != "PORT" && k != "PS");
     if t.policy.port {
         vars.push(("PORT".to_owned(), port.to_string()));
     }
     vars.push(("PS".to_owned(), name.clone()));
-    Some(ProcessSpec {
+    Ok(Some(ProcessSpec {
         name,
         type_name: t.name.clone(),
         type_index: t.index,
@@ -275,7 +303,7 @@ fn instance_spec(t: &ProcessType, number: u32, env: &EnvSet, root: &Path) -> Opt
         env: vars,
         policy: t.policy,
         readiness: t.readiness.clone(),
-    })
+    }))
 }
 
 impl Plan {
@@ -284,7 +312,10 @@ impl Plan {
     /// type or a PORT above 65535.
     pub fn instance(&self, type_name: &str, number: u32) -> Option<ProcessSpec> {
         let t = self.types.iter().find(|t| t.name == type_name)?;
-        instance_spec(t, number, &self.env, &self.root)
+        let mut budget = crate::env::MAX_EXPANDED_BYTES;
+        instance_spec(t, number, &self.env, &self.root, &mut budget)
+            .ok()
+            .flatten()
     }
 
     /// Gives each type (and its instances) its readiness; a type missing
@@ -321,6 +352,48 @@ pub fn unknown_type_help(procfile: &Procfile, name: &str) -> String {
         Some(s) => format!("did you mean `{s}`? {defines}"),
         None => defines,
     }
+}
+
+/// A warning for each `$NAME` in the command of a type that runs where
+/// NAME is set neither by the env files, nor by procrun (`PORT`, `PS`), nor
+/// in procrun's environment: the shell would expand it to nothing.
+fn unset_in_commands(
+    procfile: &Procfile,
+    env: &EnvSet,
+    types: &[ProcessType],
+    inherited: &dyn Fn(&str) -> Option<String>,
+) -> Vec<Diagnostic> {
+    procfile
+        .references
+        .iter()
+        .filter_map(|r| {
+            let t = types.get(r.entry).filter(|t| t.count > 0)?;
+            let name = r.name.as_str();
+            let set = match name {
+                "PORT" => t.policy.port,
+                "PS" | crate::supervisor::spawn::PYTHONUNBUFFERED => true,
+                _ => env.vars.contains_key(name) || inherited(name).is_some(),
+            };
+            if set {
+                return None;
+            }
+            let d = Diagnostic::warning(format!(
+                "`${name}` in the command of `{}` is not set: the shell expands it to nothing",
+                t.name
+            ))
+            .at(r.location.clone());
+            Some(if name == "PORT" {
+                d.help(format!(
+                    "`{}` has `port = false`, so procrun gives it no PORT",
+                    t.name
+                ))
+            } else {
+                d.help(format!(
+                    "set {name} in an env file or in procrun's environment, or give it a default: `${{{name}:-…}}`"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// `-p` > `PORT` in the env files > `$PORT` > 5000.

@@ -38,7 +38,30 @@ pub struct Procfile {
     pub entries: Vec<Entry>,
     /// Constructs that work here but not in every other runner.
     pub warnings: Vec<Diagnostic>,
+    /// The commands' `$NAME` references that would expand to nothing if
+    /// NAME were unset (see [`crate::shell::unset_sensitive_references`]),
+    /// at most [`MAX_REFERENCES`]: the plan warns about those it finds
+    /// unset.
+    pub references: Vec<CommandReference>,
 }
+
+/// A `$NAME` in a Procfile command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandReference {
+    /// Index of the entry in [`Procfile::entries`].
+    pub entry: usize,
+    /// The variable.
+    pub name: String,
+    /// Where it is.
+    pub location: Location,
+}
+
+/// Most references a Procfile keeps for the unset-variable warnings (a
+/// line can hold a great many).
+pub const MAX_REFERENCES: usize = 1000;
+
+/// Lines longer than this get a reference's line number only.
+const MAX_SNIPPET_LINE: usize = 4096;
 
 impl Procfile {
     /// The entry named `name`, if any.
@@ -172,6 +195,7 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut line_texts: Vec<&str> = Vec::new();
+    let mut references = Vec::new();
     // Name → line of its entry: a file of a million entries is checked for
     // duplicates in linear time.
     let mut lines_of: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
@@ -228,6 +252,14 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
                     );
                 }
                 lines_of.insert(line_name(line), line_no);
+                references_of(
+                    &source,
+                    line_no,
+                    line,
+                    entries.len(),
+                    &entry,
+                    &mut references,
+                );
                 entries.push(entry);
             }
             Err(d) => errors.push(d),
@@ -252,9 +284,43 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
             path: path.to_owned(),
             entries,
             warnings,
+            references,
         })
     } else {
         Err(errors)
+    }
+}
+
+/// Adds the references of `entry` (the `index`th, on `line`) to `out`, up
+/// to [`MAX_REFERENCES`] in all.
+fn references_of(
+    source: &str,
+    line_no: usize,
+    line: &str,
+    index: usize,
+    entry: &Entry,
+    out: &mut Vec<CommandReference>,
+) {
+    // The command is the line's end, trimmed.
+    let Some(offset) = line.rfind(entry.command.as_str()) else {
+        return;
+    };
+    for r in crate::shell::unset_sensitive_references(&entry.command) {
+        if out.len() >= MAX_REFERENCES {
+            return;
+        }
+        let (from, to) = (offset + r.span.start, offset + r.span.end);
+        // Each location holds a copy of its line.
+        let location = if line.len() <= MAX_SNIPPET_LINE {
+            Location::from_bytes(source, line_no, line, from, to)
+        } else {
+            Location::line(source, line_no)
+        };
+        out.push(CommandReference {
+            entry: index,
+            name: r.name.to_owned(),
+            location,
+        });
     }
 }
 

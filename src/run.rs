@@ -62,6 +62,9 @@ struct Prepared {
     /// The Procfile's entries when COMMAND could have been one (for the
     /// "not found" hint).
     entries: Option<(PathBuf, Vec<String>)>,
+    /// The Procfile, read for the hint only if COMMAND with arguments is
+    /// not found.
+    procfile: PathBuf,
 }
 
 /// Runs `procrun run`, returning the exit code: the child's, or 128+n after
@@ -175,6 +178,7 @@ fn prepare(settings: &Settings, args: &RunArgs) -> Result<Prepared, Error> {
                 env: instance.env,
                 cwd: instance.cwd,
                 entries: None,
+                procfile: settings.procfile.clone(),
             });
         }
         entries = Some((
@@ -193,6 +197,7 @@ fn prepare(settings: &Settings, args: &RunArgs) -> Result<Prepared, Error> {
             .collect(),
         cwd,
         entries,
+        procfile: settings.procfile.clone(),
     })
 }
 
@@ -345,14 +350,7 @@ fn spawn_failure(prepared: &Prepared, e: &std::io::Error) -> Error {
                 Diagnostic::error(format!("cannot run `{shown}`: no such file"))
             } else {
                 let d = Diagnostic::error(format!("command not found: `{shown}`"));
-                match &prepared.entries {
-                    Some((procfile, names)) => d.help(format!(
-                        "`{shown}` is not on PATH and not an entry of `{}` (entries: {})",
-                        procfile.display(),
-                        names.join(", ")
-                    )),
-                    None => d.help(format!("`{shown}` is not on PATH")),
-                }
+                d.help(not_found_help(prepared, &shown))
             };
             Error::with_code(diagnostic, ExitCode::NOT_FOUND)
         }
@@ -371,6 +369,40 @@ fn spawn_failure(prepared: &Prepared, e: &std::io::Error) -> Error {
             ExitCode::NOT_EXECUTABLE,
         ),
     }
+}
+
+/// Why `shown`, not found on PATH, did not run, pointing at the Procfile's
+/// entries: the closest one, or the entry itself when it came with
+/// arguments (an entry runs only by its name alone).
+fn not_found_help(prepared: &Prepared, shown: &str) -> String {
+    let with_args = matches!(&prepared.target, Target::Program { args, .. } if !args.is_empty());
+    let entries = prepared.entries.clone().or_else(|| {
+        // Read only now, and quietly: the hint must not fail.
+        let named = with_args && shown.chars().all(crate::procfile::is_name_char);
+        let procfile = named.then(|| crate::procfile::load(&prepared.procfile).ok())??;
+        Some((
+            procfile.path.clone(),
+            procfile.names().map(str::to_owned).collect(),
+        ))
+    });
+    let Some((procfile, names)) = entries else {
+        return format!("`{shown}` is not on PATH");
+    };
+    let procfile = procfile.display();
+    if with_args && names.iter().any(|n| n == shown) {
+        return format!(
+            "`{shown}` is not on PATH but is an entry of `{procfile}`, which `run` runs only by its name alone (an entry's command takes no arguments): `procrun run {shown}`, or `procrun start {shown}` to supervise it"
+        );
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let closest = match crate::diagnostic::suggest(shown, &refs) {
+        Some(s) => format!("; did you mean `{s}`?"),
+        None => String::new(),
+    };
+    format!(
+        "`{shown}` is not on PATH and not an entry of `{procfile}` (entries: {}){closest}",
+        names.join(", ")
+    )
 }
 
 /// Where `program` would be found: relative to `cwd` if it contains a `/`,

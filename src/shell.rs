@@ -134,9 +134,155 @@ pub fn is_simple(command: &str) -> bool {
     quote.is_none()
 }
 
+/// Variables the shell sets itself (POSIX sh, and bash when a command
+/// starts one): a reference to one is never "unset".
+const SET_BY_THE_SHELL: &[&str] = &[
+    "IFS",
+    "PPID",
+    "PWD",
+    "OLDPWD",
+    "OPTIND",
+    "OPTARG",
+    "LINENO",
+    "PS1",
+    "PS2",
+    "PS4",
+    "RANDOM",
+    "SECONDS",
+    "UID",
+    "EUID",
+    "SHLVL",
+    "BASH",
+    "BASHPID",
+    "BASH_VERSION",
+    "BASH_SOURCE",
+    "HOSTNAME",
+    "REPLY",
+    "PIPESTATUS",
+    "FUNCNAME",
+    "LINES",
+    "COLUMNS",
+];
+
+/// A `$NAME` or `${NAME}` in a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VariableReference<'a> {
+    /// The variable.
+    pub name: &'a str,
+    /// Where the reference is in the command (bytes, from its `$`).
+    pub span: std::ops::Range<usize>,
+}
+
+/// The plain `$NAME` and `${NAME}` references of `command` that expand to
+/// nothing when NAME is unset, each name once: outside single quotes and
+/// comments, not escaped, without an operator (`${NAME:-x}` handles the
+/// unset case itself). Left out, conservatively: names the shell sets, and
+/// names that appear in the command other than as a reference (`X=1; echo
+/// $X`, `for f in *; do echo $f; done`, `read line`), which the command may
+/// set itself.
+pub fn unset_sensitive_references(command: &str) -> Vec<VariableReference<'_>> {
+    let bytes = command.as_bytes();
+    let is_name_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
+    let mut found: Vec<VariableReference<'_>> = Vec::new();
+    let mut in_double = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'\'' if !in_double => {
+                i = command[i + 1..]
+                    .find('\'')
+                    .map_or(bytes.len(), |j| i + j + 2);
+            }
+            b'"' => {
+                in_double = !in_double;
+                i += 1;
+            }
+            b'#' if !in_double && (i == 0 || bytes[i - 1].is_ascii_whitespace()) => break,
+            b'$' => {
+                let rest = &command[i + 1..];
+                let (name, len) = if let Some(braced) = rest.strip_prefix('{') {
+                    match braced.find('}') {
+                        Some(end) => (&braced[..end], end + 3),
+                        None => break,
+                    }
+                } else {
+                    let end = rest
+                        .bytes()
+                        .position(|b| !is_name_byte(b))
+                        .unwrap_or(rest.len());
+                    (&rest[..end], end + 1)
+                };
+                if is_name(name) && !found.iter().any(|r| r.name == name) {
+                    found.push(VariableReference {
+                        name,
+                        span: i..i + len,
+                    });
+                }
+                i += len.max(1);
+            }
+            _ => i += 1,
+        }
+    }
+    // Every run of name characters not right after a `$` or `${`.
+    let mut bare = std::collections::HashSet::new();
+    let mut j = 0;
+    while j < bytes.len() {
+        if !is_name_byte(bytes[j]) {
+            j += 1;
+            continue;
+        }
+        let start = j;
+        while j < bytes.len() && is_name_byte(bytes[j]) {
+            j += 1;
+        }
+        let referenced = command[..start].ends_with('$') || command[..start].ends_with("${");
+        if !referenced {
+            bare.insert(&command[start..j]);
+        }
+    }
+    found.retain(|r| !bare.contains(r.name) && !SET_BY_THE_SHELL.contains(&r.name));
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_that_an_unset_variable_empties() {
+        fn names(c: &str) -> Vec<&str> {
+            unset_sensitive_references(c)
+                .into_iter()
+                .map(|r| r.name)
+                .collect()
+        }
+        assert_eq!(
+            unset_sensitive_references("rails s -e $RAILS_ENV"),
+            [VariableReference {
+                name: "RAILS_ENV",
+                span: 11..21
+            }]
+        );
+        assert_eq!(
+            unset_sensitive_references("a \"${A}\" $A"),
+            [VariableReference {
+                name: "A",
+                span: 3..7
+            }]
+        );
+        assert_eq!(
+            names("x $A ${B:-d} ${#C} $1 $@ $$ ${D%x} \\$E '$F' \"$G\""),
+            ["A", "G"]
+        );
+        assert_eq!(names("awk '{print $NF}' | sed \"s/$H/x/\" # $I"), ["H"]);
+        assert_eq!(
+            names("X=1; echo $X $Y; for f in *; do echo $f; done"),
+            ["Y"]
+        );
+        assert_eq!(names("echo $PWD $IFS $RANDOM ${open"), Vec::<&str>::new());
+        assert_eq!(names("echo $é $_ok"), ["_ok"]);
+    }
 
     #[test]
     fn simple_commands_get_exec() {

@@ -397,3 +397,38 @@ fn check_names_where_each_setting_came_from() {
         "base port: 5000 (default)\napp root:  [ROOT]/app (from --root)\nenv files: a.env (1 variable, from PROCRUN_ENV)\nconfig:    none"
     );
 }
+
+#[test]
+fn unset_references_in_env_files_and_commands_are_warned_with_their_place() {
+    // `PASSWORD=abc$def` as a foreman user writes it: kept as written (what
+    // foreman and honcho pass on), never silently cut to `abc`.
+    let p = Project::with_procfile(
+        "web: bin/rails s -e $RAILS_ENV -p $PORT\nworker: X=1; echo $X $PS ${MISSING:-ok} '$NF'\n",
+    )
+    .file(
+        ".env",
+        "PASSWORD=abc$def\nURL=http://${HOST:-localhost}:$PORT/path\n",
+    );
+    let (code, _, stderr) = run(&p, &["check"]);
+    assert_eq!(code, 0, "{stderr}");
+    insta::assert_snapshot!(stderr, @r"
+    warning: `def` is not set, so `$def` is kept as written
+     --> .env:1:13
+      |
+    1 | PASSWORD=abc$def
+      |             ^^^^
+      = help: for a literal `$`, write `\$` or single-quote the value; to expand it, set `def` above this line or in procrun's environment, or give a default: `${def:-}`
+
+    warning: `$RAILS_ENV` in the command of `web` is not set: the shell expands it to nothing
+     --> Procfile:1:21
+      |
+    1 | web: bin/rails s -e $RAILS_ENV -p $PORT
+      |                     ^^^^^^^^^^
+      = help: set RAILS_ENV in an env file or in procrun's environment, or give it a default: `${RAILS_ENV:-…}`
+    ");
+
+    // Set in the environment or an env file: nothing to say.
+    let p = p.file(".env", "PASSWORD='abc$def'\nRAILS_ENV=development\n");
+    let (code, _, stderr) = run(&p, &["check"]);
+    assert_eq!((code, stderr.as_str()), (0, ""));
+}

@@ -7,9 +7,10 @@
 //! and compose files `docker compose config`, both plus checks no schema can
 //! make; launchd plists parse with the right keys and types.
 //!
-//! The engines are installed by `.ci/install-export-engines`. A missing
-//! engine skips its test with a message, except under `CI=true`, where it is
-//! a failure. Every wait is bounded and polls for a state; only processes
+//! The engines are installed by `.ci/install-export-engines`. A test whose
+//! engine is missing is reported as ignored, with the reason, and counted
+//! in the summary, except under `CI=true`, where it runs and fails (see
+//! [`engines::run_tests`]; this file has its own `main`). Every wait is bounded and polls for a state; only processes
 //! these tests start are signalled.
 //!
 //! The helpers they share are in tests/engines/mod.rs. The tests stay in
@@ -20,25 +21,108 @@ mod engines;
 mod export_support;
 mod support;
 
+use engines::EngineTest;
+
+fn main() -> std::process::ExitCode {
+    let rsv = &["runsvdir", "sv", "chpst", "svlogd"][..];
+    let k8s = &["kubernetes-validate", "python"][..];
+    let compose = &["docker-compose", "python3"][..];
+    engines::run_tests(&[
+        EngineTest::new(
+            "supervisord_runs_the_export",
+            &["supervisord", "supervisorctl"],
+            supervisord_runs_the_export,
+        ),
+        EngineTest::new(
+            "supervisord_config_loads_in_supervisors_own_parser",
+            &["supervisord"],
+            supervisord_config_loads_in_supervisors_own_parser,
+        ),
+        EngineTest::new("runit_runs_the_export", rsv, runit_runs_the_export),
+        EngineTest::new(
+            "systemd_units_verify_cleanly",
+            &["systemd-analyze"],
+            systemd_units_verify_cleanly,
+        ),
+        EngineTest::new(
+            "systemd_boots_the_export_in_nspawn",
+            &["systemd-nspawn", "nsenter", "timeout"],
+            systemd_boots_the_export_in_nspawn,
+        )
+        .also(needs_root),
+        EngineTest::new(
+            "kubernetes_manifests_validate_strictly",
+            k8s,
+            kubernetes_manifests_validate_strictly,
+        ),
+        EngineTest::new(
+            "compose_file_passes_docker_compose_config",
+            compose,
+            compose_file_passes_docker_compose_config,
+        ),
+        EngineTest::new(
+            "compose_file_passes_the_compose_spec_schema",
+            &["check-jsonschema"],
+            compose_file_passes_the_compose_spec_schema,
+        ),
+        EngineTest::new(
+            "launchd_plists_parse_with_the_required_keys",
+            &["python3"],
+            launchd_plists_parse_with_the_required_keys,
+        ),
+        EngineTest::new(
+            "policies_pass_systemd_analyze_verify",
+            &["systemd-analyze"],
+            policies_pass_systemd_analyze_verify,
+        ),
+        EngineTest::new(
+            "policies_load_in_supervisors_own_parser",
+            &["supervisord"],
+            policies_load_in_supervisors_own_parser,
+        ),
+        EngineTest::new(
+            "policies_pass_kubernetes_validate",
+            k8s,
+            policies_pass_kubernetes_validate,
+        ),
+        EngineTest::new(
+            "policies_pass_docker_compose_config",
+            compose,
+            policies_pass_docker_compose_config,
+        ),
+        EngineTest::new(
+            "policies_parse_in_plistlib",
+            &["python3"],
+            policies_parse_in_plistlib,
+        ),
+        EngineTest::new(
+            "runit_control_t_sends_the_stop_signal",
+            rsv,
+            runit_control_t_sends_the_stop_signal,
+        ),
+    ])
+}
+
+/// systemd-nspawn boots a container only for root.
+fn needs_root() -> Result<(), String> {
+    if is_root() {
+        Ok(())
+    } else {
+        Err("needs root".to_owned())
+    }
+}
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engines::{
-    Engine, RemoveDirOnDrop, children, comm, exported, find_tool, free_base_port, gone, http_get,
-    inspect, is_root, lookup, require, run, skip, wait_until, web_script, webs_answer, worker_line,
-    worker_logged,
+    Engine, RemoveDirOnDrop, children, comm, exported, free_base_port, gone, http_get, inspect,
+    is_root, lookup, run, wait_until, web_script, webs_answer, worker_line, worker_logged,
 };
-use export_support::EXPECTED_ENV;
+use export_support::{EXPECTED_ENV, expected_self};
 
-#[test]
-fn supervisord_runs_the_export() {
-    let Some(tools) = require(
-        "supervisord_runs_the_export",
-        &["supervisord", "supervisorctl"],
-    ) else {
-        return;
-    };
+fn supervisord_runs_the_export(tools: &[PathBuf]) {
     let base = free_base_port(&[0, 1, 100]);
     let (_p, root, out) = exported("supervisord", base, &[]);
     let conf = out.join("supervisord.conf");
@@ -91,14 +175,7 @@ fn supervisord_runs_the_export() {
     );
 }
 
-#[test]
-fn supervisord_config_loads_in_supervisors_own_parser() {
-    let Some(_) = require(
-        "supervisord_config_loads_in_supervisors_own_parser",
-        &["supervisord"],
-    ) else {
-        return;
-    };
+fn supervisord_config_loads_in_supervisors_own_parser(_tools: &[PathBuf]) {
     let (_p, _root, out) = exported("supervisord", 5000, &[]);
     let script = r#"
 import sys
@@ -119,14 +196,7 @@ for g in o.process_group_configs:
     );
 }
 
-#[test]
-fn runit_runs_the_export() {
-    let Some(tools) = require(
-        "runit_runs_the_export",
-        &["runsvdir", "sv", "chpst", "svlogd"],
-    ) else {
-        return;
-    };
+fn runit_runs_the_export(tools: &[PathBuf]) {
     let base = free_base_port(&[0, 1, 100]);
     let (_p, root, out) = exported("runit", base, &[]);
     let services: Vec<PathBuf> = ["shop-web-1", "shop-web-2", "shop-worker-1"]
@@ -189,11 +259,7 @@ fn runit_runs_the_export() {
     );
 }
 
-#[test]
-fn systemd_units_verify_cleanly() {
-    let Some(tools) = require("systemd_units_verify_cleanly", &["systemd-analyze"]) else {
-        return;
-    };
+fn systemd_units_verify_cleanly(tools: &[PathBuf]) {
     for extra in [&[][..], &["--user-units"][..]] {
         let (_p, _root, out) = exported("systemd", 5000, extra);
         let units = engines::systemd_units(&out);
@@ -214,22 +280,7 @@ fn systemd_units_verify_cleanly() {
     }
 }
 
-#[test]
-fn systemd_boots_the_export_in_nspawn() {
-    let Some(tools) = require(
-        "systemd_boots_the_export_in_nspawn",
-        &["systemd-nspawn", "nsenter", "timeout"],
-    ) else {
-        return;
-    };
-    if !is_root() {
-        skip("systemd_boots_the_export_in_nspawn: needs root");
-        assert!(
-            std::env::var("CI").map_or(true, |v| v != "true"),
-            "CI must run as root"
-        );
-        return;
-    }
+fn systemd_boots_the_export_in_nspawn(tools: &[PathBuf]) {
     let base = free_base_port(&[0, 1, 100]);
     let (_p, root, out) = exported("systemd", base, &[]);
     let log = root.join("nspawn.log");
@@ -336,14 +387,7 @@ fn systemd_boots_the_export_in_nspawn() {
     );
 }
 
-#[test]
-fn kubernetes_manifests_validate_strictly() {
-    let Some(tools) = require(
-        "kubernetes_manifests_validate_strictly",
-        &["kubernetes-validate", "python"],
-    ) else {
-        return;
-    };
+fn kubernetes_manifests_validate_strictly(tools: &[PathBuf]) {
     let (_p, _root, out) = exported(
         "kubernetes",
         5000,
@@ -383,28 +427,32 @@ fn kubernetes_manifests_validate_strictly() {
     }
     assert_eq!(lookup(&lines, "env", "shop-web", "PORT"), Some("5000"));
     assert_eq!(lookup(&lines, "env", "shop-worker", "PORT"), Some("5100"));
+    // A value that refers to PORT and PS, expanded per type; the kubelet
+    // turns `$$` into `$` in `env:` values.
+    for (name, port, ps) in [("shop-web", 5000, "web"), ("shop-worker", 5100, "worker")] {
+        assert_eq!(
+            lookup(&lines, "env", name, "SELF").map(|v| v.replace("$$", "$")),
+            Some(expected_self(port, ps)),
+            "{name}"
+        );
+        assert_eq!(lookup(&lines, "config", "shop-env", "SELF"), None);
+    }
     // The kubelet turns `$$` into `$` in a command.
     let script = lookup(&lines, "command", "shop-web", "2").expect("command");
     assert_eq!(script.replace("$$", "$"), web_script());
 }
 
-#[test]
-fn compose_file_passes_docker_compose_config() {
-    let (compose, fallback) = (find_tool("docker-compose"), find_tool("check-jsonschema"));
-    let Some(tools) = require(
-        "compose_file_passes_docker_compose_config",
-        &["docker-compose", "python3"],
-    ) else {
-        // Outside CI, fall back to the compose-spec schema when it is there.
-        if let (None, Some(check)) = (compose, fallback) {
-            let (_p, _root, out) = exported("compose", 5000, &[]);
-            let (code, stdout, stderr) = run(Command::new(check)
-                .args(["--builtin-schema", "vendor.compose-spec"])
-                .arg(out.join("compose.yaml")));
-            assert_eq!(code, 0, "{stdout}{stderr}");
-        }
-        return;
-    };
+/// The compose-spec schema, beside `docker compose config` (and where
+/// Docker is not installed).
+fn compose_file_passes_the_compose_spec_schema(tools: &[PathBuf]) {
+    let (_p, _root, out) = exported("compose", 5000, &[]);
+    let (code, stdout, stderr) = run(Command::new(&tools[0])
+        .args(["--builtin-schema", "vendor.compose-spec"])
+        .arg(out.join("compose.yaml")));
+    assert_eq!(code, 0, "{stdout}{stderr}");
+}
+
+fn compose_file_passes_docker_compose_config(tools: &[PathBuf]) {
     let (_p, root, out) = exported("compose", 5000, &[]);
     let file = out.join("compose.yaml");
     let config_dir = root.join("docker-config");
@@ -443,6 +491,14 @@ fn compose_file_passes_docker_compose_config() {
         );
     }
     assert_eq!(lookup(&lines, "env", "web", "PORT"), Some("5000"));
+    assert_eq!(
+        unescaped(lookup(&lines, "env", "web", "SELF")),
+        Some(expected_self(5000, "web"))
+    );
+    assert_eq!(
+        unescaped(lookup(&lines, "env", "worker", "SELF")),
+        Some(expected_self(5100, "worker"))
+    );
     assert_eq!(lookup(&lines, "port", "web", "-"), Some("5000"));
     assert_eq!(
         unescaped(lookup(&lines, "command", "web", "2")),
@@ -450,11 +506,7 @@ fn compose_file_passes_docker_compose_config() {
     );
 }
 
-#[test]
-fn launchd_plists_parse_with_the_required_keys() {
-    let Some(tools) = require("launchd_plists_parse_with_the_required_keys", &["python3"]) else {
-        return;
-    };
+fn launchd_plists_parse_with_the_required_keys(tools: &[PathBuf]) {
     let (_p, root, out) = exported("launchd", 5000, &[]);
     let plists: Vec<PathBuf> = ["shop-web-1", "shop-web-2", "shop-worker-1"]
         .iter()
@@ -471,6 +523,10 @@ fn launchd_plists_parse_with_the_required_keys() {
     }
     assert_eq!(lookup(&lines, "env", "shop-web-2", "PORT"), Some("5001"));
     assert_eq!(lookup(&lines, "env", "shop-web-2", "PS"), Some("web.2"));
+    assert_eq!(
+        lookup(&lines, "env", "shop-web-2", "SELF"),
+        Some(expected_self(5001, "web.2").as_str())
+    );
     assert_eq!(
         lookup(&lines, "command", "shop-web-1", "0"),
         Some("/bin/sh")
@@ -509,11 +565,7 @@ fn policy_export(format: procrun::cli::ExportFormat) -> (tempfile::TempDir, Path
     (dir, out)
 }
 
-#[test]
-fn policies_pass_systemd_analyze_verify() {
-    let Some(tools) = require("policies_pass_systemd_analyze_verify", &["systemd-analyze"]) else {
-        return;
-    };
+fn policies_pass_systemd_analyze_verify(tools: &[PathBuf]) {
     let (_dir, out) = policy_export(procrun::cli::ExportFormat::Systemd);
     let units = engines::systemd_units(&out);
     let (code, stdout, stderr) = run(Command::new(&tools[0])
@@ -544,11 +596,7 @@ fn policies_pass_systemd_analyze_verify() {
     assert!(clock.lines().any(|l| l == "Restart=no"), "{clock}");
 }
 
-#[test]
-fn policies_load_in_supervisors_own_parser() {
-    let Some(_) = require("policies_load_in_supervisors_own_parser", &["supervisord"]) else {
-        return;
-    };
+fn policies_load_in_supervisors_own_parser(_tools: &[PathBuf]) {
     let (_dir, out) = policy_export(procrun::cli::ExportFormat::Supervisord);
     let script = r#"
 import sys
@@ -577,14 +625,7 @@ for g in o.process_group_configs:
     );
 }
 
-#[test]
-fn policies_pass_kubernetes_validate() {
-    let Some(tools) = require(
-        "policies_pass_kubernetes_validate",
-        &["kubernetes-validate", "python"],
-    ) else {
-        return;
-    };
+fn policies_pass_kubernetes_validate(tools: &[PathBuf]) {
     let (_dir, out) = policy_export(procrun::cli::ExportFormat::Kubernetes);
     let manifest = out.join("shop.yaml");
     let (code, stdout, stderr) = run(Command::new(&tools[0]).arg("--strict").arg(&manifest));
@@ -611,14 +652,7 @@ fn policies_pass_kubernetes_validate() {
     assert_eq!(lookup(&lines, "port", "shop-worker", "-"), None);
 }
 
-#[test]
-fn policies_pass_docker_compose_config() {
-    let Some(tools) = require(
-        "policies_pass_docker_compose_config",
-        &["docker-compose", "python3"],
-    ) else {
-        return;
-    };
+fn policies_pass_docker_compose_config(tools: &[PathBuf]) {
     let (dir, out) = policy_export(procrun::cli::ExportFormat::Compose);
     let config_dir = dir.path().join("docker-config");
     std::fs::create_dir_all(&config_dir).expect("mkdir");
@@ -649,11 +683,7 @@ fn policies_pass_docker_compose_config() {
     assert_eq!(lookup(&lines, "env", "web", "PORT"), Some("5000"));
 }
 
-#[test]
-fn policies_parse_in_plistlib() {
-    let Some(tools) = require("policies_parse_in_plistlib", &["python3"]) else {
-        return;
-    };
+fn policies_parse_in_plistlib(tools: &[PathBuf]) {
     let (_dir, out) = policy_export(procrun::cli::ExportFormat::Launchd);
     let plists: Vec<PathBuf> = ["shop-web-1", "shop-worker-1", "shop-clock-1"]
         .iter()
@@ -682,14 +712,7 @@ fn policies_parse_in_plistlib() {
 
 /// runit's `control/t` stops a type with its own stop signal: `sv down`
 /// makes runsv run it instead of sending SIGTERM.
-#[test]
-fn runit_control_t_sends_the_stop_signal() {
-    let Some(tools) = require(
-        "runit_control_t_sends_the_stop_signal",
-        &["runsvdir", "sv", "chpst", "svlogd"],
-    ) else {
-        return;
-    };
+fn runit_control_t_sends_the_stop_signal(tools: &[PathBuf]) {
     let dir = tempfile::tempdir().expect("temp dir");
     let root = std::fs::canonicalize(dir.path()).expect("canonical");
     let marker = root.join("marker");

@@ -19,7 +19,7 @@ use proptest::prelude::*;
 use proptest::strategy::ValueTree as _;
 use proptest::test_runner::{Config, TestRunner};
 
-use engines::{find_tool, require, run};
+use engines::{find_tool, run};
 use procrun::cli::ExportFormat;
 use procrun::env::{EnvSet, EnvVar};
 use procrun::export::quote::shell_script;
@@ -233,27 +233,59 @@ fn property(
     assert!(accepted > 20, "{name}: only {accepted} cases exported");
 }
 
+use engines::EngineTest;
+
+fn main() -> std::process::ExitCode {
+    engines::run_tests(&[
+        EngineTest::new(
+            "supervisord_reads_back_every_exported_string",
+            &["supervisord"],
+            supervisord_reads_back_every_exported_string,
+        ),
+        EngineTest::new(
+            "runit_reads_back_every_exported_string",
+            &["python3"],
+            runit_reads_back_every_exported_string,
+        ),
+        EngineTest::new(
+            "launchd_plistlib_reads_back_every_exported_string",
+            &["python3"],
+            launchd_plistlib_reads_back_every_exported_string,
+        ),
+        EngineTest::new(
+            "compose_yaml_reads_back_every_exported_string",
+            &["python"],
+            compose_yaml_reads_back_every_exported_string,
+        )
+        .also(has_ruamel),
+        EngineTest::new(
+            "kubernetes_yaml_reads_back_every_exported_string",
+            &["python"],
+            kubernetes_yaml_reads_back_every_exported_string,
+        )
+        .also(has_ruamel),
+        // The reader needs no engine; `systemd-analyze verify` runs too
+        // where it is installed.
+        EngineTest::new(
+            "systemd_reads_back_every_exported_string",
+            &[],
+            systemd_reads_back_every_exported_string,
+        ),
+    ])
+}
+
 fn sh_c(script: String) -> Vec<String> {
     vec!["/bin/sh".into(), "-c".into(), script]
 }
 
-#[test]
-fn supervisord_reads_back_every_exported_string() {
-    if require(
-        "supervisord_reads_back_every_exported_string",
-        &["supervisord"],
-    )
-    .is_none()
-    {
-        return;
-    }
+fn supervisord_reads_back_every_exported_string(_tools: &[PathBuf]) {
     property(
         ExportFormat::Supervisord,
         "supervisord",
         Path::new("/usr/bin/python3"),
         |case, out| {
             let mut argv = sh_c(format!(
-                ". \"$0\" && PORT=$((5000 + 1 - 1)) && export PORT && {}",
+                "PORT=$((5000 + 1 - 1)) && export PORT && . \"$0\" && {}",
                 shell_script(&case.command)
             ));
             argv.push(format!("{}/p.env", out.display()));
@@ -265,11 +297,7 @@ fn supervisord_reads_back_every_exported_string() {
     );
 }
 
-#[test]
-fn runit_reads_back_every_exported_string() {
-    let Some(tools) = require("runit_reads_back_every_exported_string", &["python3"]) else {
-        return;
-    };
+fn runit_reads_back_every_exported_string(tools: &[PathBuf]) {
     // An empty value unsets the variable under chpst -e (the export warns).
     property(ExportFormat::Runit, "runit", &tools[0], |case, _| {
         let mut vars = vec![("PORT", "5000"), ("PS", "t.1")];
@@ -283,14 +311,7 @@ fn runit_reads_back_every_exported_string() {
     });
 }
 
-#[test]
-fn launchd_plistlib_reads_back_every_exported_string() {
-    let Some(tools) = require(
-        "launchd_plistlib_reads_back_every_exported_string",
-        &["python3"],
-    ) else {
-        return;
-    };
+fn launchd_plistlib_reads_back_every_exported_string(tools: &[PathBuf]) {
     property(ExportFormat::Launchd, "launchd", &tools[0], |case, _| {
         Started {
             argv: sh_c(shell_script(&case.command)),
@@ -299,29 +320,21 @@ fn launchd_plistlib_reads_back_every_exported_string() {
     });
 }
 
-/// The venv's python, which has ruamel.yaml (YAML 1.2).
-fn yaml_python(test: &str) -> Option<PathBuf> {
-    let python = require(test, &["python"])?.remove(0);
+/// The venv's python has ruamel.yaml (YAML 1.2).
+fn has_ruamel() -> Result<(), String> {
+    let python = find_tool("python").ok_or("no python")?;
     let (code, _, _) = run(Command::new(&python).args(["-c", "import ruamel.yaml"]));
-    if code != 0 {
-        engines::skip(&format!(
-            "{test}: ruamel.yaml missing; run .ci/install-export-engines"
-        ));
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{test}: ruamel.yaml missing under CI=true");
-        }
-        return None;
+    if code == 0 {
+        Ok(())
+    } else {
+        Err("ruamel.yaml missing; run .ci/install-export-engines".to_owned())
     }
-    Some(python)
 }
 
-#[test]
-fn compose_yaml_reads_back_every_exported_string() {
-    let Some(python) = yaml_python("compose_yaml_reads_back_every_exported_string") else {
-        return;
-    };
+fn compose_yaml_reads_back_every_exported_string(tools: &[PathBuf]) {
+    let python = tools[0].as_path();
     // Compose turns `$$` into `$` after parsing the YAML.
-    property(ExportFormat::Compose, "compose", &python, |case, _| {
+    property(ExportFormat::Compose, "compose", python, |case, _| {
         Started {
             argv: sh_c(shell_script(&case.command).replace('$', "$$")),
             env: env(&[
@@ -333,29 +346,22 @@ fn compose_yaml_reads_back_every_exported_string() {
     });
 }
 
-#[test]
-fn kubernetes_yaml_reads_back_every_exported_string() {
-    let Some(python) = yaml_python("kubernetes_yaml_reads_back_every_exported_string") else {
-        return;
-    };
+fn kubernetes_yaml_reads_back_every_exported_string(tools: &[PathBuf]) {
+    let python = tools[0].as_path();
     // The kubelet turns `$$` into `$` in a command; ConfigMap values are
     // used as they are.
-    property(
-        ExportFormat::Kubernetes,
-        "kubernetes",
-        &python,
-        |case, _| Started {
+    property(ExportFormat::Kubernetes, "kubernetes", python, |case, _| {
+        Started {
             argv: sh_c(shell_script(&case.command).replace('$', "$$")),
             env: env(&[("V", &case.value), ("PORT", "5000"), ("PS", "t")]),
-        },
-    );
+        }
+    });
 }
 
 /// systemd reads back every exported string (the reimplementation below),
 /// and `systemd-analyze verify` accepts every unit of the batch with
 /// nothing on stderr.
-#[test]
-fn systemd_reads_back_every_exported_string() {
+fn systemd_reads_back_every_exported_string(_: &[PathBuf]) {
     let analyze = find_tool("systemd-analyze");
     let mut accepted = 0;
     for batch in batches(3) {

@@ -96,6 +96,17 @@ fn check_env(text: &str, inherited: &[(String, String)]) {
                 assert!(v.len() <= env::MAX_VALUE_BYTES);
                 assert!(!v.contains('\0'), "{text:?}");
             }
+            // Each instance's values, with its own PORT and PS: capped too.
+            let mut budget = env::MAX_EXPANDED_BYTES;
+            match set.for_instance(Some("65535"), "a-long-process-name.100", &mut budget) {
+                Ok(vars) => {
+                    assert_eq!(vars.len(), set.vars.len());
+                    for (_, v) in &vars {
+                        assert!(v.len() <= env::MAX_VALUE_BYTES);
+                    }
+                }
+                Err(e) => drop(e.render(false)),
+            }
             let limits = env::ExecLimits {
                 arg_max: 4096,
                 max_arg_strlen: Some(1024),
@@ -121,6 +132,7 @@ fn env_with_references() -> impl Strategy<Value = String> {
     let piece = prop_oneof![
         "[a-z #]{0,8}",
         key.prop_map(|k| format!("${k}")),
+        Just("$PORT${PS}".to_owned()),
         key.prop_map(|k| format!("${{{k}}}${{{k}}}")),
         (key, "[a-z #}$]{0,6}").prop_map(|(k, d)| format!("${{{k}:-{d}}}")),
         Just("${".to_owned()),

@@ -264,11 +264,28 @@ fn an_entry_name_with_arguments_is_a_command() {
     let p = Project::with_procfile(PROCFILE);
     let out = run(&p, &["web", "--flag"]);
     assert_eq!(out.status.code(), Some(127));
+    let err = stderr(&out);
+    assert!(err.contains("command not found: `web`"), "{err}");
+    // What the user probably meant.
     assert!(
-        stderr(&out).contains("command not found: `web`"),
-        "{}",
-        stderr(&out)
+        err.contains("`web` is not on PATH but is an entry of `Procfile`, which `run` runs only by its name alone"),
+        "{err}"
     );
+    assert!(
+        err.contains("`procrun run web`, or `procrun start web`"),
+        "{err}"
+    );
+    // A name close to an entry, with or without arguments.
+    for args in [&["wbe", "--verbose"][..], &["wbe"]] {
+        let out = run(&p, args);
+        assert_eq!(out.status.code(), Some(127));
+        let err = stderr(&out);
+        assert!(
+            err.contains("not an entry of `Procfile` (entries: "),
+            "{err}"
+        );
+        assert!(err.contains("did you mean `web`?"), "{err}");
+    }
 }
 
 #[test]

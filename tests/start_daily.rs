@@ -121,3 +121,51 @@ fn the_watchdog_is_named_in_ps() {
     r.signal(nix::sys::signal::Signal::SIGTERM);
     assert_eq!(r.wait_exit(), Some(143));
 }
+
+#[test]
+fn port_and_ps_in_an_env_value_are_each_instances_own() {
+    // The README's example, literally.
+    let port = support::free_port();
+    let mut r = Test::new()
+        .procfile("web: echo \"$PS url=$URL pw=$PASSWORD\"; exec sleep 30\n")
+        .dotenv("URL=http://${HOST:-localhost}:$PORT/path\nPASSWORD=abc$def\n")
+        .env_remove("HOST")
+        .args([
+            "start",
+            "-p",
+            &port.to_string(),
+            "--no-timestamp",
+            "-m",
+            "web=2",
+        ])
+        .spawn();
+    r.wait_for(&format!(
+        "web.1  | web.1 url=http://localhost:{port}/path pw=abc$def"
+    ));
+    r.wait_for(&format!(
+        "web.2  | web.2 url=http://localhost:{}/path pw=abc$def",
+        port + 1
+    ));
+    r.signal(nix::sys::signal::Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
+    r.assert_no_leftovers();
+
+    // `run ENTRY` gets the first instance's; `run PROGRAM` procrun's own
+    // environment's (no PORT from procrun: the reference stays as written).
+    Test::new()
+        .procfile("web: echo \"url=$URL\"\n")
+        .dotenv("URL=http://${HOST:-localhost}:$PORT/path\n")
+        .env_remove("HOST")
+        .args(["run", "-p", "6000", "web"])
+        .stdout("url=http://localhost:6000/path\n")
+        .code(0)
+        .run();
+    Test::new()
+        .procfile("web: true\n")
+        .dotenv("URL=http://${HOST:-localhost}:$PORT/path\n")
+        .env_remove("HOST")
+        .args(["run", "printenv", "URL"])
+        .stdout("http://localhost:$PORT/path\n")
+        .code(0)
+        .run();
+}

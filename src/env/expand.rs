@@ -103,13 +103,14 @@ pub(super) fn reference_closed_at(
 }
 
 /// What a variable reference expands to, given the variable's value
-/// (`None`: unset). Unset without a default expands to nothing.
-pub(super) fn resolve(value: Option<String>, default: Option<(&str, When)>) -> String {
+/// (`None`: unset). Unset without a default, it expands to nothing
+/// (`None`): the caller keeps the reference as written.
+pub(super) fn resolve(value: Option<String>, default: Option<(&str, When)>) -> Option<String> {
     match (value, default) {
-        (Some(v), Some((d, When::UnsetOrEmpty))) if v.is_empty() => d.to_owned(),
-        (Some(v), _) => v,
-        (None, Some((d, _))) => d.to_owned(),
-        (None, None) => String::new(),
+        (Some(v), Some((d, When::UnsetOrEmpty))) if v.is_empty() => Some(d.to_owned()),
+        (Some(v), _) => Some(v),
+        (None, Some((d, _))) => Some(d.to_owned()),
+        (None, None) => None,
     }
 }
 
@@ -152,10 +153,14 @@ mod tests {
     #[test]
     fn defaults() {
         let empty = || Some(String::new());
-        assert_eq!(resolve(None, None), "");
-        assert_eq!(resolve(Some("v".into()), Some(("d", When::Unset))), "v");
-        assert_eq!(resolve(None, Some(("d", When::Unset))), "d");
-        assert_eq!(resolve(empty(), Some(("d", When::Unset))), "");
-        assert_eq!(resolve(empty(), Some(("d", When::UnsetOrEmpty))), "d");
+        let some = |s: &str| Some(s.to_owned());
+        assert_eq!(resolve(None, None), None);
+        assert_eq!(
+            resolve(Some("v".into()), Some(("d", When::Unset))),
+            some("v")
+        );
+        assert_eq!(resolve(None, Some(("d", When::Unset))), some("d"));
+        assert_eq!(resolve(empty(), Some(("d", When::Unset))), some(""));
+        assert_eq!(resolve(empty(), Some(("d", When::UnsetOrEmpty))), some("d"));
     }
 }

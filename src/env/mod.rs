@@ -47,7 +47,13 @@
 //!     accepted;
 //!   - a name is looked up in the keys defined earlier (earlier lines of this
 //!     file, and earlier files), then in the inherited environment; unset
-//!     without a default, it expands to nothing;
+//!     without a default, the reference is kept as written, with a warning
+//!     (foreman, which expands nothing, would keep it too: a `$` in a
+//!     password copied from a foreman project is never silently dropped);
+//!   - `PORT` and `PS` are each instance's: a value that refers to them,
+//!     directly or through an earlier key, is also kept as a template and
+//!     expanded again per instance (`instance.rs`); [`EnvVar::value`] is
+//!     its value for procrun's own environment;
 //! - a key set twice in one file is a warning (the last value wins); a later
 //!   file overrides an earlier one silently.
 //!
@@ -56,12 +62,14 @@
 //! takes the rest of the file.
 //!
 //! [`parse`] and [`load`] are here; the parser's steps are in `parse.rs`,
-//! the `$` references in `expand.rs`.
+//! the `$` references in `expand.rs`, the per-instance values in
+//! `instance.rs`.
 //!
-//! Its unit tests are at the end; the code itself is under 250 lines.
+//! Its unit tests are at the end; the code itself is under 300 lines.
 
 mod exec_limits;
 mod expand;
+mod instance;
 mod parse;
 
 use std::path::{Path, PathBuf};
@@ -70,7 +78,9 @@ use indexmap::IndexMap;
 
 use crate::diagnostic::{Diagnostic, Location};
 pub use exec_limits::{ExecLimits, exec_size_warnings};
-use parse::{Assignment, Parser};
+pub use instance::{Given, Instance, Segment};
+use instance::{Of, Template};
+use parse::{Assignment, Found, Parser};
 
 /// Largest value of one variable, after expansion, in bytes. Linux refuses
 /// an environment string over 128 KiB anyway (see [`ExecLimits`]); the cap
@@ -112,6 +122,12 @@ pub struct EnvSet {
     pub files: Vec<PathBuf>,
     /// Non-fatal findings (e.g. a key set twice in one file).
     pub warnings: Vec<Diagnostic>,
+    /// Every assignment that refers to `PORT` or `PS`, in file order
+    /// (overwritten ones too: a later value may refer to them).
+    templates: Vec<Template>,
+    /// Key → its value's template, for the keys whose value refers to
+    /// `PORT` or `PS`.
+    per_instance: IndexMap<String, usize>,
 }
 
 impl EnvSet {
@@ -198,13 +214,14 @@ fn parse_into(
 ) -> Result<(), Vec<Diagnostic>> {
     let mut parser = Parser::new(source, text, *budget);
     let mut seen_here: IndexMap<String, usize> = IndexMap::new();
-    while let Some(assignment) = parser.next_assignment(&|name: &str| {
-        set.vars
-            .get(name)
-            .map(|v| v.value.clone())
-            .or_else(|| inherited(name))
-    }) {
-        let Assignment { key, value, line } = assignment;
+    while let Some(assignment) = parser.next_assignment(&|name: &str| lookup(set, name, inherited))
+    {
+        let Assignment {
+            key,
+            value,
+            template,
+            line,
+        } = assignment;
         if let Some(first) = seen_here.get(&key) {
             set.warnings.push(
                 Diagnostic::warning(format!(
@@ -218,6 +235,20 @@ fn parse_into(
             );
         }
         seen_here.insert(key.clone(), line);
+        match template {
+            Some(pieces) => {
+                set.per_instance.insert(key.clone(), set.templates.len());
+                set.templates.push(Template {
+                    key: key.clone(),
+                    source: source.to_owned(),
+                    line,
+                    pieces,
+                });
+            }
+            None => {
+                set.per_instance.shift_remove(&key);
+            }
+        }
         set.vars.insert(
             key,
             EnvVar {
@@ -227,12 +258,66 @@ fn parse_into(
             },
         );
     }
+    let (unset, count) = parser.unset_references();
+    for parse::Unset {
+        name,
+        written,
+        location,
+    } in &unset
+    {
+        let d = Diagnostic::warning(format!(
+            "`{name}` is not set, so `{written}` is kept as written"
+        ))
+        .at(location.clone())
+        .help(format!(
+            "for a literal `$`, write `\\$` or single-quote the value; to expand it, set `{name}` above this line or in procrun's environment, or give a default: `${{{name}:-}}`"
+        ));
+        set.warnings.push(match seen_here.get(name) {
+            Some(&at) if at >= location.line => d.note(
+                format!(
+                    "`{name}` is set below, at line {at}: a reference sees only the keys above it"
+                ),
+                None,
+            ),
+            _ => d,
+        });
+    }
+    if count > unset.len() {
+        set.warnings.push(
+            Diagnostic::warning(format!(
+                "{} more references to unset variables in `{source}` are kept as written",
+                count - unset.len()
+            ))
+            .at(Location::file(source)),
+        );
+    }
     *budget = parser.budget();
     let errors = parser.into_errors();
     if errors.is_empty() {
         Ok(())
     } else {
         Err(errors)
+    }
+}
+
+/// What a reference to `name` finds: `PORT` and `PS` (which procrun sets
+/// per instance), else the keys defined so far, else the inherited
+/// environment.
+fn lookup(set: &EnvSet, name: &str, inherited: &dyn Fn(&str) -> Option<String>) -> Found {
+    let own = set.vars.get(name).map(|v| v.value.clone());
+    let of = match name {
+        "PORT" => Some(Of::Port),
+        "PS" => Some(Of::Ps),
+        _ => set.per_instance.get(name).map(|&at| Of::Earlier(at)),
+    };
+    match (of, own) {
+        (Some(of @ (Of::Port | Of::Ps)), own) => Found::PerInstance {
+            of,
+            base: own.or_else(|| inherited(name)),
+        },
+        (Some(of), own) => Found::PerInstance { of, base: own },
+        (None, Some(value)) => Found::Value(value),
+        (None, None) => inherited(name).map_or(Found::Unset, Found::Value),
     }
 }
 
@@ -294,12 +379,14 @@ mod tests {
             ("A=\\$HOME", "$HOME"),
             ("A=$", "$"),
             ("A=cost $5", "cost $5"),
-            ("A=${UNSET}x", "x"),
+            ("A=${UNSET}x", "${UNSET}x"),
+            ("A=abc$def", "abc$def"),
+            ("A=\"abc$def\"", "abc$def"),
             ("A=${UNSET:-dflt}", "dflt"),
             ("A=${UNSET-dflt}", "dflt"),
             ("A=${UNSET:-x #y}", "${UNSET:-x"),
             ("A=a${UNSET-x #y} b", "a${UNSET-x"),
-            ("A=${UNSET}${UNSET:-x #y}", "${UNSET:-x"),
+            ("A=${UNSET}${UNSET:-x #y}", "${UNSET}${UNSET:-x"),
             ("A=\"\"", ""),
             ("A=''", ""),
             ("A=C:\\path", "C:\\path"),
@@ -327,6 +414,134 @@ mod tests {
         assert_eq!(get("D"), Some("from-file-x"));
         assert_eq!(get("E"), Some("d"));
         assert_eq!(get("F"), Some("d"));
+    }
+
+    #[test]
+    fn an_unset_reference_is_kept_as_written_with_a_located_warning() {
+        let set = parse(
+            ".env",
+            "PASSWORD=abc$def\nB=${LATER}\nLATER=1\nC=${NONE:-}${NONE-x}\\$NONE\nD='$NONE'\n",
+            &no_env,
+        )
+        .expect("parses");
+        assert_eq!(set.get("PASSWORD"), Some("abc$def"));
+        assert_eq!(set.get("B"), Some("${LATER}"));
+        assert_eq!(set.get("C"), Some("x$NONE"));
+        let out = crate::diagnostic::render_all(&set.warnings, false);
+        assert!(
+            out.contains("`def` is not set, so `$def` is kept as written"),
+            "{out}"
+        );
+        assert!(out.contains(".env:1:13"), "{out}");
+        assert!(out.contains(".env:2:3"), "{out}");
+        assert!(out.contains("`LATER` is set below, at line 3"), "{out}");
+        // A default, `\$` and single quotes say what is meant: no warning.
+        assert_eq!(set.warnings.len(), 2, "{out}");
+
+        let many: String = (0..30).map(|i| format!("K{i}=$NOPE{i}\n")).collect();
+        let set = parse(".env", &many, &no_env).expect("parses");
+        let out = crate::diagnostic::render_all(&set.warnings, false);
+        assert_eq!(set.warnings.len(), 21, "{out}");
+        assert!(
+            out.contains("10 more references to unset variables"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn port_and_ps_are_each_instances_own() {
+        let env = |k: &str| (k == "HOST").then(|| "example.org".to_owned());
+        let set = parse(
+            ".env",
+            "URL=http://${HOST:-localhost}:$PORT/path\nA=$PS\nB=[$A]\nA=fixed\nC=$A\nD=${PORT:-3000}\nE=plain\n",
+            &env,
+        )
+        .expect("parses");
+        assert_eq!(
+            set.warnings.len(),
+            1,
+            "only `A` set twice: {:?}",
+            set.warnings
+        );
+        // For procrun's own environment, where neither is set.
+        assert_eq!(set.get("URL"), Some("http://example.org:$PORT/path"));
+        assert!(set.is_per_instance("URL") && set.is_per_instance("B"));
+        assert!(!set.is_per_instance("A") && !set.is_per_instance("E"));
+        let mut budget = MAX_EXPANDED_BYTES;
+        let web2 = set
+            .for_instance(Some("5001"), "web.2", &mut budget)
+            .expect("expands");
+        let get = |vars: &[(String, String)], k: &str| {
+            vars.iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        assert_eq!(
+            get(&web2, "URL").as_deref(),
+            Some("http://example.org:5001/path")
+        );
+        assert_eq!(get(&web2, "B").as_deref(), Some("[web.2]"));
+        assert_eq!(get(&web2, "A").as_deref(), Some("fixed"));
+        assert_eq!(get(&web2, "C").as_deref(), Some("fixed"));
+        assert_eq!(get(&web2, "D").as_deref(), Some("5001"));
+        let keys: Vec<&str> = web2.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["URL", "A", "B", "C", "D", "E"]);
+        // A type without PORT: the default, else the reference as written.
+        let worker = set
+            .for_instance(None, "worker.1", &mut budget)
+            .expect("expands");
+        assert_eq!(get(&worker, "D").as_deref(), Some("3000"));
+        assert_eq!(
+            get(&worker, "URL").as_deref(),
+            Some("http://example.org:$PORT/path")
+        );
+        // For an export's shell: PORT and PS stay references.
+        let later = Instance {
+            name: "web",
+            port: Given::Later,
+            ps: Given::Later,
+        };
+        let values = set.per_instance(later, &mut budget).expect("expands");
+        assert_eq!(
+            values[0],
+            (
+                "URL",
+                vec![
+                    Segment::Text("http://example.org:".into()),
+                    Segment::Port,
+                    Segment::Text("/path".into())
+                ]
+            )
+        );
+        assert_eq!(
+            values[1],
+            (
+                "B",
+                vec![
+                    Segment::Text("[".into()),
+                    Segment::Ps,
+                    Segment::Text("]".into())
+                ]
+            )
+        );
+    }
+
+    #[test]
+    fn a_per_instance_chain_is_held_to_the_caps() {
+        // For procrun itself PORT and PS are 1 byte each: A18 is 512 KiB.
+        let mut text = String::from("A0=$PORT$PS\n");
+        for i in 1..19 {
+            text.push_str(&format!("A{i}=${{A{}}}${{A{}}}\n", i - 1, i - 1));
+        }
+        let env = |k: &str| ["PORT", "PS"].contains(&k).then(|| "1".to_owned());
+        let set = parse(".env", &text, &env).expect("small enough for procrun itself");
+        let mut budget = MAX_EXPANDED_BYTES;
+        let e = set
+            .for_instance(Some("5000"), "web.1", &mut budget)
+            .expect_err("too large for an instance");
+        let out = e.render(false);
+        assert!(out.contains("`A17` for `web.1`"), "{out}");
+        assert!(out.contains(".env:18"), "{out}");
     }
 
     #[test]

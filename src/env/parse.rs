@@ -7,20 +7,75 @@
 //! Over 400 lines because it is the whole `.env` grammar in one reader, step
 //! by step (key, `=`, value, quotes, escapes).
 
-use super::expand::{self, Invalid, Reference};
+use super::expand::{self, Invalid, Reference, When};
+use super::instance::{Of, Piece};
 use super::{MAX_EXPANDED_BYTES, MAX_VALUE_BYTES};
 use crate::diagnostic::{Diagnostic, Location};
 
+/// What a `$` reference finds.
+pub(super) enum Found {
+    /// A value, the same for every instance.
+    Value(String),
+    /// `PORT`, `PS`, or an earlier key that refers to them: a value that
+    /// differs per instance. `base` is its value for procrun's own
+    /// environment.
+    PerInstance { of: Of, base: Option<String> },
+    /// Nothing: the reference is kept as written.
+    Unset,
+}
+
 /// Looks a variable up for `$` references: earlier keys, then the
 /// inherited environment.
-pub(super) type Lookup<'l> = &'l dyn Fn(&str) -> Option<String>;
+pub(super) type Lookup<'l> = &'l dyn Fn(&str) -> Found;
+
+/// How many references to unset variables are pointed at, per file; the
+/// rest are counted (a line can hold a great many).
+const UNSET_SHOWN: usize = 20;
 
 /// One `KEY=value` line (or lines, for a quoted value).
 pub(super) struct Assignment {
     pub(super) key: String,
+    /// The value for procrun's own environment.
     pub(super) value: String,
+    /// The value as written, when it refers to PORT or PS (directly or
+    /// through an earlier key): it is expanded again for each instance.
+    pub(super) template: Option<Vec<Piece>>,
     /// The 1-based line of the key.
     pub(super) line: usize,
+}
+
+/// A reference to an unset variable, kept as written.
+pub(super) struct Unset {
+    pub(super) name: String,
+    /// The reference as written (`$def`, `${def}`).
+    pub(super) written: String,
+    pub(super) location: Location,
+}
+
+/// A value as read, after quotes and escapes: text and `$` references,
+/// which are looked up once the whole value is read.
+enum Part<'a> {
+    Text(String),
+    Ref {
+        name: &'a str,
+        default: Option<(&'a str, When)>,
+        /// Where its `$` is, and how many bytes it takes.
+        at: usize,
+        len: usize,
+    },
+}
+
+/// The parts of a value being read: adjacent text joined.
+#[derive(Default)]
+struct Parts<'a>(Vec<Part<'a>>);
+
+impl Parts<'_> {
+    fn push(&mut self, c: char) {
+        match self.0.last_mut() {
+            Some(Part::Text(t)) => t.push(c),
+            _ => self.0.push(Part::Text(c.to_string())),
+        }
+    }
 }
 
 pub(super) struct Parser<'a> {
@@ -41,6 +96,13 @@ pub(super) struct Parser<'a> {
     /// started and what it found. A later `${` before that place closes at
     /// the same one, so a line of many `${` is scanned once, not once each.
     close_memo: Option<(usize, Option<usize>)>,
+    /// The first [`UNSET_SHOWN`] references to unset variables, and how
+    /// many there are in all.
+    unset: Vec<Unset>,
+    unset_count: usize,
+    /// Keys whose value was refused (too large, a NUL): a reference to
+    /// one expands to nothing rather than repeat the error further down.
+    refused: std::collections::HashSet<String>,
 }
 
 impl<'a> Parser<'a> {
@@ -59,6 +121,9 @@ impl<'a> Parser<'a> {
             overflow: None,
             exhausted: false,
             close_memo: None,
+            unset: Vec::new(),
+            unset_count: 0,
+            refused: std::collections::HashSet::new(),
         }
     }
 
@@ -90,6 +155,12 @@ impl<'a> Parser<'a> {
         self.errors
     }
 
+    /// The references to unset variables that were kept as written: the
+    /// first [`UNSET_SHOWN`], and how many in all.
+    pub(super) fn unset_references(&mut self) -> (Vec<Unset>, usize) {
+        (std::mem::take(&mut self.unset), self.unset_count)
+    }
+
     /// The next assignment, reporting and skipping bad lines; `None` at the
     /// end of the file.
     pub(super) fn next_assignment(&mut self, lookup: Lookup<'_>) -> Option<Assignment> {
@@ -99,8 +170,14 @@ impl<'a> Parser<'a> {
             match self.assignment(lookup) {
                 // The value is already consumed: report it and go on.
                 Ok(assignment) => match self.refusal(&assignment, start) {
-                    Some(d) => self.errors.push(d),
-                    None => return Some(assignment),
+                    Some(d) => {
+                        self.errors.push(d);
+                        self.refused.insert(assignment.key);
+                    }
+                    None => {
+                        self.refused.remove(&assignment.key);
+                        return Some(assignment);
+                    }
                 },
                 Err(d) => {
                     self.errors.push(d);
@@ -183,8 +260,14 @@ impl<'a> Parser<'a> {
         let key_start = self.pos;
         let key = self.key()?;
         self.equals(&key, key_start)?;
-        let value = self.value(lookup)?;
-        Ok(Assignment { key, value, line })
+        let parts = self.value()?;
+        let (value, template) = self.evaluate(parts, lookup);
+        Ok(Assignment {
+            key,
+            value,
+            template,
+            line,
+        })
     }
 
     /// `[A-Za-z0-9_.]+`.
@@ -229,11 +312,11 @@ impl<'a> Parser<'a> {
     }
 
     /// The value, quoted or not, and the rest of its line.
-    fn value(&mut self, lookup: Lookup<'_>) -> Result<String, Diagnostic> {
+    fn value(&mut self) -> Result<Parts<'a>, Diagnostic> {
         match self.peek() {
-            Some('\'') => self.single_quoted(),
-            Some('"') => self.double_quoted(lookup),
-            _ => Ok(self.unquoted(lookup)),
+            Some('\'') => Ok(Parts(vec![Part::Text(self.single_quoted()?)])),
+            Some('"') => self.double_quoted(),
+            _ => Ok(self.unquoted()),
         }
     }
 
@@ -251,10 +334,10 @@ impl<'a> Parser<'a> {
     }
 
     /// `"…"`: backslash escapes and `$` references.
-    fn double_quoted(&mut self, lookup: Lookup<'_>) -> Result<String, Diagnostic> {
+    fn double_quoted(&mut self) -> Result<Parts<'a>, Diagnostic> {
         let open = self.pos;
         self.pos += 1;
-        let mut value = String::new();
+        let mut value = Parts::default();
         loop {
             let Some(c) = self.peek() else {
                 return Err(self.unterminated(open, '"'));
@@ -283,7 +366,7 @@ impl<'a> Parser<'a> {
                 }
                 '$' => {
                     let dollar = self.pos;
-                    self.expand(&mut value, lookup)
+                    self.reference(&mut value)
                         .map_err(|invalid| self.invalid_reference(dollar, &invalid))?;
                 }
                 '\r' if self.rest().starts_with("\r\n") => {
@@ -324,7 +407,7 @@ impl<'a> Parser<'a> {
 
     /// The rest of the line up to a comment, trimmed, with `\$` and `$`
     /// references; a reference that does not parse is kept as written.
-    fn unquoted(&mut self, lookup: Lookup<'_>) -> String {
+    fn unquoted(&mut self) -> Parts<'a> {
         let line_end = self
             .rest()
             .find('\n')
@@ -341,7 +424,7 @@ impl<'a> Parser<'a> {
             })
             .map_or(raw.len(), |(i, _)| i);
         let body_end = self.pos + raw[..comment].trim_end().len();
-        let mut value = String::new();
+        let mut value = Parts::default();
         while self.pos < body_end {
             let c = self.peek().unwrap_or_default();
             if c == '\\' && self.rest().starts_with("\\$") {
@@ -349,13 +432,11 @@ impl<'a> Parser<'a> {
                 self.pos += 2;
             } else if c == '$' {
                 // A `${` that is unterminated, or whose `}` lies in the
-                // comment, is kept literally: drop what it expanded to.
+                // comment, is kept literally.
                 let start = self.pos;
-                let kept = value.len();
-                let overflow = self.overflow;
-                if self.expand(&mut value, lookup).is_err() || self.pos > body_end {
-                    value.truncate(kept);
-                    self.overflow = overflow;
+                let kept = value.0.len();
+                if self.reference(&mut value).is_err() || self.pos > body_end {
+                    value.0.truncate(kept);
                     self.pos = start + 1;
                     value.push('$');
                 }
@@ -368,12 +449,9 @@ impl<'a> Parser<'a> {
         value
     }
 
-    /// Expands the reference at the current position (which holds `$`),
-    /// appending to `out`, and moves past it.
-    /// The expansion is held to [`MAX_VALUE_BYTES`] for the value and to the
-    /// budget for the files; past either, `overflow` marks the place and
-    /// nothing more is looked up for this value.
-    fn expand(&mut self, out: &mut String, lookup: Lookup<'_>) -> Result<(), Invalid<'a>> {
+    /// Reads the reference at the current position (which holds `$`) into
+    /// `out`, and moves past it.
+    fn reference(&mut self, out: &mut Parts<'a>) -> Result<(), Invalid<'a>> {
         let dollar = self.pos;
         let close = self.close_after(dollar);
         match expand::reference_closed_at(self.rest(), close) {
@@ -384,24 +462,109 @@ impl<'a> Parser<'a> {
             }
             Ok(Reference::Variable { name, default, len }) => {
                 self.pos += len;
-                if self.overflow.is_some() || self.exhausted {
-                    return Ok(());
-                }
-                let value = expand::resolve(lookup(name), default);
-                if value.len() > self.budget {
-                    self.budget = 0;
-                    self.exhausted = true;
-                    self.overflow = Some(dollar);
-                } else if out.len() + value.len() > MAX_VALUE_BYTES {
-                    self.budget -= value.len();
-                    self.overflow = Some(dollar);
-                } else {
-                    self.budget -= value.len();
-                    out.push_str(&value);
-                }
+                out.0.push(Part::Ref {
+                    name,
+                    default,
+                    at: dollar,
+                    len,
+                });
                 Ok(())
             }
             Err(invalid) => Err(invalid),
+        }
+    }
+
+    /// Looks the references of a value up: its value for procrun's own
+    /// environment and, when it refers to PORT or PS, its template for the
+    /// instances. A reference to an unset variable without a default is
+    /// kept as written (and noted for a warning).
+    /// The expansion is held to [`MAX_VALUE_BYTES`] for the value and to the
+    /// budget for the files; past either, `overflow` marks the place and
+    /// nothing more is looked up for this value.
+    fn evaluate(&mut self, parts: Parts<'a>, lookup: Lookup<'_>) -> (String, Option<Vec<Piece>>) {
+        let mut value = String::new();
+        let mut template: Option<Vec<Piece>> = None;
+        // Where the text not yet in `template` starts in `value`.
+        let mut text_from = 0;
+        for part in parts.0 {
+            let (name, default, at, len) = match part {
+                Part::Text(t) => {
+                    value.push_str(&t);
+                    continue;
+                }
+                Part::Ref {
+                    name,
+                    default,
+                    at,
+                    len,
+                } => (name, default, at, len),
+            };
+            if self.overflow.is_some() || self.exhausted {
+                continue;
+            }
+            let raw = &self.text[at..at + len];
+            let found = if self.refused.contains(name) {
+                Found::Value(String::new())
+            } else {
+                lookup(name)
+            };
+            let (found, per_instance) = match found {
+                Found::Value(v) => (Some(v), None),
+                Found::PerInstance { of, base } => (base, Some(of)),
+                Found::Unset => {
+                    if default.is_none() {
+                        self.note_unset(name, at, len);
+                    }
+                    (None, None)
+                }
+            };
+            let expanded = expand::resolve(found, default).unwrap_or_else(|| raw.to_owned());
+            if expanded.len() > self.budget {
+                self.budget = 0;
+                self.exhausted = true;
+                self.overflow = Some(at);
+                continue;
+            }
+            self.budget -= expanded.len();
+            if value.len() + expanded.len() > MAX_VALUE_BYTES {
+                self.overflow = Some(at);
+                continue;
+            }
+            if let Some(of) = per_instance {
+                let pieces = template.get_or_insert_with(Vec::new);
+                if text_from < value.len() {
+                    pieces.push(Piece::Text(value[text_from..].to_owned()));
+                }
+                pieces.push(Piece::Ref {
+                    of,
+                    default: default.map(|(d, when)| (d.to_owned(), when)),
+                    raw: raw.to_owned(),
+                });
+            }
+            value.push_str(&expanded);
+            if per_instance.is_some() {
+                text_from = value.len();
+            }
+        }
+        if let Some(pieces) = &mut template
+            && text_from < value.len()
+        {
+            pieces.push(Piece::Text(value[text_from..].to_owned()));
+        }
+        (value, template)
+    }
+
+    /// Notes a reference to an unset variable, kept as written.
+    fn note_unset(&mut self, name: &str, at: usize, len: usize) {
+        self.unset_count += 1;
+        if self.unset.len() < UNSET_SHOWN {
+            let line = self.line_of(at);
+            let from = at - self.line_starts[line - 1];
+            self.unset.push(Unset {
+                name: name.to_owned(),
+                written: self.text[at..at + len].to_owned(),
+                location: self.location(line, from, from + len),
+            });
         }
     }
 

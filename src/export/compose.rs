@@ -1,6 +1,7 @@
 //! Docker Compose: `compose.yaml` with one service per process type (also
 //! those scaled to 0), `deploy.replicas` from the formation, the env files'
-//! values inline in `environment:`, and the `web` type's `PORT` published.
+//! values inline in `environment:` (those that refer to `PORT` or `PS`
+//! expanded for the type), and the `web` type's `PORT` published.
 //!
 //! Every string is a YAML double-quoted scalar ([`yaml_quote`]) with
 //! `$` written `$$`, because Compose interpolates `$VAR` in every value.
@@ -35,6 +36,7 @@ impl Format for Compose {
             "the Compose service host name",
             str::to_ascii_lowercase,
         ));
+        found.extend(super::type_env_errors(plan));
         found
     }
 
@@ -88,11 +90,11 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             quote(&script)
         );
         let _ = writeln!(y, "    environment:");
-        for (key, value) in plan.env.pairs() {
+        for (key, value) in super::type_env_or_base(plan, t) {
             if key == "PORT" || key == "PS" {
                 continue;
             }
-            let _ = writeln!(y, "      {}: {}", quote(key), quote(value));
+            let _ = writeln!(y, "      {}: {}", quote(&key), quote(&value));
         }
         if t.policy.port {
             let _ = writeln!(y, "      PORT: {}", quote(&t.port.to_string()));

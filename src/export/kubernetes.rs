@@ -8,7 +8,9 @@
 //! Strings are YAML double-quoted scalars ([`yaml_quote`]); in the
 //! container's `command` every `$` is written `$$`, because the kubelet
 //! expands `$(NAME)` there. ConfigMap values reach the pods through
-//! `envFrom`, which expands nothing. Every replica of a type gets the type's
+//! `envFrom`, which expands nothing (a value that refers to `PORT` or `PS`
+//! differs per type: it is in each container's `env:`, expanded for the
+//! type, with `$` written `$$`). Every replica of a type gets the type's
 //! first port as `PORT`, and `PS` is the type's name.
 
 use std::fmt::Write as _;
@@ -27,7 +29,7 @@ pub struct Kubernetes;
 impl Format for Kubernetes {
     /// `--image` is required, and every name must be a DNS label.
     fn check(&self, plan: &Plan, options: &ExportOptions) -> Vec<Diagnostic> {
-        let mut found = Vec::new();
+        let mut found = super::type_env_errors(plan);
         if options.image.as_deref().is_none_or(str::is_empty) {
             found.push(
                 Diagnostic::error("the kubernetes export needs the container image to run")
@@ -134,7 +136,9 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
     let _ = writeln!(y, "data:");
     let mut any = false;
     for (key, value) in plan.env.pairs() {
-        if key == "PORT" || key == "PS" {
+        // A value that refers to PORT or PS differs per type: it is in each
+        // container's `env:`.
+        if key == "PORT" || key == "PS" || plan.env.is_per_instance(key) {
             continue;
         }
         any = true;
@@ -210,6 +214,15 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         }
         let _ = writeln!(y, "            - name: \"PS\"");
         let _ = writeln!(y, "              value: {}", q(&t.name));
+        if plan.env.has_per_instance() {
+            for (key, value) in super::type_env_or_base(plan, t) {
+                if key != "PORT" && key != "PS" && plan.env.is_per_instance(&key) {
+                    // `env:` values expand `$(NAME)`; `$$` is a `$`.
+                    let _ = writeln!(y, "            - name: {}", q(&key));
+                    let _ = writeln!(y, "              value: {}", q(&value.replace('$', "$$")));
+                }
+            }
+        }
         if t.policy.port {
             let _ = writeln!(y, "          ports:");
             let _ = writeln!(y, "            - name: \"http\"");

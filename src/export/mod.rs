@@ -32,7 +32,7 @@ use clap::ValueEnum as _;
 use crate::cli::{ExportArgs, ExportFormat};
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
-use crate::plan::{Plan, ProcessSpec};
+use crate::plan::{Plan, ProcessSpec, ProcessType};
 use crate::settings::Settings;
 
 pub use options::{DEFAULT_TIMEOUT, ExportOptions, default_app_name};
@@ -326,6 +326,46 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Exported, Error>
             .collect(),
         next_steps: format_of(args.format).next_steps(&options, &dir),
         output_dir: output_shown,
+    })
+}
+
+/// The env files' values as every replica of `t` gets them in a format
+/// that gives all of a type's replicas its first port as `PORT` and its
+/// name as `PS` (compose, Kubernetes): the values that refer to PORT or PS
+/// are expanded for those. See [`EnvSet::for_instance`] for `budget`.
+///
+/// [`EnvSet::for_instance`]: crate::env::EnvSet::for_instance
+pub fn type_env(
+    plan: &Plan,
+    t: &ProcessType,
+    budget: &mut usize,
+) -> Result<Vec<(String, String)>, Diagnostic> {
+    let port = t.policy.port.then(|| t.port.to_string());
+    plan.env.for_instance(port.as_deref(), &t.name, budget)
+}
+
+/// The errors of [`type_env`] for every type of `plan`, with one budget
+/// for them all; [`type_env_or_base`] can then not fail.
+pub fn type_env_errors(plan: &Plan) -> Vec<Diagnostic> {
+    let mut budget = crate::env::MAX_EXPANDED_BYTES;
+    if !plan.env.has_per_instance() {
+        return Vec::new();
+    }
+    plan.types
+        .iter()
+        .filter_map(|t| type_env(plan, t, &mut budget).err())
+        .take(1)
+        .collect()
+}
+
+/// [`type_env`], after [`type_env_errors`] found none.
+pub fn type_env_or_base(plan: &Plan, t: &ProcessType) -> Vec<(String, String)> {
+    let mut budget = crate::env::MAX_EXPANDED_BYTES;
+    type_env(plan, t, &mut budget).unwrap_or_else(|_| {
+        plan.env
+            .pairs()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect()
     })
 }
 

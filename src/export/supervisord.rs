@@ -9,8 +9,11 @@
 //! characters at either end of a value are stripped), and the INI reader cuts
 //! a line at a `;` or `#` that follows a blank. So the env files' values go
 //! to `APP.env`, a POSIX shell file of `export KEY='value'` lines, which each
-//! program's `/bin/sh -c` sources before it sets `PORT` and `exec`s the
-//! command. In `supervisord.conf` and `APP.conf` themselves:
+//! program's `/bin/sh -c` sources after it sets `PORT`, before it `exec`s the
+//! command. A value that refers to `PORT` or `PS` is written as a shell
+//! word that expands them (`'http://localhost:'"$PORT"'/path'`), and the
+//! file is sourced after `PORT` is set, so each process gets its own. In
+//! `supervisord.conf` and `APP.conf` themselves:
 //! - `%` is written `%%` (supervisord's `%(name)s` interpolation);
 //! - the command is one POSIX-shell single-quoted word (supervisord splits
 //!   `command=` with POSIX `shlex`), with `''` inserted before any `;` or `#`
@@ -22,6 +25,7 @@ use super::parity::{self, Key};
 use super::quote::{shell_quote, shell_script};
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
+use crate::env::{Given, Instance, Segment};
 use crate::plan::{Plan, ProcessType};
 use crate::policy::{Policy, Restart};
 
@@ -49,6 +53,7 @@ impl Format for Supervisord {
         for t in plan.types.iter().filter(|t| t.count > 0) {
             found.extend(policy_gaps(t));
         }
+        found.extend(port_false_gaps(plan));
         let socket = options.output_dir.join("supervisor.sock");
         // sockaddr_un holds 108 bytes, the terminating NUL included.
         if socket.as_os_str().len() > 107 {
@@ -130,7 +135,8 @@ files = {app}.conf
         } else {
             String::new()
         };
-        let script = format!(". \"$0\" && {port}{}", escape(&shell_script(&t.command)));
+        // PORT first: the env file's values that refer to it expand it.
+        let script = format!("{port}. \"$0\" && {}", escape(&shell_script(&t.command)));
         let _ = writeln!(conf);
         let _ = writeln!(conf, "[program:{program}]");
         let _ = writeln!(
@@ -178,11 +184,16 @@ files = {app}.conf
 
     let mut env =
         format!("# {GENERATED}\n# Sourced by each program of {app}.conf before it starts.\n");
+    let per_instance = per_instance_words(plan);
     for (key, value) in plan.env.pairs() {
         if key == "PORT" || key == "PS" {
             continue;
         }
-        let _ = writeln!(env, "export {key}={}", shell_quote(value));
+        let word = match per_instance.iter().find(|(k, _)| k == key) {
+            Some((_, word)) => word.clone(),
+            None => shell_quote(value),
+        };
+        let _ = writeln!(env, "export {key}={word}");
     }
     files.push(ExportFile::private(format!("{app}.env"), env));
     if options.log_dir.is_none() {
@@ -284,6 +295,74 @@ pub fn guard_comments(word: &str) -> String {
         prev = Some(c);
     }
     out
+}
+
+/// The values that refer to `PORT` or `PS`, as shell words that expand
+/// them when `APP.env` is sourced.
+fn per_instance_words(plan: &Plan) -> Vec<(String, String)> {
+    if !plan.env.has_per_instance() {
+        return Vec::new();
+    }
+    let instance = Instance {
+        name: "supervisord",
+        port: Given::Later,
+        ps: Given::Later,
+    };
+    let mut budget = crate::env::MAX_EXPANDED_BYTES;
+    let Ok(values) = plan.env.per_instance(instance, &mut budget) else {
+        return Vec::new();
+    };
+    values
+        .into_iter()
+        .map(|(key, segments)| {
+            let word: String = segments
+                .iter()
+                .map(|s| match s {
+                    Segment::Text(t) => shell_quote(t),
+                    Segment::Port => "\"$PORT\"".to_owned(),
+                    Segment::Ps => "\"$PS\"".to_owned(),
+                })
+                .collect();
+            let word = if word.is_empty() {
+                "''".to_owned()
+            } else {
+                word
+            };
+            (key.to_owned(), word)
+        })
+        .collect()
+}
+
+/// A warning for each type with `port = false` when a value refers to
+/// `PORT`: procrun's own instances of it see no PORT, but its supervisord
+/// processes see supervisord's own, if it has one.
+fn port_false_gaps(plan: &Plan) -> Vec<Diagnostic> {
+    let instance = Instance {
+        name: "supervisord",
+        port: Given::Later,
+        ps: Given::Later,
+    };
+    let mut budget = crate::env::MAX_EXPANDED_BYTES;
+    let values = match plan.env.per_instance(instance, &mut budget) {
+        Ok(values) => values,
+        Err(d) => return vec![d],
+    };
+    let Some((key, _)) = values
+        .iter()
+        .find(|(_, segments)| segments.contains(&Segment::Port))
+    else {
+        return Vec::new();
+    };
+    plan.types
+        .iter()
+        .filter(|t| t.count > 0 && !t.policy.port)
+        .map(|t| {
+            Diagnostic::warning(format!(
+                "`{key}` refers to PORT, which `{}` does not get (`port = false`): its supervisord processes expand supervisord's own PORT, if it has one, where procrun would keep `$PORT` as written",
+                t.name
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::export_support::{EXPECTED_ENV, FORMATION, decode_lines, expected_args};
+use crate::export_support::{EXPECTED_ENV, FORMATION, decode_lines, expected_args, expected_self};
 use crate::support::Project;
 
 /// The venv and tools that `.ci/install-export-engines` installs.
@@ -34,34 +34,93 @@ pub fn find_tool(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The tools a test needs, or `None` (skip) when one is missing outside CI.
-/// Under `CI=true` a missing engine fails the test.
-pub fn require(test: &str, names: &[&str]) -> Option<Vec<PathBuf>> {
-    let found: Vec<Option<PathBuf>> = names.iter().map(|n| find_tool(n)).collect();
-    let missing: Vec<&str> = names
-        .iter()
-        .zip(&found)
-        .filter(|(_, f)| f.is_none())
-        .map(|(n, _)| *n)
-        .collect();
-    if missing.is_empty() {
-        return Some(found.into_iter().flatten().collect());
-    }
-    let message = format!(
-        "{test}: {} not installed; run .ci/install-export-engines",
-        missing.join(", ")
-    );
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{message} (CI=true: engine tests must run)");
-    }
-    skip(&message);
-    None
+/// One engine test: the tools it needs, anything else it needs (a check
+/// that says why not), and its body, which gets the tools' paths.
+pub struct EngineTest {
+    name: &'static str,
+    tools: &'static [&'static str],
+    also: Option<fn() -> Result<(), String>>,
+    body: fn(&[PathBuf]),
 }
 
-/// Says a test is skipped, past the test harness's output capture so that
-/// it shows in a normal `cargo test` run.
-pub fn skip(message: &str) {
-    let _ = writeln!(std::io::stderr(), "skipping {message}");
+impl EngineTest {
+    pub fn new(name: &'static str, tools: &'static [&'static str], body: fn(&[PathBuf])) -> Self {
+        EngineTest {
+            name,
+            tools,
+            also: None,
+            body,
+        }
+    }
+
+    /// What else the test needs (root, a Python module).
+    pub fn also(self, check: fn() -> Result<(), String>) -> Self {
+        EngineTest {
+            also: Some(check),
+            ..self
+        }
+    }
+
+    /// The tools' paths, or why the test cannot run here.
+    fn ready(&self) -> Result<Vec<PathBuf>, String> {
+        let found: Vec<Option<PathBuf>> = self.tools.iter().map(|n| find_tool(n)).collect();
+        let missing: Vec<&str> = self
+            .tools
+            .iter()
+            .zip(&found)
+            .filter(|(_, f)| f.is_none())
+            .map(|(n, _)| *n)
+            .collect();
+        if !missing.is_empty() {
+            return Err(format!(
+                "{} not installed; run .ci/install-export-engines",
+                missing.join(", ")
+            ));
+        }
+        if let Some(check) = self.also {
+            check()?;
+        }
+        Ok(found.into_iter().flatten().collect())
+    }
+}
+
+/// Runs engine tests with libtest's command line, output and summary (the
+/// test files that call it have `harness = false`). A test that cannot run
+/// here is reported as `ignored`, named with its reason, and counted in the
+/// summary line, never a silent "ok"; `--include-ignored` runs it anyway
+/// (and it fails). Under `CI=true` nothing is ignored: a missing engine
+/// fails its test.
+pub fn run_tests(tests: &[EngineTest]) -> std::process::ExitCode {
+    let args = libtest_mimic::Arguments::from_args();
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    let trials = tests
+        .iter()
+        .map(|t| {
+            let (name, body) = (t.name, t.body);
+            let ready = t.ready();
+            let skipped = match &ready {
+                Err(why) if !ci => Some(format!("skipped: {why}")),
+                _ => None,
+            };
+            let trial = libtest_mimic::Trial::test(name, move || {
+                let tools = ready.map_err(|why| {
+                    let ci = if ci {
+                        " (CI=true: engine tests must run)"
+                    } else {
+                        ""
+                    };
+                    format!("{name}: {why}{ci}")
+                })?;
+                body(&tools);
+                Ok(())
+            });
+            match skipped {
+                Some(kind) => trial.with_kind(kind).with_ignored_flag(true),
+                None => trial,
+            }
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit_code()
 }
 
 pub fn is_root() -> bool {
@@ -138,6 +197,10 @@ pub fn check_web(port: u16, ps: &str, root: &Path) -> Result<(), String> {
         if env(key).as_deref() != Some(want) {
             problems.push(format!("{key}: got {:?}, want {want:?}", env(key)));
         }
+    }
+    let own = expected_self(port, ps);
+    if env("SELF").as_deref() != Some(own.as_str()) {
+        problems.push(format!("SELF: got {:?}, want {own:?}", env("SELF")));
     }
     if env("EVIL").is_some() {
         problems.push("EVIL was injected".into());

@@ -38,6 +38,8 @@ Environment=EVIL=1
   evil: true'
 XML='</string><key>Evil</key> & <!-- --> ]]>'
 CR="carriage\rreturn"
+# Each instance's own PORT and PS.
+SELF="http://127.0.0.1:$PORT/$PS \$PORT 'q'"
 "#;
 
 /// The fixture's `procrun.toml`: every export runs its engine with
@@ -101,6 +103,11 @@ pub const EXPECTED_ENV: &[(&str, &str)] = &[
     ("XML", "</string><key>Evil</key> & <!-- --> ]]>"),
     ("CR", "carriage\rreturn"),
 ];
+
+/// What `SELF` must arrive as in the instance `ps` on `port`.
+pub fn expected_self(port: u16, ps: &str) -> String {
+    format!("http://127.0.0.1:{port}/{ps} $PORT 'q'")
+}
 
 /// The web's arguments after the shell ran its command, given its PORT.
 pub fn expected_args(port: u16) -> Vec<String> {
@@ -226,23 +233,9 @@ pub fn policy_plan(root: &Path, base: u16) -> procrun::plan::Plan {
         port: Some(base),
         root: root.to_path_buf(),
     };
-    let mut plan = procrun::plan::build(&procfile, &env, &request, &|_| None).expect("plans");
-    let policies = policies();
-    let of = |name: &str| {
-        policies
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, p)| *p)
-            .expect("a policy per type")
-    };
-    for t in &mut plan.types {
-        t.policy = of(&t.name);
-    }
-    for i in &mut plan.instances {
-        i.policy = of(&i.type_name);
-        if !i.policy.port {
-            i.env.retain(|(k, _)| k != "PORT");
-        }
-    }
-    plan
+    let policies: indexmap::IndexMap<String, procrun::policy::Policy> = policies()
+        .into_iter()
+        .map(|(name, policy)| (name.to_owned(), policy))
+        .collect();
+    procrun::plan::build_with(&procfile, &env, &request, &policies, &|_| None).expect("plans")
 }
