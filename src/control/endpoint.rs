@@ -292,7 +292,40 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         endpoint: endpoint.clone(),
         _lock: lock,
     };
+    if !endpoint.explicit
+        && let Some(dir) = endpoint.socket.parent()
+    {
+        sweep(dir, &endpoint.lock);
+    }
     Ok((taken, listener))
+}
+
+/// Removes the socket and lock pairs that killed procruns left in the
+/// user's own directory (`ours` aside): a lock nobody holds is stale, and
+/// so is its socket. Safe against a `start` taking one of them at the same
+/// moment: it finds the lock file gone after locking, and makes a new one.
+fn sweep(dir: &Path, ours: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten().take(10_000) {
+        let path = entry.path();
+        if path == ours || path.extension().is_none_or(|x| x != "lock") {
+            continue;
+        }
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+        else {
+            continue;
+        };
+        if let Ok(_held) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            let _ = std::fs::remove_file(path.with_extension("sock"));
+            let _ = std::fs::remove_file(&path);
+            tracing::debug!("removed the stale {}", path.display());
+        }
+    }
 }
 
 /// Who holds the lock of `endpoint`, if someone does (for clients that
@@ -365,6 +398,19 @@ mod tests {
         drop(taken);
         assert!(!e.socket.exists() && !e.lock.exists());
         assert!(holder(&e).is_none());
+    }
+
+    #[test]
+    fn stale_pairs_are_swept_and_live_ones_kept() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let live = endpoint(dir.path(), Some(&dir.path().join("live.sock")));
+        let (_taken, _l) = take(&live, &holder_for(dir.path())).expect("taken");
+        std::fs::write(dir.path().join("dead.lock"), "{}").expect("written");
+        drop(UnixListener::bind(dir.path().join("dead.sock")).expect("bound"));
+        sweep(dir.path(), &dir.path().join("mine.lock"));
+        assert!(!dir.path().join("dead.lock").exists());
+        assert!(!dir.path().join("dead.sock").exists());
+        assert!(live.lock.exists() && live.socket.exists(), "held: kept");
     }
 
     #[test]
