@@ -38,6 +38,12 @@ impl Client {
         let ep: Endpoint = endpoint::endpoint(root, socket);
         let stream = match UnixStream::connect(&ep.socket) {
             Ok(s) => s,
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                return Err(failure(format!(
+                    "cannot reach the control socket {}: permission denied (is it another user's procrun?)",
+                    ep.socket.display()
+                )));
+            }
             Err(e) => {
                 return Err(match endpoint::holder(&ep) {
                     Some(holder) => failure(format!(
