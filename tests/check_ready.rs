@@ -130,3 +130,45 @@ fn a_one_shot_with_a_ready_check_is_waited_for_until_it_exits() {
         out.stderr
     );
 }
+
+#[test]
+fn http_urls_are_checked_where_they_are_written() {
+    for (url, why) in [
+        ("http://::1:8080/", "an IPv6 address goes in brackets"),
+        ("http://[::1/", "its IPv6 address lacks the closing `]`"),
+        ("http://db:0/", "`0` is not a port number"),
+        ("http://db/a b", "its path holds a space"),
+    ] {
+        let out = Test::new()
+            .procfile("web: w\n")
+            .file(
+                "procrun.toml",
+                format!("[process.web]\nready = {{ http = \"{url}\" }}\n"),
+            )
+            .args(["check"])
+            .code(2)
+            .run();
+        assert!(
+            out.stderr
+                .contains(&format!("error: `ready.http` cannot be used: {why}"))
+                && out.stderr.contains("procrun.toml:2:"),
+            "{url}: {}",
+            out.stderr
+        );
+    }
+    // An IPv6 URL is fine, and `check` shows it.
+    let out = Test::new()
+        .procfile("web: w\n")
+        .file(
+            "procrun.toml",
+            "[process.web]\nready = { http = \"http://[::1]:8080/health\" }\n",
+        )
+        .args(["check"])
+        .code(0)
+        .run();
+    assert!(
+        out.stdout.contains("ready=http:http://[::1]:8080/health"),
+        "{}",
+        out.stdout
+    );
+}

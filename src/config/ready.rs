@@ -117,6 +117,9 @@ impl Cx<'_> {
             "http" if !text.starts_with('/') && !text.starts_with("http://") => Some(format!(
                 "`ready.http` must be a path starting with `/` or an http:// URL, found \"{text}\""
             )),
+            "http" => crate::readiness::HttpTarget::parse(text, 0)
+                .err()
+                .map(|why| format!("`ready.http` cannot be used: {why}")),
             "log_regex" => regex::Regex::new(text).err().map(|e| {
                 // The regex crate's message draws its own caret over
                 // several lines; its last line says what is wrong.
