@@ -75,7 +75,12 @@ impl Check {
 
 /// The PORT a command sets itself (`PORT=3000 exec server`), if it does.
 pub fn own_port(spec: &crate::plan::ProcessSpec) -> Option<u16> {
-    crate::shell::leading_assignments(&spec.command)
+    own_port_of(&spec.command)
+}
+
+/// The PORT `command` sets itself, if it does.
+pub fn own_port_of(command: &str) -> Option<u16> {
+    crate::shell::leading_assignments(command)
         .into_iter()
         .find(|(name, _)| *name == "PORT")
         .and_then(|(_, value)| crate::plan::parse_port(value))
@@ -307,29 +312,6 @@ pub fn plan_warnings(plan: &crate::plan::Plan) -> Vec<crate::diagnostic::Diagnos
         }
     }
     out
-}
-
-/// A warning per type whose `ready` or `after` an export leaves out.
-pub fn not_exported(plan: &crate::plan::Plan) -> Vec<crate::diagnostic::Diagnostic> {
-    plan.types
-        .iter()
-        .filter_map(|t| {
-            let r = &t.readiness;
-            let (keys, verb) = match (r.check != Check::Started, !r.after.is_empty()) {
-                (true, true) => ("`ready` and `after`", "are"),
-                (true, false) => ("`ready`", "is"),
-                (false, true) => ("`after`", "is"),
-                (false, false) => return None,
-            };
-            Some(
-                crate::diagnostic::Diagnostic::warning(format!(
-                    "{keys} of `{}` {verb} not exported yet: the exported services do not wait for each other",
-                    t.name
-                ))
-                .help("order the services with the engine's own settings for now"),
-            )
-        })
-        .collect()
 }
 
 /// The start order as levels: each type's level is one more than the

@@ -111,6 +111,9 @@ impl Cx<'_> {
         };
         let problem = match name {
             _ if text.trim().is_empty() => Some(format!("`ready.{name}` must not be empty")),
+            "exec" if text.contains('\0') => {
+                Some("`ready.exec` contains a NUL byte, which no command can hold".to_owned())
+            }
             "http" if text.starts_with("https://") => Some(
                 "`ready.http` cannot use TLS (https): give a path, or an http:// URL".to_owned(),
             ),
