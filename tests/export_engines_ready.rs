@@ -77,6 +77,18 @@ fn ready_units_pass_systemd_analyze_verify() {
     ) else {
         return;
     };
+    let (_p, _root, user, _) = exported("systemd", 5000, None, &["--user-units"]);
+    let runtime = tempfile::tempdir().expect("temp dir");
+    let (code, stdout, stderr) = run(Command::new(&tools[0])
+        .arg("--user")
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .args(["verify", "--man=no"])
+        .args(engines::systemd_units(&user)));
+    assert_eq!(
+        (code, stderr.as_str()),
+        (0, ""),
+        "--user-units: {stdout}{stderr}"
+    );
     let (_p, _root, out, warnings) = exported("systemd", 5000, None, &[]);
     let units = engines::systemd_units(&out);
     assert_eq!(units.len(), 13, "{units:?}");

@@ -12,7 +12,7 @@
 //! policy table of docs/export.md).
 //!
 //! A `ready` check becomes a `healthcheck:` (port and http checks as shell
-//! tests that need bash, or else BusyBox's `nc`/`wget`, not curl), and
+//! tests that need bash, or else `nc -z` or `wget`, never curl), and
 //! `after` becomes `depends_on:` with the condition procrun waits for:
 //! healthy, completed successfully (a one-shot) or merely started.
 
@@ -194,7 +194,7 @@ fn health_test(t: &ProcessType) -> Option<String> {
 
 /// A test that a TCP connection to `port` on 127.0.0.1 succeeds: bash's
 /// `/dev/tcp` (Debian and Ubuntu images, slim ones too, have bash), else
-/// `nc -z` (BusyBox, so Alpine).
+/// `nc -z` (Alpine's BusyBox, netcat-openbsd).
 pub fn tcp_test(port: u16) -> String {
     format!(
         "bash -c 'exec 3<>\"/dev/tcp/$0/$1\"' 127.0.0.1 {port} 2>/dev/null || nc -z 127.0.0.1 {port}"
