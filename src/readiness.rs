@@ -75,7 +75,12 @@ impl Check {
 
 /// The PORT a command sets itself (`PORT=3000 exec server`), if it does.
 pub fn own_port(spec: &crate::plan::ProcessSpec) -> Option<u16> {
-    crate::shell::leading_assignments(&spec.command)
+    own_port_of(&spec.command)
+}
+
+/// The PORT `command` sets itself, if it does.
+pub fn own_port_of(command: &str) -> Option<u16> {
+    crate::shell::leading_assignments(command)
         .into_iter()
         .find(|(name, _)| *name == "PORT")
         .and_then(|(_, value)| crate::plan::parse_port(value))
@@ -93,6 +98,141 @@ pub fn http_url(target: &str, port: u16) -> String {
         target.to_owned()
     } else {
         format!("http://127.0.0.1:{port}{target}")
+    }
+}
+
+/// An http check's target taken apart: where the probe connects and what
+/// it asks for. `procrun.toml` is checked with [`HttpTarget::parse`], so
+/// the probe and every export read the same host, port and path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTarget {
+    /// The host as the URL names it, without an IPv6 address's brackets:
+    /// `127.0.0.1`, `localhost`, `::1`.
+    pub host: String,
+    /// The port; 80 when the URL names none.
+    pub port: u16,
+    /// The path and query, from its `/`; the fragment (`#…`), which is
+    /// never sent, is left out.
+    pub path: String,
+}
+
+impl HttpTarget {
+    /// A check's target: a path (`/health`, asked of 127.0.0.1:`port`) or
+    /// a whole URL, `http://HOST[:PORT][/PATH]`, where HOST is a name, an
+    /// IPv4 address or an IPv6 address in brackets (`http://[::1]:8080/`).
+    /// The error says what is wrong, for a located message.
+    pub fn parse(target: &str, port: u16) -> Result<HttpTarget, String> {
+        let (host, port, rest) = match target.strip_prefix("http://") {
+            Some(rest) => {
+                let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+                let (host, port) = authority(&rest[..end])?;
+                (host, port, &rest[end..])
+            }
+            None if target.starts_with('/') => ("127.0.0.1".to_owned(), port, target),
+            None => return Err("it must be a path starting with `/` or an http:// URL".into()),
+        };
+        let rest = rest.split('#').next().unwrap_or_default();
+        if let Some(c) = rest.chars().find(|c| !c.is_ascii_graphic()) {
+            return Err(format!(
+                "its path holds {}, which an HTTP request cannot carry as it is; percent-encode it (a space is %20)",
+                describe_char(c)
+            ));
+        }
+        let path = if rest.starts_with('/') {
+            rest.to_owned()
+        } else {
+            format!("/{rest}")
+        };
+        Ok(HttpTarget { host, port, path })
+    }
+
+    /// Whether the host is an IPv6 address (written in brackets in a URL).
+    pub fn is_ipv6(&self) -> bool {
+        self.host.contains(':')
+    }
+
+    /// `HOST:PORT` as a URL and the `Host` header write it: `[::1]:8080`.
+    pub fn authority(&self) -> String {
+        if self.is_ipv6() {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// The whole URL: `http://[::1]:8080/health`.
+    pub fn url(&self) -> String {
+        format!("http://{}{}", self.authority(), self.path)
+    }
+
+    /// Whether the host is this machine's loopback (`localhost`,
+    /// 127.0.0.0/8, `::1`): inside a container, the container itself.
+    pub fn is_loopback(&self) -> bool {
+        self.host.eq_ignore_ascii_case("localhost")
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+    }
+}
+
+/// The host and port of a URL's authority (`host`, `host:port`,
+/// `[v6]:port`); 80 without a port.
+fn authority(text: &str) -> Result<(String, u16), String> {
+    if text.contains('@') {
+        return Err("a user name or password in the URL is not supported".into());
+    }
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let Some((inside, after)) = rest.split_once(']') else {
+            return Err("its IPv6 address lacks the closing `]`".into());
+        };
+        if inside.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("`[{inside}]` is not an IPv6 address"));
+        }
+        let port = match after {
+            "" => None,
+            _ => match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None => return Err(format!("`{after}` after `]` is no `:PORT`")),
+            },
+        };
+        (inside.to_owned(), port)
+    } else {
+        let (host, port) = match text.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (text, None),
+        };
+        if port.is_some_and(|p| p.contains(':')) {
+            return Err("an IPv6 address goes in brackets: http://[::1]:8080/".into());
+        }
+        if host.is_empty() {
+            return Err("the URL names no host".into());
+        }
+        if let Some(c) = host
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || "-._~".contains(*c)))
+        {
+            return Err(format!("its host holds {}", describe_char(c)));
+        }
+        (host.to_owned(), port)
+    };
+    let port = match port {
+        None => 80,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.bytes().all(|b| b.is_ascii_digit()) => n,
+            _ => return Err(format!("`{p}` is not a port number (1-65535)")),
+        },
+    };
+    Ok((host, port))
+}
+
+/// A character for a message: `' '` as `a space`, others quoted or as
+/// `U+000A`.
+fn describe_char(c: char) -> String {
+    match c {
+        ' ' => "a space".to_owned(),
+        c if c.is_control() || !c.is_ascii() => format!("U+{:04X}", c as u32),
+        c => format!("`{c}`"),
     }
 }
 
@@ -174,29 +314,6 @@ pub fn plan_warnings(plan: &crate::plan::Plan) -> Vec<crate::diagnostic::Diagnos
     out
 }
 
-/// A warning per type whose `ready` or `after` an export leaves out.
-pub fn not_exported(plan: &crate::plan::Plan) -> Vec<crate::diagnostic::Diagnostic> {
-    plan.types
-        .iter()
-        .filter_map(|t| {
-            let r = &t.readiness;
-            let (keys, verb) = match (r.check != Check::Started, !r.after.is_empty()) {
-                (true, true) => ("`ready` and `after`", "are"),
-                (true, false) => ("`ready`", "is"),
-                (false, true) => ("`after`", "is"),
-                (false, false) => return None,
-            };
-            Some(
-                crate::diagnostic::Diagnostic::warning(format!(
-                    "{keys} of `{}` {verb} not exported yet: the exported services do not wait for each other",
-                    t.name
-                ))
-                .help("order the services with the engine's own settings for now"),
-            )
-        })
-        .collect()
-}
-
 /// The start order as levels: each type's level is one more than the
 /// highest of the types it starts after (level 1: none). `after` must be
 /// free of cycles and name only known types (see
@@ -252,6 +369,58 @@ mod tests {
             levels(&types),
             vec![vec!["db", "clock"], vec!["migrate", "worker"], vec!["web"]]
         );
+    }
+
+    #[test]
+    fn http_targets() {
+        let t = |s: &str| HttpTarget::parse(s, 5000);
+        let ok = |s: &str| t(s).expect(s);
+        assert_eq!(
+            ok("/health?x=1"),
+            HttpTarget {
+                host: "127.0.0.1".into(),
+                port: 5000,
+                path: "/health?x=1".into()
+            }
+        );
+        let v6 = ok("http://[::1]:8080/health#top");
+        assert_eq!(
+            (v6.host.as_str(), v6.port, v6.path.as_str()),
+            ("::1", 8080, "/health")
+        );
+        assert_eq!(v6.authority(), "[::1]:8080");
+        assert_eq!(v6.url(), "http://[::1]:8080/health");
+        assert!(v6.is_ipv6() && v6.is_loopback());
+        let bare = ok("http://[::1]");
+        assert_eq!((bare.port, bare.path.as_str()), (80, "/"));
+        let named = ok("http://localhost:9?q");
+        assert_eq!(
+            (named.host.as_str(), named.port, named.path.as_str()),
+            ("localhost", 9, "/?q")
+        );
+        assert!(named.is_loopback() && !named.is_ipv6());
+        assert!(!ok("http://db:5432/").is_loopback());
+        assert!(ok("http://127.0.0.2/").is_loopback());
+        for (bad, why) in [
+            ("http://::1:8080/", "brackets"),
+            ("http://[::1/", "closing"),
+            ("http://[::g]:1/", "not an IPv6 address"),
+            ("http://[::1]x/", "no `:PORT`"),
+            ("http://h:0/", "not a port"),
+            ("http://h:99999/", "not a port"),
+            ("http://h:/", "not a port"),
+            ("http://h:+1/", "not a port"),
+            ("http:///x", "no host"),
+            ("http://u:p@h/", "user name"),
+            ("http://h o/", "a space"),
+            ("http://h/a b", "a space"),
+            ("/a\r\n", "U+000D"),
+            ("/caf\u{e9}", "U+00E9"),
+            ("health", "path starting"),
+        ] {
+            let e = t(bad).expect_err(bad);
+            assert!(e.contains(why), "{bad}: {e}");
+        }
     }
 
     #[test]

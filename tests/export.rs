@@ -487,3 +487,29 @@ fn procrun_toml_policies_reach_every_format() {
         }
     }
 }
+
+/// The readiness fixture (every kind of check, `after` with one-shots)
+/// through the binary in every format: what each writes for `ready` and
+/// `after` (snapshots; runit and launchd write nothing for them) and the
+/// warnings for what its engine cannot carry. Their engines run these
+/// exports in tests/export_engines_ready.rs.
+#[test]
+fn readiness_is_mapped_or_warned_per_format() {
+    for format in &export_support::FORMATS {
+        let p = Project::new();
+        export_support::write_ready_app(p.path(), "/srv/marks");
+        let (stdout, stderr) = export_with(
+            &p,
+            format,
+            "all=1",
+            &["--image", "registry.example.com/shop:1.0"],
+        );
+        let root = std::fs::canonicalize(p.path()).expect("canonical root");
+        let files = match *format {
+            "runit" | "launchd" => String::new(),
+            _ => transcript(&p.join("out"), &root),
+        };
+        let text = format!("--- stdout\n{stdout}--- stderr\n{stderr}--- files\n{files}");
+        insta::assert_snapshot!(format!("readiness_{format}"), text);
+    }
+}

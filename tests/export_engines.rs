@@ -117,8 +117,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engines::{
-    Engine, RemoveDirOnDrop, children, comm, exported, free_base_port, gone, http_get, inspect,
-    is_root, lookup, run, wait_until, web_script, webs_answer, worker_line, worker_logged,
+    Container, Engine, children, comm, exported, free_base_port, gone, http_get, inspect, is_root,
+    lookup, run, wait_until, web_script, webs_answer, worker_line, worker_logged,
 };
 use export_support::{EXPECTED_ENV, expected_self};
 
@@ -283,62 +283,9 @@ fn systemd_units_verify_cleanly(tools: &[PathBuf]) {
 fn systemd_boots_the_export_in_nspawn(tools: &[PathBuf]) {
     let base = free_base_port(&[0, 1, 100]);
     let (_p, root, out) = exported("systemd", base, &[]);
-    let log = root.join("nspawn.log");
-    let machine = format!("procrun-test-{}", std::process::id());
-    // Declared before the engine so it runs after the engine is stopped:
-    // a killed nspawn leaves its (empty) propagation folder behind.
-    let _propagate = RemoveDirOnDrop(PathBuf::from(format!(
-        "/run/systemd/nspawn/propagate/{machine}"
-    )));
     let started = Instant::now();
-    let mut engine = Engine::spawn(
-        "systemd-nspawn",
-        Command::new(&tools[0])
-            .args(["-D", "/", "--volatile=yes", "--register=no", "--keep-unit"])
-            .arg(format!("--machine={machine}"))
-            .arg("--console=pipe")
-            .arg(format!("--bind-ro={}:/srv/export", out.display()))
-            .arg("--setenv=SYSTEMD_UNIT_PATH=/srv/export:")
-            .arg(format!("--bind-ro={}", root.display()))
-            .args([
-                "-b",
-                "systemd.unit=shop.target",
-                "systemd.mask=systemd-firstboot.service",
-            ])
-            .stdout(std::fs::File::create(&log).expect("log file"))
-            .stderr(Stdio::from(
-                std::fs::File::options()
-                    .append(true)
-                    .open(&log)
-                    .expect("log file"),
-            )),
-    );
-    // The container's init: the `systemd` child of nspawn.
-    let mut init = None;
-    let found = wait_until(Duration::from_secs(30), || {
-        init = children(engine.pid())
-            .into_iter()
-            .find(|p| comm(*p).as_deref() == Some("systemd"));
-        init.is_some()
-    });
-    let log_text = || std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(found, "no systemd inside nspawn:\n{}", log_text());
-    let init = init.expect("found").to_string();
-    let in_ct = |args: &[&str]| {
-        run(Command::new(&tools[2])
-            .args([
-                "30",
-                &tools[1].display().to_string(),
-                "-t",
-                &init,
-                "-m",
-                "-u",
-                "-i",
-                "-p",
-            ])
-            .args(args))
-    };
-    in_ct(&["systemctl", "is-system-running", "--wait"]);
+    let container = Container::boot(tools, &out, &root, "shop.target");
+    let in_ct = |args: &[&str]| container.run(args);
     let units = [
         "shop.target",
         "shop-web.target",
@@ -358,7 +305,7 @@ fn systemd_boots_the_export_in_nspawn(tools: &[PathBuf]) {
         let listing = in_ct(&["systemctl", "--no-pager", "status", "shop*"]).1;
         panic!(
             "not every unit is active:\n{states}\n{listing}\n{}",
-            log_text()
+            container.log()
         );
     }
     webs_answer(base, &root);
@@ -369,13 +316,10 @@ fn systemd_boots_the_export_in_nspawn(tools: &[PathBuf]) {
         "journal lacks {want:?}:\n{journal}"
     );
 
-    // An orderly halt: SIGTERM to nspawn.
-    engine.signal(libc::SIGTERM);
-    let exit = engine.wait(Duration::from_secs(30));
+    let (exit, log) = container.halt();
     assert!(
         exit.is_some_and(|s| s.success()),
-        "nspawn did not halt cleanly: {exit:?}\n{}",
-        log_text()
+        "nspawn did not halt cleanly: {exit:?}\n{log}",
     );
     assert!(
         wait_until(Duration::from_secs(5), || http_get(base).is_none()),

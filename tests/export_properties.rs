@@ -2,9 +2,10 @@
 //! the command, exported, then read back by the engine's own parser (or,
 //! for systemd, a faithful reimplementation of its reader plus
 //! `systemd-analyze verify`), must be exactly what procrun meant, or the
-//! export must fail. Each batch of cases goes through one engine process.
+//! export must fail; for compose and Kubernetes, also as the command of an
+//! `exec` readiness check. Each batch of cases goes through one engine
+//! process.
 
-#[allow(dead_code)]
 mod engines;
 mod export_support;
 mod support;
@@ -271,6 +272,12 @@ fn main() -> std::process::ExitCode {
             &[],
             systemd_reads_back_every_exported_string,
         ),
+        EngineTest::new(
+            "exec_checks_read_back_in_compose_and_kubernetes",
+            &["python"],
+            exec_checks_read_back_in_compose_and_kubernetes,
+        )
+        .also(has_ruamel),
     ])
 }
 
@@ -356,6 +363,70 @@ fn kubernetes_yaml_reads_back_every_exported_string(tools: &[PathBuf]) {
             env: env(&[("V", &case.value), ("PORT", "5000"), ("PS", "t")]),
         }
     });
+}
+
+/// The formats that write an `exec` readiness check (as a healthcheck
+/// test or a probe's command): arbitrary strings as that command read back
+/// exactly, `$` doubled where the engine turns `$$` into `$`, or the
+/// export refuses them.
+fn exec_checks_read_back_in_compose_and_kubernetes(tools: &[PathBuf]) {
+    let python = tools[0].as_path();
+    for (format, name) in [
+        (ExportFormat::Compose, "compose_ready"),
+        (ExportFormat::Kubernetes, "kubernetes_ready"),
+    ] {
+        let mut accepted = 0;
+        for batch in batches(2) {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let mut exported = Vec::new();
+            for (n, case) in batch.iter().enumerate() {
+                let out = dir.path().join(format!("case{n}"));
+                let mut plan = plan_of(&Case {
+                    value: String::new(),
+                    command: "x".into(),
+                });
+                let check = procrun::readiness::Check::Exec(case.command.clone());
+                plan.types[0].readiness.check = check.clone();
+                plan.instances[0].readiness.check = check;
+                let options = ExportOptions {
+                    app: "p".into(),
+                    user: None,
+                    log_dir: None,
+                    image: Some("registry.example.com/p:1".into()),
+                    user_units: false,
+                    output_dir: out.clone(),
+                };
+                let found = check_plan(format, &plan, &options);
+                if case.command.contains('\0') {
+                    assert!(found, "{name}: a NUL was not refused: {case:?}");
+                    continue;
+                }
+                assert!(!found, "{name}: refused {case:?}");
+                write_all(&out, &render(format, &plan, &options)).expect("writes");
+                exported.push((case.command.replace('$', "$$"), out));
+            }
+            let dirs: Vec<&Path> = exported.iter().map(|(_, d)| d.as_path()).collect();
+            let found = read_back(python, name, &dirs);
+            assert_eq!(found.len(), exported.len());
+            for ((command, _), found) in exported.iter().zip(found) {
+                let argv = found
+                    .unwrap_or_else(|e| panic!("{name}: {command:?}: {e}"))
+                    .argv;
+                let want: Vec<String> = match format {
+                    ExportFormat::Compose => vec!["CMD-SHELL".into(), command.clone()],
+                    _ => [sh_c(command.clone()), sh_c(command.clone())].concat(),
+                };
+                assert_eq!(argv, want, "{name}");
+            }
+            accepted += exported.len();
+        }
+        assert!(accepted > 20, "{name}: only {accepted} cases exported");
+    }
+}
+
+/// Whether `check` finds an error.
+fn check_plan(format: ExportFormat, plan: &Plan, options: &ExportOptions) -> bool {
+    check(format, plan, options).iter().any(|d| d.is_error())
 }
 
 /// systemd reads back every exported string (the reimplementation below),

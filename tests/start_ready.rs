@@ -72,6 +72,48 @@ ready = { exec = "test -e flag" }
     r.assert_no_leftovers();
 }
 
+/// An http check on an IPv6 URL: `web` serves only on [::1] (after a
+/// pause, so the first probes find nothing), and `client` starts once the
+/// probe got an answer there.
+#[test]
+fn an_http_check_on_an_ipv6_url_turns_ready() {
+    let port = match std::net::TcpListener::bind("[::1]:0") {
+        Ok(listener) => listener.local_addr().expect("address").port(),
+        Err(e) => {
+            eprintln!(
+                "skipped an_http_check_on_an_ipv6_url_turns_ready: no IPv6 loopback here ({e})"
+            );
+            return;
+        }
+    };
+    let out = Test::new()
+        .procfile(&format!(
+            "web: sleep 0.3; exec python3 -m http.server --bind ::1 {port}\n\
+             client: echo client runs\n"
+        ))
+        .file(
+            "procrun.toml",
+            format!(
+                "[process.web]\nready = {{ http = \"http://[::1]:{port}/\" }}\n\
+                 ready_interval = 0.05\nready_timeout = 20\n\
+                 [process.client]\nafter = [\"web\"]\n"
+            ),
+        )
+        .args([
+            "start",
+            "--no-timestamp",
+            "-p",
+            &support::free_port().to_string(),
+        ])
+        .code(0)
+        .run();
+    let l = &out.lines;
+    let ready = format!("web.1 is ready (GET http://[::1]:{port}/ succeeds)");
+    assert!(line_of(l, "client.1 waits for web") < line_of(l, &ready));
+    assert!(line_of(l, &ready) < line_of(l, "client.1 started"));
+    assert!(line_of(l, "client.1 started") < line_of(l, "| client runs"));
+}
+
 #[test]
 fn a_check_that_never_succeeds_fails_the_instance() {
     // Nothing listens on db's PORT; its SIGTERM exit counts as a failure

@@ -111,12 +111,18 @@ impl Cx<'_> {
         };
         let problem = match name {
             _ if text.trim().is_empty() => Some(format!("`ready.{name}` must not be empty")),
+            "exec" if text.contains('\0') => {
+                Some("`ready.exec` contains a NUL byte, which no command can hold".to_owned())
+            }
             "http" if text.starts_with("https://") => Some(
                 "`ready.http` cannot use TLS (https): give a path, or an http:// URL".to_owned(),
             ),
             "http" if !text.starts_with('/') && !text.starts_with("http://") => Some(format!(
                 "`ready.http` must be a path starting with `/` or an http:// URL, found \"{text}\""
             )),
+            "http" => crate::readiness::HttpTarget::parse(text, 0)
+                .err()
+                .map(|why| format!("`ready.http` cannot be used: {why}")),
             "log_regex" => regex::Regex::new(text).err().map(|e| {
                 // The regex crate's message draws its own caret over
                 // several lines; its last line says what is wrong.

@@ -11,16 +11,23 @@
 //! Each service's `restart:`, `stop_signal:` and `stop_grace_period:` come
 //! from its type's policy; Docker's restart delay is its own (see the
 //! policy table of docs/export.md).
+//!
+//! A `ready` check becomes a `healthcheck:` (port and http checks as shell
+//! tests that need bash, or else `nc -z` or `wget`, never curl), and
+//! `after` becomes `depends_on:` with the condition procrun waits for:
+//! healthy, completed successfully (a one-shot) or merely started.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::parity::{self, Key};
-use super::quote::{shell_script, yaml_quote};
+use super::quote::{shell_quote, shell_script, yaml_quote};
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
 use crate::plan::{Plan, ProcessType};
 use crate::policy::{Policy, Restart};
+use crate::readiness::{Check, HttpTarget};
 
 /// The Docker Compose format.
 #[derive(Clone, Copy, Debug)]
@@ -29,6 +36,8 @@ pub struct Compose;
 impl Format for Compose {
     fn check(&self, plan: &Plan, _options: &ExportOptions) -> Vec<Diagnostic> {
         let mut found: Vec<Diagnostic> = plan.types.iter().flat_map(policy_gaps).collect();
+        found.extend(plan.types.iter().flat_map(readiness_gaps));
+        found.extend(parity::ready_commands(plan, "compose"));
         // Service names are host names on the project's network, and DNS
         // ignores case.
         found.extend(super::names::collisions(
@@ -118,10 +127,118 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             "    stop_grace_period: {}",
             quote(&format!("{}ms", t.policy.stop_timeout.as_millis()))
         );
+        if let Some(test) = health_test(t) {
+            let r = &t.readiness;
+            let attempt = match r.check {
+                Check::Exec(_) => r.interval,
+                _ => ATTEMPT,
+            };
+            let _ = writeln!(y, "    healthcheck:");
+            let _ = writeln!(y, "      test: [{}, {}]", quote("CMD-SHELL"), quote(&test));
+            let _ = writeln!(y, "      start_period: {}", quote(&millis(r.timeout)));
+            let _ = writeln!(y, "      start_interval: {}", quote(&millis(r.interval)));
+            let _ = writeln!(
+                y,
+                "      interval: {}",
+                quote(&millis(r.interval.max(LATER_INTERVAL)))
+            );
+            let _ = writeln!(y, "      timeout: {}", quote(&millis(attempt)));
+            let _ = writeln!(y, "      retries: 3");
+        }
+        let deps = parity::dependencies(plan, t);
+        if !deps.is_empty() {
+            let _ = writeln!(y, "    depends_on:");
+            for dep in deps {
+                let _ = writeln!(y, "      {}:", quote(&dep.name));
+                let _ = writeln!(y, "        condition: {}", quote(condition(dep)));
+            }
+        }
         let _ = writeln!(y, "    deploy:");
         let _ = writeln!(y, "      replicas: {}", t.count);
     }
     vec![ExportFile::private("compose.yaml", y)]
+}
+
+/// How long one probe of a port or http check may take (procrun's own
+/// limit per attempt).
+const ATTEMPT: Duration = Duration::from_secs(2);
+
+/// Docker's default pause between two health checks, for those after the
+/// start period (procrun stops probing at the first success).
+const LATER_INTERVAL: Duration = Duration::from_secs(30);
+
+/// A Compose duration in whole milliseconds, rounded up (Docker refuses a
+/// non-zero duration below 1 ms).
+fn millis(d: Duration) -> String {
+    format!("{}ms", d.as_nanos().div_ceil(1_000_000))
+}
+
+/// The `depends_on` condition that waits for `dep` as procrun does.
+fn condition(dep: &ProcessType) -> &'static str {
+    if parity::one_shot(dep) {
+        "service_completed_successfully"
+    } else if health_test(dep).is_some() {
+        "service_healthy"
+    } else {
+        "service_started"
+    }
+}
+
+/// The `CMD-SHELL` test of a type's `ready` check, if Compose can run it.
+fn health_test(t: &ProcessType) -> Option<String> {
+    match &t.readiness.check {
+        Check::Port(port) => Some(tcp_test(port.unwrap_or_else(|| parity::probe_port(t)))),
+        Check::Http(_) => parity::http_target(t).map(|target| http_test(&target)),
+        Check::Exec(command) => Some(command.clone()),
+        Check::Started | Check::Log(_) | Check::LogRegex(_) => None,
+    }
+}
+
+/// A test that a TCP connection to `port` on 127.0.0.1 succeeds: bash's
+/// `/dev/tcp` (Debian and Ubuntu images, slim ones too, have bash), else
+/// `nc -z` (Alpine's BusyBox, netcat-openbsd).
+pub fn tcp_test(port: u16) -> String {
+    format!(
+        "bash -c 'exec 3<>\"/dev/tcp/$0/$1\"' 127.0.0.1 {port} 2>/dev/null || nc -z 127.0.0.1 {port}"
+    )
+}
+
+/// A test that a GET of `target` answers 2xx or 3xx: an HTTP/1.0 request
+/// through bash's `/dev/tcp`, else `wget` (BusyBox's too; it follows a
+/// redirect, and fails on 4xx and 5xx). The script is fixed; the host,
+/// port, path and URL reach it as shell-quoted arguments. No `wget -T`:
+/// BusyBox built without FEATURE_WGET_TIMEOUT (Debian's, before 1.36.1-5)
+/// crashes on it; the healthcheck's `timeout` bounds the test anyway.
+pub fn http_test(target: &HttpTarget) -> String {
+    let script = r#"exec 3<>"/dev/tcp/$0/$1" && printf "GET %s HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n\r\n" "$2" "$3" >&3 && read -r _ code _ <&3 && case $code in 2??|3??) exit 0;; esac; exit 1"#;
+    format!(
+        "bash -c {} {} {} {} {} 2>/dev/null || wget -q -O /dev/null {}",
+        shell_quote(script),
+        shell_quote(&target.host),
+        target.port,
+        shell_quote(&target.path),
+        shell_quote(&target.authority()),
+        shell_quote(&target.url())
+    )
+}
+
+/// What Compose cannot carry of a type's readiness.
+fn readiness_gaps(t: &ProcessType) -> Option<Diagnostic> {
+    match t.readiness.check {
+        Check::Started => None,
+        Check::Log(_) | Check::LogRegex(_) => parity::gap(
+            "compose",
+            t,
+            &[Key::Ready],
+            "Compose cannot test a container's output, so it gets no healthcheck and the services that depend on it only wait for it to start (condition: service_started)",
+        ),
+        Check::Port(_) | Check::Http(_) | Check::Exec(_) => parity::gap(
+            "compose",
+            t,
+            &[Key::ReadyTimeout],
+            "a container that is not healthy by then is marked unhealthy after 3 more failed checks (30 s apart), so the services that depend on it fail to start, but Docker neither stops nor restarts it",
+        ),
+    }
 }
 
 /// `restart:`: `no`, `on-failure[:MAX]` or `always`.

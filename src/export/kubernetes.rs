@@ -12,6 +12,12 @@
 //! differs per type: it is in each container's `env:`, expanded for the
 //! type, with `$` written `$$`). Every replica of a type gets the type's
 //! first port as `PORT`, and `PS` is the type's name.
+//!
+//! A `ready` check becomes the container's probes (`tcpSocket`, `httpGet`
+//! or `exec`): a `startupProbe` that gives it `ready_timeout` to pass (the
+//! kubelet then restarts the container, as procrun fails an instance that
+//! is not ready in time) and a `readinessProbe`. Kubernetes starts every
+//! workload at once: `after` is a warning.
 
 use std::fmt::Write as _;
 
@@ -21,6 +27,7 @@ use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support}
 use crate::diagnostic::Diagnostic;
 use crate::plan::{Plan, ProcessType};
 use crate::policy::{Policy, Restart};
+use crate::readiness::Check;
 
 /// The Kubernetes format.
 #[derive(Clone, Copy, Debug)]
@@ -47,8 +54,10 @@ impl Format for Kubernetes {
                 "the env files' values take {size} bytes, more than the 1 MiB a Kubernetes ConfigMap holds"
             )));
         }
+        found.extend(parity::ready_commands(plan, "kubernetes"));
         for t in &plan.types {
             found.extend(policy_gaps(t));
+            found.extend(readiness_gaps(t));
             let name = resource_name(&options.app, &t.name);
             if name.len() > 63 {
                 found.push(
@@ -228,6 +237,7 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
             let _ = writeln!(y, "            - name: \"http\"");
             let _ = writeln!(y, "              containerPort: {}", t.port);
         }
+        probes(&mut y, t);
         if t.name == "web" && t.policy.port && job.is_none() {
             let _ = writeln!(y, "---");
             let _ = writeln!(y, "apiVersion: v1");
@@ -246,6 +256,112 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         }
     }
     vec![ExportFile::private(format!("{app}.yaml"), y)]
+}
+
+/// How long one probe of a port or http check may take (procrun's own
+/// limit per attempt), in seconds.
+const ATTEMPT_SECS: u64 = 2;
+
+/// The kubelet's default pause between two readiness probes, for those
+/// after the start (procrun stops probing at the first success).
+const LATER_PERIOD_SECS: u64 = 10;
+
+/// The container's `startupProbe` and `readinessProbe` for its type's
+/// `ready` check, if Kubernetes has a probe for it.
+fn probes(y: &mut String, t: &ProcessType) {
+    let r = &t.readiness;
+    let mut handler = String::new();
+    let attempt = match &r.check {
+        Check::Port(port) => {
+            let port = port.unwrap_or_else(|| parity::probe_port(t));
+            let _ = writeln!(handler, "            tcpSocket:");
+            let _ = writeln!(handler, "              port: {port}");
+            ATTEMPT_SECS
+        }
+        Check::Http(_) => {
+            let Some(target) = parity::http_target(t) else {
+                return;
+            };
+            let _ = writeln!(handler, "            httpGet:");
+            // Without `host`, the kubelet asks the pod's own address, which
+            // is what a loopback URL means inside the container.
+            if !target.is_loopback() {
+                let _ = writeln!(handler, "              host: {}", yaml_quote(&target.host));
+            }
+            let _ = writeln!(handler, "              path: {}", yaml_quote(&target.path));
+            let _ = writeln!(handler, "              port: {}", target.port);
+            ATTEMPT_SECS
+        }
+        Check::Exec(command) => {
+            // The kubelet expands `$(NAME)` in a probe's command too.
+            let _ = writeln!(handler, "            exec:");
+            let _ = writeln!(
+                handler,
+                "              command: [{}, {}, {}]",
+                yaml_quote("/bin/sh"),
+                yaml_quote("-c"),
+                yaml_quote(&command.replace('$', "$$"))
+            );
+            parity::secs_up(r.interval)
+        }
+        Check::Started | Check::Log(_) | Check::LogRegex(_) => return,
+    };
+    let period = parity::secs_up(r.interval).max(1);
+    let attempt = attempt.max(1);
+    // Failing this many probes in a row, `period` apart, takes at least
+    // `ready_timeout`.
+    let failures = parity::secs_up(r.timeout)
+        .div_ceil(period)
+        .clamp(1, i32::MAX as u64);
+    let _ = writeln!(y, "          startupProbe:");
+    y.push_str(&handler);
+    let _ = writeln!(y, "            periodSeconds: {period}");
+    let _ = writeln!(y, "            timeoutSeconds: {attempt}");
+    let _ = writeln!(y, "            failureThreshold: {failures}");
+    let _ = writeln!(y, "          readinessProbe:");
+    y.push_str(&handler);
+    let _ = writeln!(
+        y,
+        "            periodSeconds: {}",
+        period.max(LATER_PERIOD_SECS)
+    );
+    let _ = writeln!(y, "            timeoutSeconds: {attempt}");
+}
+
+/// What Kubernetes cannot carry of a type's readiness and start order.
+fn readiness_gaps(t: &ProcessType) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    match &t.readiness.check {
+        Check::Log(_) | Check::LogRegex(_) => found.extend(parity::gap(
+            "kubernetes",
+            t,
+            &[Key::Ready],
+            "Kubernetes has no probe of a container's output, so it gets no startupProbe or readinessProbe: its pods are ready once started",
+        )),
+        Check::Http(_) => {
+            if let Some(target) = parity::http_target(t).filter(|t| !t.is_loopback()) {
+                found.extend(parity::gap(
+                    "kubernetes",
+                    t,
+                    &[Key::Ready],
+                    &format!(
+                        "the kubelet asks `{}` from the node (httpGet.host), where cluster names may not resolve",
+                        target.host
+                    ),
+                ));
+            }
+        }
+        _ => {}
+    }
+    if !t.readiness.after.is_empty() {
+        found.extend(parity::gap(
+            "kubernetes",
+            t,
+            &[Key::After],
+            "Kubernetes starts every workload at once, so its pods must wait or retry until what they need is there (an init container can wait for it)",
+        ));
+    }
+    found
 }
 
 /// The `restartPolicy` of the Job that runs a type that may end for good
@@ -314,5 +430,51 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(resource_name("My_App", "web_2"), "my-app-web-2");
+    }
+
+    fn with_check(check: Check) -> ProcessType {
+        ProcessType {
+            name: "web".into(),
+            command: "PORT=3000 exec server".into(),
+            index: 0,
+            count: 1,
+            port: 5000,
+            policy: Policy::default(),
+            readiness: crate::readiness::Readiness {
+                check,
+                timeout: std::time::Duration::from_millis(2500),
+                ..Default::default()
+            },
+        }
+    }
+
+    #[test]
+    fn probes_follow_the_check() {
+        let probe = |check: Check| {
+            let mut y = String::new();
+            probes(&mut y, &with_check(check));
+            y
+        };
+        // The command's own PORT, as under `procrun start`.
+        let port = probe(Check::Port(None));
+        assert!(
+            port.contains("tcpSocket:\n              port: 3000\n"),
+            "{port}"
+        );
+        // 2.5 s at one probe a second: 3 failures.
+        assert!(port.contains("failureThreshold: 3\n"), "{port}");
+        let v6 = probe(Check::Http("http://[::1]:8080/up".into()));
+        assert!(
+            v6.contains("httpGet:\n              path: \"/up\"\n              port: 8080\n"),
+            "{v6}"
+        );
+        let remote = probe(Check::Http("http://db.internal:81/".into()));
+        assert!(remote.contains("host: \"db.internal\"\n"), "{remote}");
+        assert!(
+            readiness_gaps(&with_check(Check::Http("http://db.internal:81/".into())))[0]
+                .message
+                .contains("asks `db.internal` from the node")
+        );
+        assert_eq!(probe(Check::Log("up".into())), "");
     }
 }

@@ -33,6 +33,13 @@ impl Format for Launchd {
             .collect();
         for t in plan.types.iter().filter(|t| t.count > 0) {
             found.extend(policy_gaps(t));
+            found.extend(parity::unchecked(
+                "launchd",
+                plan,
+                t,
+                "launchd runs no readiness check: a job runs once its process does, and one that never gets ready does not fail",
+                "launchd starts every job at once, without waiting for any to be ready or done",
+            ));
         }
         // macOS file systems ignore case by default: `Web` and `web` would
         // write the same plist.

@@ -308,7 +308,6 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Exported, Error>
     // The plan's warnings already hold the Procfile's and the env files'
     // (in the order `check` shows them); the export's own come after.
     warnings.splice(0..0, plan.warnings.iter().cloned());
-    warnings.extend(crate::readiness::not_exported(&plan));
     let files = render(args.format, &plan, &options);
     for folder in write_all(&options.output_dir, &files)? {
         warnings.push(Diagnostic::warning(format!(

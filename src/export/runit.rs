@@ -33,6 +33,13 @@ impl Format for Runit {
         let mut found = check(plan);
         for t in plan.types.iter().filter(|t| t.count > 0) {
             found.extend(policy_gaps(t));
+            found.extend(parity::unchecked(
+                "runit",
+                plan,
+                t,
+                "runit runs no readiness check: a service is up once its run script runs, and one that never gets ready does not fail",
+                "runsvdir starts every service at once, without waiting for any to be ready or done",
+            ));
         }
         found
     }

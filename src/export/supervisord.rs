@@ -52,6 +52,13 @@ impl Format for Supervisord {
         }
         for t in plan.types.iter().filter(|t| t.count > 0) {
             found.extend(policy_gaps(t));
+            found.extend(parity::unchecked(
+                "supervisord",
+                plan,
+                t,
+                "supervisord runs no readiness check: a program is RUNNING once it has run for startsecs, and one that never gets ready does not fail",
+                "supervisord starts its programs in order of priority (and stops them in reverse), but without waiting for one to be ready or done",
+            ));
         }
         found.extend(port_false_gaps(plan));
         let socket = options.output_dir.join("supervisor.sock");
@@ -125,7 +132,13 @@ files = {app}.conf
     let mut conf =
         format!("; {GENERATED}\n; The env files' values are in {app}.env, beside this file.\n");
     let mut programs = Vec::new();
-    for t in plan.types.iter().filter(|t| t.count > 0) {
+    // With `after`, programs start in the order of its levels: supervisord
+    // starts (and, in reverse, stops) programs by ascending priority.
+    let mut types = parity::start_levels(plan);
+    if plan.ordered() {
+        types.sort_by_key(|(_, level)| *level);
+    }
+    for (t, level) in types {
         let program = format!("{app}-{}", t.name);
         let port = if t.policy.port {
             format!(
@@ -157,6 +170,9 @@ files = {app}.conf
             let _ = writeln!(conf, "user={user}");
         }
         let _ = writeln!(conf, "autostart=true");
+        if plan.ordered() {
+            let _ = writeln!(conf, "priority={}", PRIORITY_STEP * (level as u64 + 1));
+        }
         restart(&mut conf, &t.policy);
         let _ = writeln!(
             conf,
@@ -201,6 +217,11 @@ files = {app}.conf
     }
     files
 }
+
+/// The priority of the first level of the start order, and the step to
+/// the next (room for the user's programs in between; supervisord's
+/// default is 999).
+pub const PRIORITY_STEP: u64 = 100;
 
 /// supervisord's largest `startretries=` procrun writes, for an unlimited
 /// `max_restarts` (it has no "unlimited").

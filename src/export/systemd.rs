@@ -15,7 +15,7 @@ use super::parity::{self, Key};
 use super::quote::shell_script;
 use super::{ExportFile, ExportOptions, Format, GENERATED, SharedOption, Support};
 use crate::diagnostic::Diagnostic;
-use crate::plan::Plan;
+use crate::plan::{Plan, ProcessType};
 use crate::policy::{Policy, Restart};
 
 /// The systemd format.
@@ -65,6 +65,7 @@ impl Format for Systemd {
             }
         }
         for t in plan.types.iter().filter(|t| t.count > 0) {
+            found.extend(readiness_gaps(plan, t));
             let p = &t.policy;
             if parity::restarts(p) && parity::backoff_grows(&p.backoff) {
                 found.extend(parity::gap(
@@ -163,13 +164,28 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         if !options.user_units {
             let _ = writeln!(s, "After=network.target");
         }
+        if let Some(t) = plan.types.iter().find(|t| t.name == i.type_name) {
+            start_order(&mut s, plan, t, app);
+        }
         let policy = &i.policy;
         if parity::restarts(policy) {
             start_limit(&mut s, policy);
         }
         let _ = writeln!(s);
         let _ = writeln!(s, "[Service]");
-        let _ = writeln!(s, "Type=simple");
+        if plan
+            .types
+            .iter()
+            .any(|t| t.name == i.type_name && oneshot_unit(t) && parity::waited_for(plan, t))
+        {
+            // Units ordered after a oneshot start once it has exited
+            // (with code 0, for those that require it); it stays active
+            // then, as "done".
+            let _ = writeln!(s, "Type=oneshot");
+            let _ = writeln!(s, "RemainAfterExit=yes");
+        } else {
+            let _ = writeln!(s, "Type=simple");
+        }
         if let Some(user) = &options.user {
             let _ = writeln!(s, "User={user}");
         }
@@ -215,6 +231,60 @@ fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {
         files.push(ExportFile::private(format!("{unit}.service"), s));
     }
     files
+}
+
+/// Whether a type can be a `Type=oneshot` unit for the types that start
+/// after it: a one-shot that systemd may restart (a oneshot unit cannot
+/// have `Restart=always`).
+fn oneshot_unit(t: &ProcessType) -> bool {
+    parity::one_shot(t) && t.policy.restart != Restart::Always
+}
+
+/// `After=` and `Wants=` for the types `t` starts after: a one-shot's
+/// services, which it also `Requires=` (so that a failed one keeps `t`
+/// from starting, as procrun skips it), and every other type's target.
+/// The reverse order is the stop order: dependents first, as procrun.
+fn start_order(s: &mut String, plan: &Plan, t: &ProcessType, app: &str) {
+    for dep in parity::dependencies(plan, t) {
+        if oneshot_unit(dep) {
+            let services: Vec<String> = plan
+                .instances
+                .iter()
+                .filter(|i| i.type_name == dep.name)
+                .map(|i| format!("{app}-{}-{}.service", dep.name, i.number))
+                .collect();
+            let _ = writeln!(s, "After={}", services.join(" "));
+            let _ = writeln!(s, "Requires={}", services.join(" "));
+        } else {
+            let _ = writeln!(s, "After={app}-{}.target", dep.name);
+            let _ = writeln!(s, "Wants={app}-{}.target", dep.name);
+        }
+    }
+}
+
+/// What systemd cannot carry of a type's readiness.
+fn readiness_gaps(plan: &Plan, t: &ProcessType) -> Vec<Diagnostic> {
+    let mut found = Vec::new();
+    found.extend(parity::gap(
+        "systemd",
+        t,
+        &parity::ready_keys(t),
+        "systemd counts its units as started once their process runs (Type=notify would need the program to tell systemd): units ordered after them start then, and one that never gets ready does not fail",
+    ));
+    for dep in parity::dependencies(plan, t) {
+        if parity::one_shot(dep) && !oneshot_unit(dep) {
+            found.extend(parity::gap(
+                "systemd",
+                t,
+                &[Key::After],
+                &format!(
+                    "`{}` restarts always, which a Type=oneshot unit cannot: `{}` starts once `{}` has started, not once it exited with code 0",
+                    dep.name, t.name, dep.name
+                ),
+            ));
+        }
+    }
+    found
 }
 
 /// systemd's longest unit file line plus one (`LONG_LINE_MAX`, 1 MiB): it

@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use crate::output::lines::Chunk;
 use crate::output::notice::Key;
 use crate::plan::ProcessSpec;
-use crate::readiness::{Check, http_url};
+use crate::readiness::{Check, HttpTarget};
 use crate::supervisor::signals::kill_group;
 use crate::supervisor::spawn::SpawnContext;
 use crate::supervisor::unit::Event;
@@ -223,7 +223,7 @@ fn start(
     let port = crate::readiness::probe_port(spec);
     let attempt: Attempt = match &spec.readiness.check {
         Check::Port(p) => Attempt::Port(p.unwrap_or(port)),
-        Check::Http(target) => Attempt::Http(http_url(target, port)),
+        Check::Http(target) => Attempt::Http(HttpTarget::parse(target, port).ok()?),
         Check::Exec(cmd) => Attempt::Exec {
             command: cmd.clone(),
             spec: Box::new(spec.clone()),
@@ -246,7 +246,7 @@ fn start(
 
 enum Attempt {
     Port(u16),
-    Http(String),
+    Http(HttpTarget),
     Exec {
         command: String,
         spec: Box<ProcessSpec>,
@@ -262,7 +262,7 @@ impl Attempt {
                 let connect = TcpStream::connect((std::net::Ipv4Addr::LOCALHOST, *port));
                 matches!(tokio::time::timeout(ATTEMPT, connect).await, Ok(Ok(_)))
             }
-            Attempt::Http(url) => tokio::time::timeout(ATTEMPT, http_ok(url))
+            Attempt::Http(target) => tokio::time::timeout(ATTEMPT, http_ok(target))
                 .await
                 .unwrap_or(false),
             Attempt::Exec {
@@ -275,29 +275,23 @@ impl Attempt {
     }
 }
 
-/// Whether a GET of `url` (`http://host[:port]/path`) answers 2xx or 3xx.
-async fn http_ok(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
-        return false;
+/// Whether a GET of `target` answers 2xx or 3xx.
+async fn http_ok(target: &HttpTarget) -> bool {
+    // An address is connected to as it is; a name is resolved (both
+    // families) by tokio.
+    let connected = match target.host.parse::<std::net::IpAddr>() {
+        Ok(ip) => TcpStream::connect((ip, target.port)).await,
+        Err(_) => TcpStream::connect((target.host.as_str(), target.port)).await,
     };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => match p.parse::<u16>() {
-            Ok(p) => (h, p),
-            Err(_) => return false,
-        },
-        None => (authority, 80),
-    };
-    let Ok(mut stream) = TcpStream::connect((host, port)).await else {
+    let Ok(mut stream) = connected else {
         return false;
     };
     // HTTP/1.0 and `Connection: close`: the answer needs no parsing beyond
     // its status line.
     let request = format!(
-        "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: procrun\r\nConnection: close\r\n\r\n"
+        "GET {} HTTP/1.0\r\nHost: {}\r\nUser-Agent: procrun\r\nConnection: close\r\n\r\n",
+        target.path,
+        target.authority()
     );
     if stream.write_all(request.as_bytes()).await.is_err() {
         return false;

@@ -20,6 +20,36 @@ def fail(message):
     sys.exit(1)
 
 
+def probes(name, container):
+    """The startup and readiness probes of a container, checked against
+    its ports."""
+    ports = {p.get("name"): p["containerPort"] for p in container.get("ports", [])}
+    for kind in ("startupProbe", "readinessProbe"):
+        p = container.get(kind)
+        if not p:
+            continue
+        handlers = [h for h in ("tcpSocket", "httpGet", "exec", "grpc") if h in p]
+        if len(handlers) != 1:
+            fail(f"{name}: {kind} has handlers {handlers}")
+        handler = handlers[0]
+        print(f"probe {name} {kind} {hexed(handler)}")
+        h = p[handler]
+        if handler == "exec":
+            for i, arg in enumerate(h["command"]):
+                print(f"probe {name} {kind}.command{i} {hexed(arg)}")
+        else:
+            if isinstance(h["port"], str) and h["port"] not in ports:
+                fail(f"{name}: {kind} port {h['port']} is not a container port")
+            for key in ("port", "path", "host"):
+                if key in h:
+                    print(f"probe {name} {kind}.{key} {hexed(h[key])}")
+        for key in ("periodSeconds", "timeoutSeconds", "failureThreshold"):
+            if key in p:
+                if not isinstance(p[key], int) or p[key] < 1:
+                    fail(f"{name}: {kind}.{key} {p[key]!r} is not a positive count")
+                print(f"probe {name} {kind}.{key} {hexed(p[key])}")
+
+
 def k8s(path):
     import yaml
 
@@ -35,6 +65,7 @@ def k8s(path):
         print(f"policy {name} grace {hexed(pod['terminationGracePeriodSeconds'])}")
         for e in pod["containers"][0].get("env", []):
             print(f"env {name} {e['name']} {hexed(e['value'])}")
+        probes(name, pod["containers"][0])
     deployments = [d for d in docs if d["kind"] == "Deployment"]
     for d in deployments:
         name = d["metadata"]["name"]
@@ -57,6 +88,7 @@ def k8s(path):
             print(f"command {name} {i} {hexed(arg)}")
         for e in container.get("env", []):
             print(f"env {name} {e['name']} {hexed(e['value'])}")
+        probes(name, container)
         ports = [p["containerPort"] for p in container.get("ports", [])]
         for p in ports:
             print(f"port {name} - {hexed(p)}")
@@ -92,6 +124,17 @@ def compose(path):
         for key in ("restart", "stop_signal", "stop_grace_period"):
             if key in svc:
                 print(f"policy {name} {key} {hexed(svc[key])}")
+        health = svc.get("healthcheck")
+        if health:
+            for i, arg in enumerate(health["test"]):
+                print(f"health {name} test{i} {hexed(arg)}")
+            for key in ("interval", "timeout", "start_period", "start_interval", "retries"):
+                if key in health:
+                    print(f"health {name} {key} {hexed(health[key])}")
+        for dep, d in (svc.get("depends_on") or {}).items():
+            if dep not in doc["services"]:
+                fail(f"{name} depends on {dep}, which is no service")
+            print(f"depends {name} {dep} {hexed(d.get('condition'))}")
 
 
 TYPES = {"Label": str, "ProgramArguments": list, "EnvironmentVariables": dict, "WorkingDirectory": str,

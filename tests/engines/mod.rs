@@ -3,6 +3,9 @@
 //! engine process that is always stopped, and checks of what the web and
 //! worker instances report. The Python scripts beside it are what the
 //! exports run and what reads them back.
+// Shared by the export engine and property tests, which each use only some
+// of it.
+#![allow(dead_code)]
 
 use std::io::{Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -458,4 +461,101 @@ pub fn lookup<'a>(
         .iter()
         .find(|(k, n, key2, _)| k == kind && n == name && key2 == key)
         .map(|(_, _, _, v)| v.as_str())
+}
+
+/// A real systemd booted in `systemd-nspawn` from the host's `/usr`
+/// (volatile root), with a systemd export bound at /srv/export as a unit
+/// folder and the app root bound read-only at its own path. Dropped, the
+/// container is killed (a test that failed half-way).
+pub struct Container {
+    // Declared first so that it is dropped (the container stopped) before
+    // the propagation folder is removed: a killed nspawn leaves it behind.
+    engine: Engine,
+    _propagate: RemoveDirOnDrop,
+    init: String,
+    log: PathBuf,
+    nsenter: PathBuf,
+    timeout: PathBuf,
+}
+
+impl Container {
+    /// Boots `unit` with `tools` = systemd-nspawn, nsenter, timeout; waits
+    /// (up to 30 s) for its init and then for the boot to finish.
+    pub fn boot(tools: &[PathBuf], out: &Path, root: &Path, unit: &str) -> Container {
+        let log = root.join("nspawn.log");
+        let machine = format!("procrun-test-{}", std::process::id());
+        let propagate = RemoveDirOnDrop(PathBuf::from(format!(
+            "/run/systemd/nspawn/propagate/{machine}"
+        )));
+        let engine = Engine::spawn(
+            "systemd-nspawn",
+            Command::new(&tools[0])
+                .args(["-D", "/", "--volatile=yes", "--register=no", "--keep-unit"])
+                .arg(format!("--machine={machine}"))
+                .arg("--console=pipe")
+                .arg(format!("--bind-ro={}:/srv/export", out.display()))
+                .arg("--setenv=SYSTEMD_UNIT_PATH=/srv/export:")
+                .arg(format!("--bind-ro={}", root.display()))
+                .args([
+                    "-b",
+                    &format!("systemd.unit={unit}"),
+                    "systemd.mask=systemd-firstboot.service",
+                ])
+                .stdout(std::fs::File::create(&log).expect("log file"))
+                .stderr(Stdio::from(
+                    std::fs::File::options()
+                        .append(true)
+                        .open(&log)
+                        .expect("log file"),
+                )),
+        );
+        // The container's init: the `systemd` child of nspawn.
+        let mut init = None;
+        let found = wait_until(Duration::from_secs(30), || {
+            init = children(engine.pid())
+                .into_iter()
+                .find(|p| comm(*p).as_deref() == Some("systemd"));
+            init.is_some()
+        });
+        let container = Container {
+            engine,
+            _propagate: propagate,
+            init: init.map(|p| p.to_string()).unwrap_or_default(),
+            log,
+            nsenter: tools[1].clone(),
+            timeout: tools[2].clone(),
+        };
+        assert!(found, "no systemd inside nspawn:\n{}", container.log());
+        container.run(&["systemctl", "is-system-running", "--wait"]);
+        container
+    }
+
+    /// Runs a command inside the container (at most 30 s).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        run(Command::new(&self.timeout)
+            .args([
+                "30",
+                &self.nsenter.display().to_string(),
+                "-t",
+                &self.init,
+                "-m",
+                "-u",
+                "-i",
+                "-p",
+            ])
+            .args(args))
+    }
+
+    /// What nspawn and the container's console printed.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// An orderly halt (SIGTERM to nspawn): its exit status, if it exited
+    /// within 30 s, and the log.
+    pub fn halt(mut self) -> (Option<std::process::ExitStatus>, String) {
+        self.engine.signal(libc::SIGTERM);
+        let exit = self.engine.wait(Duration::from_secs(30));
+        (exit, self.log())
+    }
 }

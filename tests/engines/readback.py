@@ -4,7 +4,8 @@ property tests: one process for a whole batch of cases.
   readback.py FORMAT DIR...
 
 Each DIR is one case's export of app `p` with one process type `t`
-(one instance). For each case, prints one JSON line: {"dir": DIR, "argv":
+(one instance). compose_ready and kubernetes_ready read its `ready`
+check's command instead. For each case, prints one JSON line: {"dir": DIR, "argv":
 [...], "env": {...}} as the engine would start the process, or {"dir": DIR,
 "error": "..."} when the engine refuses the files."""
 import json
@@ -85,6 +86,22 @@ def kubernetes(d):
     env = dict(config.get("data") or {})
     env.update({e["name"]: e["value"] for e in container.get("env", [])})
     return {"argv": container["command"], "env": env}
+
+
+def compose_ready(d):
+    """The healthcheck test, as argv."""
+    (doc,) = yaml_load_all(os.path.join(d, "compose.yaml"))
+    (svc,) = doc["services"].values()
+    return {"argv": svc["healthcheck"]["test"], "env": {}}
+
+
+def kubernetes_ready(d):
+    """The startup probe's command, then the readiness probe's, as argv."""
+    docs = yaml_load_all(os.path.join(d, "p.yaml"))
+    (deploy,) = [x for x in docs if x["kind"] == "Deployment"]
+    container = deploy["spec"]["template"]["spec"]["containers"][0]
+    argv = container["startupProbe"]["exec"]["command"] + container["readinessProbe"]["exec"]["command"]
+    return {"argv": argv, "env": {}}
 
 
 if __name__ == "__main__":

@@ -239,3 +239,59 @@ pub fn policy_plan(root: &Path, base: u16) -> procrun::plan::Plan {
         .collect();
     procrun::plan::build_with(&procfile, &env, &request, &policies, &|_| None).expect("plans")
 }
+
+/// The readiness fixture's Procfile: `db` serves (the env app) and is
+/// ready when its port accepts connections; `migrate` is a one-shot
+/// after it, and `web` refuses to start before `migrate` left its mark;
+/// `broken` is a one-shot that fails, so `skipped`, after it, must never
+/// start; `worker` is ready on a line of output, which some engines
+/// cannot check. `$MARKS` (from the env file) is where the marks go.
+pub const READY_PROCFILE: &str = r#"db: exec /usr/bin/python3 -u envapp.py
+migrate: sleep 0.5 && mkdir -p "$MARKS" && echo migrated > "$MARKS/migrated"
+broken: echo broken; exit 3
+web: test -e "$MARKS/migrated" || { echo "web started before migrate"; exit 1; }; exec /usr/bin/python3 -u envapp.py
+skipped: mkdir -p "$MARKS" && touch "$MARKS/skipped-ran" && exec sleep 1000
+worker: echo "worker up"; exec sleep 1000
+"#;
+
+/// The readiness fixture's `procrun.toml`: every kind of check an engine
+/// can map, one it cannot (`log`), `after` with one-shots that succeed and
+/// fail, and an exec check whose command holds quotes, `$`, `%`, `;`, `#`
+/// and a backslash.
+pub const READY_CONFIG: &str = r#"[process.db]
+ready = "port"
+ready_timeout = 30
+ready_interval = 0.5
+
+[process.migrate]
+can_die = true
+after = ["db"]
+
+[process.broken]
+can_die = true
+
+[process.web]
+after = ["db", "migrate"]
+ready = { http = "/?probe=1" }
+
+[process.skipped]
+after = ["broken"]
+ready = { exec = '''true; test -e "$MARKS/skipped-ran" && test '100%' = "100%" && test '$(PORT)' != "$PORT" && test 'a\b' = "a\\b" # it's ready''' }
+ready_interval = 1.5
+
+[process.worker]
+after = ["db"]
+ready = { log = "worker up" }
+"#;
+
+/// The exec check of [`READY_CONFIG`]'s `skipped`, as `sh -c` must get it.
+pub const READY_EXEC: &str = r#"true; test -e "$MARKS/skipped-ran" && test '100%' = "100%" && test '$(PORT)' != "$PORT" && test 'a\b' = "a\\b" # it's ready"#;
+
+/// Writes the readiness fixture into `dir`, with its marks in `marks`.
+pub fn write_ready_app(dir: &Path, marks: &str) {
+    std::fs::write(dir.join("Procfile"), READY_PROCFILE).expect("write Procfile");
+    std::fs::write(dir.join(".env"), format!("MARKS={marks}\n")).expect("write .env");
+    std::fs::write(dir.join("procrun.toml"), READY_CONFIG).expect("write procrun.toml");
+    std::fs::write(dir.join("envapp.py"), include_str!("../engines/envapp.py"))
+        .expect("write envapp.py");
+}
