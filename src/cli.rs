@@ -205,6 +205,10 @@ pub enum Command {
     /// process group, waits --timeout seconds, then sends SIGKILL; a second
     /// Ctrl-C kills at once. SIGUSR1 and SIGUSR2 are forwarded to every group.
     /// When procrun is killed, a watchdog process kills every group.
+    ///
+    /// While it runs, `procrun ps`, `restart`, `stop`, `scale`, `logs`,
+    /// `signal` and `quit` control it from other terminals, over a unix
+    /// socket only its user can reach (one `start` per app root).
     Start(StartArgs),
     /// Run a one-off command, or a Procfile entry, with the app's environment
     ///
