@@ -399,24 +399,7 @@ fn compose_file_passes_the_compose_spec_schema(tools: &[PathBuf]) {
 fn compose_file_passes_docker_compose_config(tools: &[PathBuf]) {
     let (_p, root, out) = exported("compose", 5000, &[]);
     let file = out.join("compose.yaml");
-    let config_dir = root.join("docker-config");
-    std::fs::create_dir_all(&config_dir).expect("mkdir");
-    let compose = |args: &[&str]| {
-        run(Command::new(&tools[0])
-            .env("DOCKER_CONFIG", &config_dir)
-            .env_remove("COMPOSE_PROJECT_NAME")
-            .env_remove("COMPOSE_FILE")
-            .arg("-f")
-            .arg(&file)
-            .args(args))
-    };
-    let (code, stdout, stderr) = compose(&["config", "-q"]);
-    assert_eq!((code, stdout.as_str()), (0, ""), "{stderr}");
-    let (code, json, stderr) = compose(&["config", "--format", "json"]);
-    assert_eq!(code, 0, "{stderr}");
-    let json_file = root.join("compose.json");
-    std::fs::write(&json_file, json).expect("write json");
-    let lines = inspect(&tools[1], "compose", &[&json_file]);
+    let lines = engines::compose_config(tools, &root, &file);
     for (name, replicas) in [("web", "2"), ("worker", "1"), ("clock", "0")] {
         assert_eq!(
             lookup(&lines, "service", name, "replicas"),

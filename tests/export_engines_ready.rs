@@ -519,24 +519,7 @@ fn ready_compose_file_passes_config_and_its_health_tests_work(tools: &[PathBuf])
         "{warnings}"
     );
     let file = out.join("compose.yaml");
-    let config_dir = root.join("docker-config");
-    std::fs::create_dir_all(&config_dir).expect("mkdir");
-    let compose = |args: &[&str]| {
-        run(Command::new(&tools[0])
-            .env("DOCKER_CONFIG", &config_dir)
-            .env_remove("COMPOSE_PROJECT_NAME")
-            .env_remove("COMPOSE_FILE")
-            .arg("-f")
-            .arg(&file)
-            .args(args))
-    };
-    let (code, stdout, stderr) = compose(&["config", "-q"]);
-    assert_eq!((code, stdout.as_str()), (0, ""), "{stderr}");
-    let (code, json, stderr) = compose(&["config", "--format", "json"]);
-    assert_eq!(code, 0, "{stderr}");
-    let json_file = root.join("compose.json");
-    std::fs::write(&json_file, json).expect("write json");
-    let lines = inspect(&tools[1], "compose", &[&json_file]);
+    let lines = engines::compose_config(tools, &root, &file);
     assert_lookups(
         &lines,
         "depends",

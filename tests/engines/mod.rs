@@ -414,6 +414,34 @@ pub fn comm(pid: i32) -> Option<String> {
         .map(|c| c.trim().to_owned())
 }
 
+/// `docker compose config` (`tools[0]`) accepts `file` without a word,
+/// and its normalised form, as `inspect_export.py` (run by `tools[1]`)
+/// reads it.
+pub fn compose_config(
+    tools: &[PathBuf],
+    root: &Path,
+    file: &Path,
+) -> Vec<(String, String, String, String)> {
+    let config_dir = root.join("docker-config");
+    std::fs::create_dir_all(&config_dir).expect("mkdir");
+    let compose = |args: &[&str]| {
+        run(Command::new(&tools[0])
+            .env("DOCKER_CONFIG", &config_dir)
+            .env_remove("COMPOSE_PROJECT_NAME")
+            .env_remove("COMPOSE_FILE")
+            .arg("-f")
+            .arg(file)
+            .args(args))
+    };
+    let (code, stdout, stderr) = compose(&["config", "-q"]);
+    assert_eq!((code, stdout.as_str()), (0, ""), "{stderr}");
+    let (code, json, stderr) = compose(&["config", "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let json_file = root.join("compose.json");
+    std::fs::write(&json_file, json).expect("write json");
+    inspect(&tools[1], "compose", &[&json_file])
+}
+
 /// `inspect_export.py KIND ARGS…` with `python`: its decoded lines.
 pub fn inspect(python: &Path, kind: &str, args: &[&Path]) -> Vec<(String, String, String, String)> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/engines/inspect_export.py");
