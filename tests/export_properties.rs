@@ -163,7 +163,7 @@ fn export_batch(
             refused += 1;
             continue;
         }
-        write_all(&out, &render(format, &plan, &options)).expect("writes");
+        write_all(&out, &options.app, &render(format, &plan, &options)).expect("writes");
         exported.push((case.clone(), out));
     }
     (exported, refused)
