@@ -349,13 +349,41 @@ fn visible(c: char) -> char {
     }
 }
 
+/// Most errors a parser reports for one file before it stops reading it,
+/// with [`stopped_after`]: each kept error costs memory, and nobody reads
+/// the millionth.
+pub const MAX_ERRORS: usize = 40;
+
+/// The error a parser adds when it stops at [`MAX_ERRORS`] errors in
+/// `source`, at `line`.
+pub fn stopped_after(source: &str, line: usize) -> Diagnostic {
+    Diagnostic::error(format!(
+        "stopped reading `{source}` at line {line} after {MAX_ERRORS} errors"
+    ))
+    .at(Location::file(&format!("{source}:{line}")))
+    .help("fix these first; the rest of the file is not checked")
+}
+
+/// Most diagnostics [`render_all`] shows: a file of a million bad lines
+/// gets the first ones and a count, not a million messages.
+pub const MAX_SHOWN: usize = 50;
+
 /// Renders a list of diagnostics, separated by blank lines, followed by a
-/// summary line when there are errors.
+/// summary line when there are errors. Only the first [`MAX_SHOWN`] are
+/// shown, then how many more there are.
 pub fn render_all(diagnostics: &[Diagnostic], color: bool) -> String {
     let mut out = String::new();
-    for d in diagnostics {
+    for d in diagnostics.iter().take(MAX_SHOWN) {
         out.push_str(&d.render(color));
         out.push('\n');
+    }
+    if let Some(hidden) = diagnostics.get(MAX_SHOWN..).filter(|h| !h.is_empty()) {
+        let n = hidden.len();
+        let _ = writeln!(
+            out,
+            "note: {n} more {} not shown (the first {MAX_SHOWN} are above)",
+            if n == 1 { "message" } else { "messages" }
+        );
     }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     if errors > 1 {

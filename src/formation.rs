@@ -11,6 +11,10 @@ pub const SOURCE: &str = "--formation";
 /// Most instances procrun accepts for one process type.
 pub const MAX_INSTANCES: u32 = 10_000;
 
+/// Most instances procrun runs (or exports) in all: each is a process,
+/// with pipes and an environment of its own.
+pub const MAX_TOTAL_INSTANCES: u64 = 10_000;
+
 /// A parsed formation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Formation {
@@ -32,6 +36,11 @@ impl Formation {
             .map(|(n, _)| *n)
             .or(self.all)
             .unwrap_or(default)
+    }
+
+    /// A location covering the whole flag's text.
+    pub fn whole(&self) -> Location {
+        self.location((0, self.text.chars().count()))
     }
 
     /// A location in the flag's text covering chars `span`.

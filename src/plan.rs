@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 
 use crate::diagnostic::{Diagnostic, Location};
 use crate::env::EnvSet;
-use crate::formation::Formation;
+use crate::formation::{Formation, MAX_TOTAL_INSTANCES};
 use crate::policy::Policy;
 use crate::procfile::Procfile;
 use crate::readiness::Readiness;
@@ -183,19 +183,47 @@ pub fn build_with(
         );
     }
 
+    let counts: Vec<u32> = procfile
+        .entries
+        .iter()
+        .map(|entry| {
+            if request.selected.is_empty() {
+                // No -m at all means `all=1`; with -m, unnamed types get 0.
+                let unnamed = u32::from(
+                    request.formation.all.is_none() && request.formation.counts.is_empty(),
+                );
+                request.formation.count(&entry.name, unnamed)
+            } else if request.selected.contains(&entry.name) {
+                request.formation.count(&entry.name, 1)
+            } else {
+                0
+            }
+        })
+        .collect();
+    // Before any instance is built: ten million of them would exhaust the
+    // memory just to be refused.
+    let total: u64 = counts.iter().map(|&n| u64::from(n)).sum();
+    if total > MAX_TOTAL_INSTANCES {
+        let mut d = Diagnostic::error(format!(
+            "the formation asks for {total} instances in all: procrun runs at most {MAX_TOTAL_INSTANCES}"
+        ))
+        .help(format!(
+            "{} process types; lower the counts, e.g. -m all=1",
+            procfile.entries.len()
+        ));
+        if !request.formation.text.trim().is_empty() {
+            d = d.at(request.formation.whole());
+        }
+        errors.push(d);
+        return Err(errors);
+    }
+
     let mut types = Vec::new();
     let mut instances = Vec::new();
-    for (index, entry) in procfile.entries.iter().enumerate() {
-        let count = if request.selected.is_empty() {
-            // No -m at all means `all=1`; with -m, unnamed types get 0.
-            let unnamed =
-                u32::from(request.formation.all.is_none() && request.formation.counts.is_empty());
-            request.formation.count(&entry.name, unnamed)
-        } else if request.selected.contains(&entry.name) {
-            request.formation.count(&entry.name, 1)
-        } else {
-            0
-        };
+    // Ports past 65535: one error for the first, with how many more.
+    let mut over_port: Option<Diagnostic> = None;
+    let mut over_port_more = 0u64;
+    for ((index, entry), count) in procfile.entries.iter().enumerate().zip(counts) {
         let policy = policies.get(&entry.name).copied().unwrap_or_default();
         let port = u32::from(base_port) + PORT_STEP * index as u32;
         if count > PORT_STEP {
@@ -208,12 +236,14 @@ pub fn build_with(
             let name = format!("{}.{number}", entry.name);
             let instance_port = port + number - 1;
             let Ok(instance_port) = u16::try_from(instance_port) else {
-                errors.push(
-                    Diagnostic::error(format!(
+                if over_port.is_none() {
+                    over_port = Some(Diagnostic::error(format!(
                         "`{name}` would get PORT={instance_port}, above the highest port 65535"
-                    ))
-                    .help("choose a lower base port with -p/--port, or run fewer instances"),
-                );
+                    )));
+                } else {
+                    over_port_more += 1;
+                }
+                over_port_more += u64::from(count - number);
                 break;
             };
             let mut vars: Vec<(String, String)> = env
@@ -249,6 +279,16 @@ pub fn build_with(
         });
     }
 
+    if let Some(d) = over_port {
+        let more = match over_port_more {
+            0 => String::new(),
+            1 => " (and 1 more instance)".to_owned(),
+            n => format!(" (and {n} more instances)"),
+        };
+        errors.push(d.help(format!(
+            "choose a lower base port with -p/--port, or run fewer instances{more}"
+        )));
+    }
     if errors.is_empty() && instances.is_empty() {
         errors.push(
             Diagnostic::error("the formation starts no process").help(format!(

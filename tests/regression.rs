@@ -209,3 +209,88 @@ fn an_environment_value_the_kernel_refuses_is_a_warning_in_check() {
         .stderr_has("`BIG` is 196 KiB long")
         .run();
 }
+
+/// Ten million instances (`-m all=10000` over 1000 types) were built, each
+/// with its own copy of the environment, before anything checked them:
+/// `check` aborted when the memory ran out. The total is capped now, and
+/// refused before any instance exists.
+#[test]
+fn ten_million_instances_are_refused_before_any_is_built() {
+    let procfile: String = (0..1000).map(|i| format!("p{i}: sleep 1\n")).collect();
+    let out = Test::new()
+        .procfile(&procfile)
+        .args(["check", "-m", "all=10000"])
+        .code(2)
+        .stderr_has("the formation asks for 10000000 instances in all: procrun runs at most 10000")
+        .stderr_has("--formation:1:1")
+        .run();
+    assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
+    // The same cap for an export.
+    Test::new()
+        .procfile(&procfile)
+        .args(["export", "systemd", "out", "-m", "all=11"])
+        .code(2)
+        .stderr_has("11000 instances in all")
+        .run();
+}
+
+/// `-m all=100000` (a typo for 10): refused with the per-type cap.
+#[test]
+fn a_hundred_thousand_instances_of_a_type_are_refused() {
+    Test::new()
+        .procfile("web: sleep 1\n")
+        .args(["check", "-m", "all=100000"])
+        .code(2)
+        .stderr_has("expected a whole number from 0 to 10000")
+        .run();
+}
+
+/// A Procfile of 200,000 entries gave 199,394 errors (one per type whose
+/// ports passed 65535). The number of types is capped now: one error, at
+/// the first entry over the cap.
+#[test]
+fn a_procfile_of_200000_entries_is_one_error_at_the_first_over_the_cap() {
+    let procfile: String = (0..200_000).map(|i| format!("p{i}: sleep 1\n")).collect();
+    let out = Test::new()
+        .procfile(&procfile)
+        .args(["check"])
+        .code(2)
+        .stderr_has("`p1000` is process type number 1001: a Procfile may have at most 1000")
+        .stderr_has("Procfile:1001:1")
+        .run();
+    assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
+}
+
+/// Types past the 605th get ports past 65535 from the default base port:
+/// each was its own error.
+#[test]
+fn ports_past_65535_are_one_error_with_a_count() {
+    let procfile: String = (0..700).map(|i| format!("p{i}: sleep 1\n")).collect();
+    let out = Test::new()
+        .procfile(&procfile)
+        .args(["check"])
+        .code(2)
+        .stderr_has("`p606.1` would get PORT=65600, above the highest port 65535")
+        .stderr_has("(and 93 more instances)")
+        .run();
+    assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
+}
+
+/// A Procfile (or env file) of four million bad lines kept four million
+/// errors (1.9 GB) and printed them all. A parser stops after 40 errors in
+/// a file now, and at most 50 messages are shown.
+#[test]
+fn millions_of_bad_lines_stop_after_40_errors() {
+    let garbage = "!!!\n".repeat(4_000_000);
+    for (procfile, env) in [(garbage.as_str(), ""), ("web: true\n", garbage.as_str())] {
+        let out = Test::new()
+            .procfile(procfile)
+            .file("bad.env", env)
+            .args(["check", "-e", "bad.env"])
+            .code(2)
+            .stderr_has("after 40 errors")
+            .stderr_has("error: aborting due to 41 errors")
+            .run();
+        assert!(out.stderr.len() < 100_000, "{} bytes", out.stderr.len());
+    }
+}
