@@ -139,11 +139,11 @@ pub fn build_with(
     warnings.extend(env.warnings.iter().cloned());
     let known = procfile.names().collect::<Vec<_>>().join(", ");
 
-    for (name, (_, span)) in &request.formation.counts {
+    for (name, (_, at)) in &request.formation.counts {
         if procfile.get(name).is_none() {
             errors.push(
                 Diagnostic::error(format!("unknown process type `{name}` in the formation"))
-                    .at(request.formation.location(*span))
+                    .at(at.clone())
                     .help(unknown_type_help(procfile, name)),
             );
         }

@@ -96,6 +96,94 @@ pub fn http_url(target: &str, port: u16) -> String {
     }
 }
 
+/// An http check's URL, taken apart: what the probe connects to and asks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpTarget<'a> {
+    /// The host to connect to (an IPv6 address without its brackets).
+    pub host: &'a str,
+    pub port: u16,
+    /// The `Host:` header: the URL's authority as written.
+    pub authority: &'a str,
+    /// The request target, from its `/`.
+    pub path: &'a str,
+}
+
+/// Parses `http://host[:port][/path]` (an IPv6 host in brackets), or says
+/// what is wrong with it. `ready.http` is checked with this when the file
+/// is read, so that the probe never meets a URL it cannot ask.
+pub fn parse_http_url(url: &str) -> Result<HttpTarget<'_>, String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| "it must start with http:// (or be a path starting with `/`)".to_owned())?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    check_path(path)?;
+    if authority.is_empty() {
+        return Err("it names no host".to_owned());
+    }
+    if authority.contains('@') {
+        return Err("a user name or password (`user@`) is not supported".to_owned());
+    }
+    let (host, port) =
+        if let Some(v6) = authority.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| "its IPv6 address has no closing `]`".to_owned())?;
+            match after {
+                "" => (host, None),
+                _ => (
+                    host,
+                    Some(after.strip_prefix(':').ok_or_else(|| {
+                        format!("`{after}` after the IPv6 address is not a `:PORT`")
+                    })?),
+                ),
+            }
+        } else {
+            match authority.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (authority, None),
+            }
+        };
+    if host.is_empty() {
+        return Err("it names no host".to_owned());
+    }
+    let port = match port {
+        None => 80,
+        Some(text) => text
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0 && text.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| format!("`{text}` is not a port number (1-65535)"))?,
+    };
+    Ok(HttpTarget {
+        host,
+        port,
+        authority,
+        path,
+    })
+}
+
+/// Whether `path` can be the target of an HTTP request line: a space or a
+/// control character (a CR or LF would start a header of its own) must be
+/// percent-encoded.
+pub fn check_path(path: &str) -> Result<(), String> {
+    match path.chars().find(|c| c.is_whitespace() || c.is_control()) {
+        Some(' ') => Err("its path holds a space: percent-encode it (%20)".to_owned()),
+        Some(c) if c.is_ascii() => Err(format!(
+            "its path holds the character {}, which an HTTP request cannot carry: percent-encode it (%{:02X})",
+            c.escape_debug(),
+            u32::from(c)
+        )),
+        Some(c) => Err(format!(
+            "its path holds the character {}, which an HTTP request cannot carry: percent-encode its UTF-8 bytes",
+            c.escape_unicode()
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Everything procrun knows of a type's readiness and start order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Readiness {
@@ -274,5 +362,36 @@ mod tests {
             ..Readiness::default()
         };
         assert_eq!(r.describe(), ["ready=port:5432", "after=db"]);
+    }
+    #[test]
+    fn http_urls_are_taken_apart_as_the_probe_asks_them() {
+        let t = parse_http_url("http://localhost:9/x?y=1").expect("valid");
+        assert_eq!(
+            (t.host, t.port, t.authority, t.path),
+            ("localhost", 9, "localhost:9", "/x?y=1")
+        );
+        let t = parse_http_url("http://[::1]:8080").expect("valid");
+        assert_eq!(
+            (t.host, t.port, t.authority, t.path),
+            ("::1", 8080, "[::1]:8080", "/")
+        );
+        assert_eq!(parse_http_url("http://h").expect("valid").port, 80);
+        for (url, why) in [
+            ("http://", "no host"),
+            ("http://:80/", "no host"),
+            ("http://[::1", "closing `]`"),
+            ("http://[::1]x/", "not a `:PORT`"),
+            ("http://h:99999/", "`99999` is not a port"),
+            ("http://h:0/", "`0` is not a port"),
+            ("http://h:+80/", "`+80` is not a port"),
+            ("http://u:p@h:1/", "user name"),
+            ("http://h/a b", "a space"),
+            ("http://h/\r\nX: y", "%0D"),
+            ("http://h/\0", "%00"),
+            ("ftp://h/", "http://"),
+        ] {
+            let found = parse_http_url(url).expect_err(url);
+            assert!(found.contains(why), "{url}: {found}");
+        }
     }
 }

@@ -117,6 +117,19 @@ impl Cx<'_> {
             "http" if !text.starts_with('/') && !text.starts_with("http://") => Some(format!(
                 "`ready.http` must be a path starting with `/` or an http:// URL, found \"{text}\""
             )),
+            "http" => {
+                let checked = if text.starts_with('/') {
+                    crate::readiness::check_path(text)
+                } else {
+                    crate::readiness::parse_http_url(text).map(|_| ())
+                };
+                checked
+                    .err()
+                    .map(|why| format!("`ready.http` is not a URL procrun can ask: {why}"))
+            }
+            "exec" if text.contains('\0') => {
+                Some("`ready.exec` contains a NUL character, which no command can hold".to_owned())
+            }
             "log_regex" => regex::Regex::new(text).err().map(|e| {
                 // The regex crate's message draws its own caret over
                 // several lines; its last line says what is wrong.

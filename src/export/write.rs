@@ -27,6 +27,9 @@
 //!
 //! Modes: files are created 0644, scripts 0755 and files that hold env
 //! values 0600, all narrowed by the umask and never widened.
+//!
+//! Over 400 lines because the steps share one run's record of what it did,
+//! which every error path undoes; its unit tests are at the end.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;

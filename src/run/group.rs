@@ -50,6 +50,10 @@
 //! kernel discards the terminal's stop signals for it), so a command stopped
 //! by the terminal is continued at once (after getting the terminal, for a
 //! read or a write).
+//!
+//! Over 400 lines because the placement, the helper processes it forks and
+//! the stops they make possible are one mechanism; the comment above is a
+//! good part of it.
 
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsRawFd as _, OwnedFd, RawFd};

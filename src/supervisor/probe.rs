@@ -270,19 +270,15 @@ impl Attempt {
 
 /// Whether a GET of `url` (`http://host[:port]/path`) answers 2xx or 3xx.
 async fn http_ok(url: &str) -> bool {
-    let Some(rest) = url.strip_prefix("http://") else {
+    // Checked when procrun.toml was read.
+    let Ok(crate::readiness::HttpTarget {
+        host,
+        port,
+        authority,
+        path,
+    }) = crate::readiness::parse_http_url(url)
+    else {
         return false;
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => (&rest[..i], &rest[i..]),
-        None => (rest, "/"),
-    };
-    let (host, port) = match authority.rsplit_once(':') {
-        Some((h, p)) => match p.parse::<u16>() {
-            Ok(p) => (h, p),
-            Err(_) => return false,
-        },
-        None => (authority, 80),
     };
     let Ok(mut stream) = TcpStream::connect((host, port)).await else {
         return false;
