@@ -220,19 +220,22 @@ pub enum Command {
     ///
     /// The command gets procrun's environment plus the env files (which win),
     /// runs in the app root, and has procrun's stdin, stdout, stderr and
-    /// terminal. Ctrl-C typed at the terminal reaches it directly, once;
-    /// signals sent to procrun (SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
-    /// SIGWINCH, SIGALRM, SIGINT) are forwarded to it.
+    /// terminal. It takes procrun's place in its process group: Ctrl-C typed
+    /// at the terminal and a signal sent to the whole group reach it
+    /// directly, once; signals sent to procrun (SIGTERM, SIGHUP, SIGQUIT,
+    /// SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM, SIGINT) are forwarded to it.
     Run(RunArgs),
     /// Write the app's processes as configuration for a production process manager
     ///
     /// Every process gets the command, PORT, PS and env-file values it gets
     /// under `procrun start`, each value quoted for the format. All files are
     /// rendered first, then written under temporary names and renamed into
-    /// place; a `.procrun-export` file lists them, so the next export into
-    /// the same directory removes the files that are no longer part of it. A
-    /// value the format cannot hold, or a missing required option, fails the
-    /// export with exit code 2, and nothing is written.
+    /// place; a `.procrun-export-APP` file lists them, so the next export of
+    /// the app into the same directory removes (and names) the files that
+    /// are no longer part of it, and another app's export never touches
+    /// them. A value the format cannot hold, a file of another app in the
+    /// way, or a missing required option, fails the export with exit code 2,
+    /// and nothing is written.
     Export(ExportArgs),
     /// Show each instance of the running app: pid, state, uptime, restarts, port, CPU, memory
     ///

@@ -18,6 +18,10 @@
 //!
 //! This module only reads the file; [`resolve`] merges it with the flags and
 //! the Procfile into one [`Policy`](crate::policy::Policy) per type.
+//!
+//! Over 400 lines because the document's walk and its per-value checks
+//! (seconds, signals, nesting) are one reading of the file; the key-by-key
+//! checks are in `check.rs`, readiness in `ready.rs`.
 
 mod check;
 pub mod flags;
@@ -188,10 +192,12 @@ pub fn load(file: &ConfigRef) -> Result<Option<Config>, Vec<Diagnostic>> {
 /// Parses the text of a config file; `path` is only used in messages.
 pub fn parse(path: PathBuf, text: &str) -> Result<Config, Vec<Diagnostic>> {
     let source = path.display().to_string();
+    let index = check::Index::new(text);
     let mut cx = Cx {
         src: Source {
             name: &source,
             text,
+            index: &index,
         },
         errors: Vec::new(),
         warnings: Vec::new(),
@@ -205,8 +211,15 @@ pub fn parse(path: PathBuf, text: &str) -> Result<Config, Vec<Diagnostic>> {
         return Err(syntax
             .iter()
             .map(|e| {
-                let d = Diagnostic::error(format!("`{source}` is not valid TOML: {}", e.message()));
-                match e.span() {
+                let message = e.message();
+                let d = if message.contains("recursion") {
+                    Diagnostic::error(format!(
+                        "`{source}` nests tables, lists or dotted keys too deeply to be read ({message})"
+                    ))
+                } else {
+                    Diagnostic::error(format!("`{source}` is not valid TOML: {message}"))
+                };
+                match e.span().or_else(|| deep_nesting(text)) {
                     Some(span) => d.at(cx.src.at(span)),
                     None => d.at(Location::file(&source)),
                 }
@@ -228,7 +241,22 @@ pub fn parse(path: PathBuf, text: &str) -> Result<Config, Vec<Diagnostic>> {
                 let Some(table) = cx.table(key, value, "[process.NAME]") else {
                     continue;
                 };
-                for (name, value) in table {
+                for (number, (name, value)) in table.iter().enumerate() {
+                    if cx.full() {
+                        break;
+                    }
+                    if number == crate::procfile::MAX_ENTRIES {
+                        cx.errors.push(
+                            Diagnostic::error(format!(
+                                "`[process.{}]` is section number {} under [process]: a Procfile has at most {} process types",
+                                name.get_ref(),
+                                number + 1,
+                                crate::procfile::MAX_ENTRIES
+                            ))
+                            .at(cx.src.at(name.span())),
+                        );
+                        break;
+                    }
                     let what = format!("[process.{}]", name.get_ref());
                     if !value.get_ref().is_table() && KEYS.contains(&name.get_ref().as_ref()) {
                         cx.errors.push(
@@ -284,12 +312,48 @@ pub fn parse(path: PathBuf, text: &str) -> Result<Config, Vec<Diagnostic>> {
             }
         }
     }
+    if cx.full() {
+        let last = cx
+            .errors
+            .last()
+            .and_then(|d| d.location.as_ref())
+            .map_or(0, |l| l.line);
+        cx.errors
+            .push(crate::diagnostic::stopped_after(&source, last));
+    }
     if cx.errors.is_empty() {
         config.warnings = cx.warnings;
         Ok(config)
     } else {
         Err(cx.errors)
     }
+}
+
+/// Where `text` first nests deeper than any real config would (brackets,
+/// braces or the parts of a dotted key): the place of a "recursion limit"
+/// error, which the TOML parser reports without one.
+fn deep_nesting(text: &str) -> Option<Range<usize>> {
+    const DEEP: usize = 64;
+    let mut depth = 0usize;
+    for (line_start, line) in text.split_inclusive('\n').scan(0, |at, line| {
+        let start = *at;
+        *at += line.len();
+        Some((start, line))
+    }) {
+        let mut dots = 0;
+        for (i, b) in line.bytes().enumerate() {
+            match b {
+                b'[' | b'{' => depth += 1,
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                b'.' => dots += 1,
+                _ => {}
+            }
+            if depth > DEEP || dots > DEEP {
+                return Some(line_start + i..line_start + i + 1);
+            }
+        }
+    }
+    None
 }
 
 /// A duration: seconds as an integer or a float, or a string with a unit

@@ -12,7 +12,9 @@
 //!   |    ^
 //! ```
 //!
-//! Its unit tests are at the end; the rendering itself is about 400 lines.
+//! Over 400 lines because a location (which keeps only the part of a long
+//! line a snippet shows), its rendering and the caps on how much is kept
+//! and shown belong together; its unit tests are at the end.
 
 use std::fmt::{self, Write as _};
 
@@ -36,23 +38,36 @@ pub struct Location {
     pub line: usize,
     /// 1-based column, in characters.
     pub col: usize,
-    /// The full text of the line, without its line terminator.
+    /// The text of the line, without its line terminator; of a long line,
+    /// only the part around the column (from char `text_from` on), which
+    /// is all a snippet shows: a thousand errors on a line of a megabyte
+    /// must not keep a thousand copies of it.
     pub text: String,
+    /// The number of chars of the line before `text`.
+    pub text_from: usize,
+    /// The number of chars of the whole line, or, when the line goes on
+    /// well past what `text` keeps, any number beyond the end of `text`.
+    pub line_chars: usize,
     /// Number of characters to underline (at least one caret is drawn).
     pub width: usize,
 }
+
+/// How many chars of a line a [`Location`] keeps on each side of its column.
+const KEPT_CHARS: usize = 2 * SNIPPET_CHARS;
 
 impl Location {
     /// A location inside `text` (one line of `source`), pointing at the
     /// characters `start..start + width` of that line, both counted in chars.
     pub fn new(source: &str, line: usize, text: &str, start: usize, width: usize) -> Self {
-        Location {
-            source: source.to_owned(),
-            line,
-            col: start + 1,
-            text: text.to_owned(),
-            width,
+        // Bytes bound chars: a short line is kept whole without counting.
+        if text.len() <= 2 * KEPT_CHARS {
+            return Location::whole(source, line, text, start, width);
         }
+        let byte = text
+            .char_indices()
+            .nth(start)
+            .map_or(text.len(), |(i, _)| i);
+        Location::window(source, line, text, byte, start, width)
     }
 
     /// A location addressed by byte offsets into `text`.
@@ -64,8 +79,84 @@ impl Location {
         byte_end: usize,
     ) -> Self {
         let start = char_count(text, byte_start);
-        let end = char_count(text, byte_end.max(byte_start));
-        Location::new(source, line, text, start, end - start)
+        Location::counted(source, line, text, byte_start, byte_end, start)
+    }
+
+    /// Like [`Location::from_bytes`], for a caller that knows that
+    /// `text[..byte_start]` holds `start` chars (and can count them faster
+    /// than from the line's start, as on a line of megabytes).
+    pub fn counted(
+        source: &str,
+        line: usize,
+        text: &str,
+        byte_start: usize,
+        byte_end: usize,
+        start: usize,
+    ) -> Self {
+        let byte_start = ceil_boundary(text, byte_start);
+        let byte_end = ceil_boundary(text, byte_end.max(byte_start));
+        let width = char_count(&text[byte_start..byte_end], byte_end - byte_start);
+        if text.len() <= 2 * KEPT_CHARS {
+            Location::whole(source, line, text, start, width)
+        } else {
+            Location::window(source, line, text, byte_start, start, width)
+        }
+    }
+
+    fn whole(source: &str, line: usize, text: &str, start: usize, width: usize) -> Self {
+        Location {
+            source: source.to_owned(),
+            line,
+            col: start + 1,
+            text: text.to_owned(),
+            text_from: 0,
+            line_chars: text.chars().count(),
+            width,
+        }
+    }
+
+    /// Keeps [`KEPT_CHARS`] chars of `text` on each side of `byte` (the
+    /// start of char `start`).
+    fn window(
+        source: &str,
+        line: usize,
+        text: &str,
+        byte: usize,
+        start: usize,
+        width: usize,
+    ) -> Self {
+        let mut from = byte;
+        let mut back = 0;
+        while from > 0 && back < KEPT_CHARS {
+            from -= 1;
+            while !text.is_char_boundary(from) {
+                from -= 1;
+            }
+            back += 1;
+        }
+        let mut to = byte;
+        let mut ahead = 0;
+        while to < text.len() && ahead < KEPT_CHARS {
+            to += 1;
+            while !text.is_char_boundary(to) {
+                to += 1;
+            }
+            ahead += 1;
+        }
+        let kept = &text[from..to];
+        let text_from = start - back;
+        let kept_chars = back + ahead;
+        Location {
+            source: source.to_owned(),
+            line,
+            col: start + 1,
+            text: kept.to_owned(),
+            text_from,
+            // Past the end of the window, the snippet only needs to know
+            // that the line goes on.
+            line_chars: text_from + kept_chars + usize::from(to < text.len()),
+            width,
+        }
     }
 
     /// A location without a line (a whole file, e.g. a missing one).
@@ -75,6 +166,8 @@ impl Location {
             line: 0,
             col: 0,
             text: String::new(),
+            text_from: 0,
+            line_chars: 0,
             width: 0,
         }
     }
@@ -110,11 +203,46 @@ impl fmt::Display for Location {
     }
 }
 
+/// Most chars of a message, a note or a help line: they quote the user's
+/// input (a key, a name, a value), which may be a megabyte long.
+const MESSAGE_CHARS: usize = 1000;
+
+/// `text`, cut in the middle (with `…`) to at most [`MESSAGE_CHARS`] chars.
+fn shortened(text: String) -> String {
+    if text.len() <= MESSAGE_CHARS {
+        return text;
+    }
+    let chars = text.chars().count();
+    if chars <= MESSAGE_CHARS {
+        return text;
+    }
+    let head = MESSAGE_CHARS * 2 / 3;
+    let tail = MESSAGE_CHARS - head - 1;
+    let mut out: String = text.chars().take(head).collect();
+    out.push('…');
+    out.extend(text.chars().skip(chars - tail));
+    out
+}
+
+/// The first char boundary of `text` at or after `byte`.
+fn ceil_boundary(text: &str, byte: usize) -> usize {
+    let mut byte = byte.min(text.len());
+    while !text.is_char_boundary(byte) {
+        byte += 1;
+    }
+    byte
+}
+
 /// Number of chars in `text[..byte]`, tolerant of offsets past the end or
-/// inside a char.
+/// inside a char (a char counts if it starts before `byte`). Counts the
+/// bytes that start a char, which the compiler vectorises: a caret far
+/// into a long line costs little.
 fn char_count(text: &str, byte: usize) -> usize {
     let byte = byte.min(text.len());
-    text.char_indices().take_while(|(i, _)| *i < byte).count()
+    text.as_bytes()[..byte]
+        .iter()
+        .filter(|&&b| (b & 0xC0) != 0x80)
+        .count()
 }
 
 /// A secondary message, optionally pointing at another place (e.g. the first
@@ -147,7 +275,7 @@ impl Diagnostic {
     pub fn error(message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
-            message: message.into(),
+            message: shortened(message.into()),
             location: None,
             notes: Vec::new(),
             help: None,
@@ -173,7 +301,7 @@ impl Diagnostic {
     #[must_use]
     pub fn note(mut self, message: impl Into<String>, location: Option<Location>) -> Self {
         self.notes.push(Note {
-            message: message.into(),
+            message: shortened(message.into()),
             location,
         });
         self
@@ -182,7 +310,7 @@ impl Diagnostic {
     /// Adds a help line.
     #[must_use]
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        self.help = Some(shortened(help.into()));
         self
     }
 
@@ -296,7 +424,7 @@ fn render_snippet(out: &mut String, location: &Location, gutter: usize, style: S
     // so that the caret lines up; other control characters (a NUL, a stray
     // CR that would move the cursor) as their Unicode control pictures, one
     // column each.
-    let len = location.text.chars().count();
+    let len = location.line_chars;
     let at = location.col - 1;
     let (from, to) = if len <= SNIPPET_CHARS {
         (0, len)
@@ -314,7 +442,7 @@ fn render_snippet(out: &mut String, location: &Location, gutter: usize, style: S
         location
             .text
             .chars()
-            .skip(from)
+            .skip(from.saturating_sub(location.text_from))
             .take(to - from)
             .map(visible),
     );
@@ -349,13 +477,41 @@ fn visible(c: char) -> char {
     }
 }
 
+/// Most errors a parser reports for one file before it stops reading it,
+/// with [`stopped_after`]: each kept error costs memory, and nobody reads
+/// the millionth.
+pub const MAX_ERRORS: usize = 40;
+
+/// The error a parser adds when it stops at [`MAX_ERRORS`] errors in
+/// `source`, at `line`.
+pub fn stopped_after(source: &str, line: usize) -> Diagnostic {
+    Diagnostic::error(format!(
+        "stopped reading `{source}` at line {line} after {MAX_ERRORS} errors"
+    ))
+    .at(Location::file(&format!("{source}:{line}")))
+    .help("fix these first; the rest of the file is not checked")
+}
+
+/// Most diagnostics [`render_all`] shows: a file of a million bad lines
+/// gets the first ones and a count, not a million messages.
+pub const MAX_SHOWN: usize = 50;
+
 /// Renders a list of diagnostics, separated by blank lines, followed by a
-/// summary line when there are errors.
+/// summary line when there are errors. Only the first [`MAX_SHOWN`] are
+/// shown, then how many more there are.
 pub fn render_all(diagnostics: &[Diagnostic], color: bool) -> String {
     let mut out = String::new();
-    for d in diagnostics {
+    for d in diagnostics.iter().take(MAX_SHOWN) {
         out.push_str(&d.render(color));
         out.push('\n');
+    }
+    if let Some(hidden) = diagnostics.get(MAX_SHOWN..).filter(|h| !h.is_empty()) {
+        let n = hidden.len();
+        let _ = writeln!(
+            out,
+            "note: {n} more {} not shown (the first {MAX_SHOWN} are above)",
+            if n == 1 { "message" } else { "messages" }
+        );
     }
     let errors = diagnostics.iter().filter(|d| d.is_error()).count();
     if errors > 1 {
@@ -366,6 +522,12 @@ pub fn render_all(diagnostics: &[Diagnostic], color: bool) -> String {
 
 /// The candidate closest to `word`, if it is close enough to be a typo.
 pub fn suggest<'c>(word: &str, candidates: &[&'c str]) -> Option<&'c str> {
+    // The edit distance costs the product of the lengths: a key of a
+    // megabyte is no typo of a known one.
+    let longest = candidates.iter().map(|c| c.len()).max().unwrap_or(0);
+    if word.len() > 2 * longest + 8 {
+        return None;
+    }
     let normal = |s: &str| s.to_ascii_lowercase().replace('-', "_");
     let word = normal(word);
     candidates

@@ -11,14 +11,18 @@ pub const SOURCE: &str = "--formation";
 /// Most instances procrun accepts for one process type.
 pub const MAX_INSTANCES: u32 = 10_000;
 
+/// Most instances procrun runs (or exports) in all: each is a process,
+/// with pipes and an environment of its own.
+pub const MAX_TOTAL_INSTANCES: u64 = 10_000;
+
 /// A parsed formation.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Formation {
     /// `all=N`: the count for every type not named explicitly.
     pub all: Option<u32>,
-    /// Explicit counts, in the order given; each with its char span in the
-    /// flag's text (for diagnostics about unknown names).
-    pub counts: IndexMap<String, (u32, (usize, usize))>,
+    /// Explicit counts, in the order given; each with where its name is in
+    /// the flag's text (for diagnostics about unknown names).
+    pub counts: IndexMap<String, (u32, Location)>,
     /// The flag's text, kept for diagnostics.
     pub text: String,
 }
@@ -32,6 +36,11 @@ impl Formation {
             .map(|(n, _)| *n)
             .or(self.all)
             .unwrap_or(default)
+    }
+
+    /// A location covering the whole flag's text.
+    pub fn whole(&self) -> Location {
+        self.location((0, self.text.chars().count()))
     }
 
     /// A location in the flag's text covering chars `span`.
@@ -49,41 +58,57 @@ pub fn parse(text: &str) -> Result<Formation, Vec<Diagnostic>> {
     };
     let mut errors = Vec::new();
     let mut offset = 0; // byte offset of the current item in `text`
-    let chars_before = |byte: usize| text[..byte].chars().count();
+    let mut chars = 0; // its offset in chars, counted as the items go
+    let mut all_seen = false;
     for item in text.split(',') {
         let item_start = offset;
+        let item_chars = chars;
         offset += item.len() + 1;
+        chars += item.chars().count() + 1;
+        // The location of `part`, a slice of `item`, counted from the
+        // item's start: a formation of 10,000 items is checked in linear
+        // time.
+        let at = |part: &str, min_width: usize| {
+            let within = (part.as_ptr() as usize).saturating_sub(item.as_ptr() as usize);
+            let within = within.min(item.len());
+            let byte = item_start + within;
+            let start = item_chars + item[..within].chars().count();
+            Location::counted(
+                SOURCE,
+                1,
+                text,
+                byte,
+                byte + part.len().max(min_width),
+                start,
+            )
+        };
         if item.trim().is_empty() {
             if text.trim().is_empty() {
                 continue;
             }
             errors.push(
                 Diagnostic::error("empty item in formation")
-                    .at(Location::new(SOURCE, 1, text, chars_before(item_start), 1))
+                    .at(at(item, 1))
                     .help("write `name=count` items separated by commas, e.g. `web=2,worker=1`"),
             );
             continue;
         }
-        let lead = item.len() - item.trim_start().len();
-        let start = item_start + lead;
-        let end = item_start + item.trim_end().len();
-        let span = (chars_before(start), chars_before(end));
-        let at = |span: (usize, usize)| Location::new(SOURCE, 1, text, span.0, span.1 - span.0);
-        let Some((name, count)) = item.split_once('=') else {
+        let trimmed = item.trim();
+        let Some((name, count)) = trimmed.split_once('=') else {
             errors.push(
-                Diagnostic::error(format!("expected `name=count`, found `{}`", item.trim()))
-                    .at(at(span))
-                    .help(format!("write `{}=1`", item.trim())),
+                Diagnostic::error(format!("expected `name=count`, found `{trimmed}`"))
+                    .at(at(trimmed, 1))
+                    .help(format!("write `{trimmed}=1`")),
             );
             continue;
         };
         let name = name.trim();
         let count_text = count.trim();
-        let name_span = (span.0, span.0 + name.chars().count());
+        let name_at = at(name, 1);
         if name.is_empty() || !name.chars().all(crate::procfile::is_name_char) {
             errors.push(
                 Diagnostic::error(format!("invalid process name `{name}` in formation"))
-                    .at(at(name_span))
+                    .at(name_at)
                     .help("process names contain only letters, digits, `_` and `-`"),
             );
             continue;
@@ -96,33 +121,35 @@ pub fn parse(text: &str) -> Result<Formation, Vec<Diagnostic>> {
                     name.len(),
                     crate::procfile::MAX_NAME_LEN
                 ))
-                .at(at(name_span)),
+                .at(name_at),
             );
             continue;
         }
         let count = match count_text.parse::<u32>() {
             Ok(n) if n <= MAX_INSTANCES => n,
             _ => {
-                let count_start = chars_before(item_start + item.find('=').unwrap_or(0) + 1)
-                    + (count.len() - count.trim_start().len());
                 errors.push(
                     Diagnostic::error(format!(
                         "invalid count `{count_text}` for `{name}`: expected a whole number from 0 to {MAX_INSTANCES}"
                     ))
-                    .at(at((count_start, count_start + count_text.chars().count().max(1)))),
+                    .at(at(count_text, 1)),
                 );
                 continue;
             }
         };
         if name == "all" {
+            // As for any name: a second `all=N` is a mistake, not an override.
+            if all_seen {
+                errors.push(Diagnostic::error("`all` appears twice in the formation").at(name_at));
+            }
+            all_seen = true;
             formation.all = Some(count);
         } else if formation.counts.contains_key(name) {
             errors.push(
-                Diagnostic::error(format!("`{name}` appears twice in the formation"))
-                    .at(at(name_span)),
+                Diagnostic::error(format!("`{name}` appears twice in the formation")).at(name_at),
             );
         } else {
-            formation.counts.insert(name.to_owned(), (count, name_span));
+            formation.counts.insert(name.to_owned(), (count, name_at));
         }
     }
     if errors.is_empty() {

@@ -44,14 +44,24 @@ pub struct Loaded {
 /// Reads the Procfile, the env files and the config file, and builds the
 /// plan.
 pub fn load(settings: &Settings, request: &Request<'_>) -> Result<Loaded, Error> {
-    let procfile = crate::procfile::load(&settings.procfile);
+    let procfile = crate::procfile::load(&settings.procfile).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|d| settings.origins.noted("procfile", d))
+            .collect()
+    });
     let env = env(settings);
     build(settings, procfile, env, request)
 }
 
 /// Reads the env files the settings name.
 pub fn env(settings: &Settings) -> Result<EnvSet, Vec<Diagnostic>> {
-    crate::env::load(&settings.env_files, &inherited)
+    crate::env::load(&settings.env_files, &inherited).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|d| settings.origins.noted("env", d))
+            .collect()
+    })
 }
 
 /// Builds the plan from a Procfile and env files already read (or the

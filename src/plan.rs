@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 
 use crate::diagnostic::{Diagnostic, Location};
 use crate::env::EnvSet;
-use crate::formation::Formation;
+use crate::formation::{Formation, MAX_TOTAL_INSTANCES};
 use crate::policy::Policy;
 use crate::procfile::Procfile;
 use crate::readiness::Readiness;
@@ -139,11 +139,11 @@ pub fn build_with(
     warnings.extend(env.warnings.iter().cloned());
     let known = procfile.names().collect::<Vec<_>>().join(", ");
 
-    for (name, (_, span)) in &request.formation.counts {
+    for (name, (_, at)) in &request.formation.counts {
         if procfile.get(name).is_none() {
             errors.push(
                 Diagnostic::error(format!("unknown process type `{name}` in the formation"))
-                    .at(request.formation.location(*span))
+                    .at(at.clone())
                     .help(unknown_type_help(procfile, name)),
             );
         }
@@ -183,23 +183,51 @@ pub fn build_with(
         );
     }
 
+    let counts: Vec<u32> = procfile
+        .entries
+        .iter()
+        .map(|entry| {
+            if request.selected.is_empty() {
+                // No -m at all means `all=1`; with -m, unnamed types get 0.
+                let unnamed = u32::from(
+                    request.formation.all.is_none() && request.formation.counts.is_empty(),
+                );
+                request.formation.count(&entry.name, unnamed)
+            } else if request.selected.contains(&entry.name) {
+                request.formation.count(&entry.name, 1)
+            } else {
+                0
+            }
+        })
+        .collect();
+    // Before any instance is built: ten million of them would exhaust the
+    // memory just to be refused.
+    let total: u64 = counts.iter().map(|&n| u64::from(n)).sum();
+    if total > MAX_TOTAL_INSTANCES {
+        let mut d = Diagnostic::error(format!(
+            "the formation asks for {total} instances in all: procrun runs at most {MAX_TOTAL_INSTANCES}"
+        ))
+        .help(format!(
+            "{} process types; lower the counts, e.g. -m all=1",
+            procfile.entries.len()
+        ));
+        if !request.formation.text.trim().is_empty() {
+            d = d.at(request.formation.whole());
+        }
+        errors.push(d);
+        return Err(errors);
+    }
+
     let mut types = Vec::new();
     let mut specs = Vec::new();
     // What the values that refer to PORT or PS expand to, for all
     // instances together.
     let mut budget = crate::env::MAX_EXPANDED_BYTES;
     let mut env_failed = false;
-    for (index, entry) in procfile.entries.iter().enumerate() {
-        let count = if request.selected.is_empty() {
-            // No -m at all means `all=1`; with -m, unnamed types get 0.
-            let unnamed =
-                u32::from(request.formation.all.is_none() && request.formation.counts.is_empty());
-            request.formation.count(&entry.name, unnamed)
-        } else if request.selected.contains(&entry.name) {
-            request.formation.count(&entry.name, 1)
-        } else {
-            0
-        };
+    // Ports past 65535: one error for the first, with how many more.
+    let mut over_port: Option<Diagnostic> = None;
+    let mut over_port_more = 0u64;
+    for ((index, entry), count) in procfile.entries.iter().enumerate().zip(counts) {
         let policy = policies.get(&entry.name).copied().unwrap_or_default();
         let port = u32::from(base_port) + PORT_STEP * index as u32;
         if count > PORT_STEP {
@@ -209,14 +237,16 @@ pub fn build_with(
             )));
         }
         if let Some(number) = (1..=count).find(|n| port + n - 1 > u32::from(u16::MAX)) {
-            errors.push(
-                Diagnostic::error(format!(
+            if over_port.is_none() {
+                over_port = Some(Diagnostic::error(format!(
                     "`{}.{number}` would get PORT={}, above the highest port 65535",
                     entry.name,
                     port + number - 1
-                ))
-                .help("choose a lower base port with -p/--port, or run fewer instances"),
-            );
+                )));
+            } else {
+                over_port_more += 1;
+            }
+            over_port_more += u64::from(count - number);
         }
         types.push(ProcessType {
             name: entry.name.clone(),
@@ -248,6 +278,16 @@ pub fn build_with(
 
     warnings.extend(unset_in_commands(procfile, env, &types, inherited));
 
+    if let Some(d) = over_port {
+        let more = match over_port_more {
+            0 => String::new(),
+            1 => " (and 1 more instance)".to_owned(),
+            n => format!(" (and {n} more instances)"),
+        };
+        errors.push(d.help(format!(
+            "choose a lower base port with -p/--port, or run fewer instances{more}"
+        )));
+    }
     if errors.is_empty() && specs.is_empty() {
         errors.push(
             Diagnostic::error("the formation starts no process").help(format!(

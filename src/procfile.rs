@@ -12,7 +12,8 @@
 //!
 //! Every problem is collected, so one run of `procrun check` shows them all.
 //!
-//! Its unit tests are at the end; the parser itself is under 400 lines.
+//! Its unit tests are at the end; the parser itself is just over 400 lines,
+//! with the caps on what it reads (size, entries, errors).
 
 use std::path::{Path, PathBuf};
 
@@ -85,6 +86,11 @@ pub fn is_name_char(c: char) -> bool {
 /// label value (a DNS label) may hold, and leaves room in a systemd unit
 /// name (at most 255 bytes) for the app's prefix and the instance number.
 pub const MAX_NAME_LEN: usize = 63;
+
+/// Most entries (process types) a Procfile may have. Real ones have a few
+/// dozen; every type gets a range of 100 ports, so from the default base
+/// port only about 600 types can have one at all.
+pub const MAX_ENTRIES: usize = 1000;
 
 /// Largest file procrun reads (a Procfile, an env file): far above any real
 /// one, small enough that `-f /dev/zero`-like mistakes end at once.
@@ -208,6 +214,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
+        if errors.len() >= crate::diagnostic::MAX_ERRORS {
+            errors.push(crate::diagnostic::stopped_after(&source, line_no));
+            break;
+        }
         if let Some(d) = impossible_char(&source, line_no, line) {
             errors.push(d);
             continue;
@@ -250,6 +260,19 @@ pub fn parse(path: &Path, text: &str) -> Result<Procfile, Vec<Diagnostic>> {
                         .at(Location::from_bytes(&source, line_no, line, col, col + 5 + port.len()))
                         .help("remove the assignment to use procrun's PORT (base + 100 × type index + instance − 1), or set the base port with -p"),
                     );
+                }
+                if entries.len() == MAX_ENTRIES {
+                    // One message, not one per entry over the cap.
+                    errors.push(
+                        Diagnostic::error(format!(
+                            "`{}` is process type number {}: a Procfile may have at most {MAX_ENTRIES}",
+                            entry.name,
+                            MAX_ENTRIES + 1
+                        ))
+                        .at(name_location(&source, line_no, line))
+                        .help("split the app into several Procfiles (-f), each run by its own procrun"),
+                    );
+                    break;
                 }
                 lines_of.insert(line_name(line), line_no);
                 references_of(
@@ -563,10 +586,18 @@ mod tests {
 
     #[test]
     fn many_entries_are_checked_in_linear_time() {
-        let text: String = (0..200_000).map(|i| format!("p{i}: x\n")).collect();
+        let text: String = (0..MAX_ENTRIES).map(|i| format!("p{i}: x\n")).collect();
         let p = parse(Path::new("Procfile"), &format!("{text}p7: again\n")).expect_err("dup");
         assert_eq!(p.len(), 1);
         assert!(p[0].message.contains("duplicate process name `p7`"));
+        // Past the cap: one error, and the rest is not read.
+        let text: String = (0..200_000).map(|i| format!("p{i}: x\n")).collect();
+        let p = parse(Path::new("Procfile"), &text).expect_err("too many");
+        assert_eq!(p.len(), 1);
+        assert!(p[0].message.contains("at most 1000"), "{}", p[0].message);
+        // Duplicates past the cap of errors: 40 and a stop.
+        let p = parse(Path::new("Procfile"), &"a: x\n".repeat(200_000)).expect_err("dups");
+        assert_eq!(p.len(), crate::diagnostic::MAX_ERRORS + 1);
     }
 
     #[test]

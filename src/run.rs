@@ -14,18 +14,20 @@
 //! procrun spawns and waits instead of replacing itself with the child
 //! (exec), because only a waiting parent can turn a signal death into the
 //! exit code 128+n (a shell would, but callers such as CI runners and
-//! `make` often see the raw wait status). The child stays in procrun's
-//! process group, so the terminal's Ctrl-C reaches it directly; see
-//! `run/signals.rs` for what is forwarded and what is not.
+//! `make` often see the raw wait status). The child takes procrun's place
+//! in its process group, so the terminal's Ctrl-C and a signal sent to the
+//! whole group reach it directly, and procrun steps aside (`run/group.rs`);
+//! `run/signals.rs` forwards what is sent to procrun itself.
 //!
 //! Its unit tests are at the end; the code itself is under 400 lines.
 
+mod group;
 mod signals;
 mod terminal;
 
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt as _;
-use std::os::unix::process::{CommandExt as _, ExitStatusExt as _};
+use std::os::unix::process::ExitStatusExt as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 
@@ -75,6 +77,8 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<i32, Error> {
     let prepared = prepare(settings, args)?;
     let color = settings.color_stderr();
 
+    // Before any thread and any handler: it forks its helpers.
+    let mut placement = group::Placement::prepare();
     let installed =
         signals::install().map_err(|e| Error::io("cannot set up signal handling", e))?;
     let mut command = match &prepared.target {
@@ -92,28 +96,34 @@ pub fn run(settings: &Settings, args: &RunArgs) -> Result<i32, Error> {
     command
         .envs(prepared.env.iter().map(|(k, v)| (k, v)))
         .current_dir(&prepared.cwd);
-    let reset = installed.child_reset();
-    // SAFETY: the closure only calls signal(2), which is async-signal-safe.
-    unsafe { command.pre_exec(reset) };
+    let kind = placement.kind();
+    let reset = installed.child_reset(kind == group::Kind::Apart);
 
     let foreground = terminal::Foreground::remember();
-    let mut child = command.spawn().map_err(|e| spawn_failure(&prepared, &e))?;
+    let spawned = placement.spawn(&mut command, reset);
+    let mut child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            placement.finish();
+            return Err(spawn_failure(&prepared, &e));
+        }
+    };
     // A pid always fits in pid_t; std just hands it out as u32.
     let pid = Pid::from_raw(child.id() as libc::pid_t);
-    tracing::debug!("spawned `{}` as {pid}", shown(&prepared.target));
-    let forwarder = installed.forward_to(pid);
+    tracing::debug!("spawned `{}` as {pid} ({kind:?})", shown(&prepared.target));
+    let forwarder = installed.forward_to(pid, kind);
 
     // Wait for the exit without reaping, withdraw the pid from the forwarder,
     // then reap: the forwarder can never signal a recycled pid.
-    let waited = wait_exited(pid);
+    let waited = placement.wait(pid);
     forwarder.stop();
     if let Err(e) = waited {
         tracing::debug!("waitid failed ({e}); reaping directly");
     }
-    let status = child
-        .wait()
-        .map_err(|e| Error::io("cannot wait for the command", e))?;
+    let status = child.wait();
+    placement.finish();
     foreground.restore();
+    let status = status.map_err(|e| Error::io("cannot wait for the command", e))?;
     Ok(exit_code(&prepared.target, status, color))
 }
 
@@ -254,31 +264,6 @@ fn declares(procfile: &[u8], name: &str) -> bool {
         line.strip_prefix(name.as_bytes())
             .is_some_and(|rest| rest.trim_ascii_start().starts_with(b":"))
     })
-}
-
-/// Waits until the child has exited, leaving it unreaped (`WNOWAIT`).
-fn wait_exited(pid: Pid) -> std::io::Result<()> {
-    loop {
-        // SAFETY: a zeroed siginfo_t is a valid out-parameter for waitid.
-        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-        // SAFETY: `info` is a valid, writable siginfo_t; the pid is our
-        // unreaped child.
-        let rc = unsafe {
-            libc::waitid(
-                libc::P_PID,
-                pid.as_raw() as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
-        }
-    }
 }
 
 /// The exit code for the child's status, saying so on stderr when it died

@@ -127,6 +127,21 @@ impl Origins {
     }
 }
 
+impl Origins {
+    /// `d`, about a file named by option `id`, with a note pointing at the
+    /// settings file line that named it (when one did): the file's own
+    /// location says only which file could not be read.
+    pub fn noted(&self, id: &str, d: Diagnostic) -> Diagnostic {
+        let file_level = d.location.as_ref().is_none_or(|l| l.line == 0);
+        match self.get(id) {
+            Origin::File { key, at } if file_level => {
+                d.note(format!("named by `{key}` here"), Some(at.clone()))
+            }
+            _ => d,
+        }
+    }
+}
+
 impl Settings {
     /// Resolves the global options.
     ///
@@ -148,13 +163,16 @@ impl Settings {
                 _ => PathBuf::from("."),
             });
         let root = std::fs::canonicalize(&root_given).map_err(|e| {
-            Diagnostic::error(format!(
-                "app root `{}` is not usable: {}",
-                root_given.display(),
-                crate::error::io_reason(&e)
-            ))
-            .at(Location::file(&root_given.display().to_string()))
-            .help("pass an existing directory with -d/--root")
+            origins.noted(
+                "root",
+                Diagnostic::error(format!(
+                    "app root `{}` is not usable: {}",
+                    root_given.display(),
+                    crate::error::io_reason(&e)
+                ))
+                .at(Location::file(&root_given.display().to_string()))
+                .help("pass an existing directory with -d/--root"),
+            )
         })?;
         if !root.is_dir() {
             return Err(Diagnostic::error(format!(

@@ -80,7 +80,7 @@ fn every_command_has_a_long_help_and_a_short_one() {
         ("check", "file:line:col"),
         ("start", "SIGKILL"),
         ("run", "128+N"),
-        ("export", ".procrun-export"),
+        ("export", ".procrun-export-APP"),
         ("man", "roff"),
         ("completions", "bash"),
     ] {

@@ -488,7 +488,7 @@ fn policy_export(format: procrun::cli::ExportFormat) -> (tempfile::TempDir, Path
     let found = procrun::export::check(format, &plan, &options);
     assert!(!found.iter().any(|d| d.is_error()), "{found:?}");
     let files = procrun::export::render(format, &plan, &options);
-    procrun::export::write_all(&out, &files).expect("writes");
+    procrun::export::write_all(&out, &options.app, &files).expect("writes");
     (dir, out)
 }
 
@@ -673,7 +673,7 @@ fn runit_control_t_sends_the_stop_signal(tools: &[PathBuf]) {
         output_dir: out.clone(),
     };
     let files = procrun::export::render(procrun::cli::ExportFormat::Runit, &plan, &options);
-    procrun::export::write_all(&out, &files).expect("writes");
+    procrun::export::write_all(&out, &options.app, &files).expect("writes");
     let service = out.join("p-t-1");
     let sv = |args: &[&str]| run(Command::new(&tools[1]).args(args).arg(&service));
     let mut engine = Engine::spawn(

@@ -164,7 +164,7 @@ fn export_batch(
             refused += 1;
             continue;
         }
-        write_all(&out, &render(format, &plan, &options)).expect("writes");
+        write_all(&out, &options.app, &render(format, &plan, &options)).expect("writes");
         exported.push((case.clone(), out));
     }
     (exported, refused)
@@ -402,7 +402,7 @@ fn exec_checks_read_back_in_compose_and_kubernetes(tools: &[PathBuf]) {
                     continue;
                 }
                 assert!(!found, "{name}: refused {case:?}");
-                write_all(&out, &render(format, &plan, &options)).expect("writes");
+                write_all(&out, &options.app, &render(format, &plan, &options)).expect("writes");
                 exported.push((case.command.replace('$', "$$"), out));
             }
             let dirs: Vec<&Path> = exported.iter().map(|(_, d)| d.as_path()).collect();

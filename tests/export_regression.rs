@@ -200,7 +200,7 @@ fn umask_077_and_a_private_env_file_keep_the_export_private() {
 fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
     let mut out: Vec<(String, Vec<u8>)> = modes(dir)
         .into_iter()
-        .filter(|(p, _)| !p.ends_with(".procrun-export"))
+        .filter(|(p, _)| !p.contains(".procrun-export-"))
         .filter_map(|(p, _)| std::fs::read(dir.join(&p)).ok().map(|c| (p, c)))
         .collect();
     out.sort();
@@ -411,4 +411,212 @@ fn max_restarts_0_is_not_docker_unlimited_on_failure_0() {
     let yaml = std::fs::read_to_string(p.join("out/compose.yaml")).expect("written");
     assert!(yaml.contains("restart: \"no\""), "{yaml}");
     assert!(stderr.contains("max_restarts = 0"), "{stderr}");
+}
+
+/// `procrun export ARGS` in `p`, expected to succeed: its stdout.
+fn exported(p: &Project, args: &[&str]) -> String {
+    let mut all = vec!["export"];
+    all.extend(args);
+    let out = procrun_after(p, "", &all);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The README's own `--user-units` into `~/.config/systemd/user`, twice:
+/// the second app's export deleted the first app's units, silently,
+/// because one manifest per folder listed them. Each app has its own now,
+/// and an export names what it removes.
+#[test]
+fn a_second_app_exported_into_the_same_folder_leaves_the_first_apps_files_alone() {
+    let p = Project::with_procfile("web: sleep 1\nworker: sleep 2\n");
+    for format in ["systemd", "runit", "launchd", "kubernetes"] {
+        let out = format!("{format}-out");
+        exported(&p, &[format, &out, "--app", "one", "--image", "i:1"]);
+        let first = snapshot(&p.join(&out));
+        let stdout = exported(&p, &[format, &out, "--app", "two", "--image", "i:1"]);
+        assert!(!stdout.contains("removed"), "{format}: {stdout}");
+        let both = snapshot(&p.join(&out));
+        for file in &first {
+            assert!(both.contains(file), "{format}: {} is gone", file.0);
+        }
+        assert!(both.len() > first.len(), "{format}: two wrote nothing");
+        if format == "kubernetes" {
+            // One file per app: nothing of it can go stale.
+            continue;
+        }
+        // `one` drops its worker: only `one`'s worker files go, each named.
+        std::fs::write(p.join("Procfile"), "web: sleep 1\n").expect("Procfile");
+        let stdout = exported(&p, &[format, &out, "--app", "one", "--image", "i:1"]);
+        let after = snapshot(&p.join(&out));
+        let gone: Vec<&String> = both
+            .iter()
+            .filter(|f| !after.iter().any(|a| a.0 == f.0))
+            .map(|f| &f.0)
+            .collect();
+        assert!(!gone.is_empty(), "{format}: nothing removed");
+        for path in gone {
+            assert!(path.contains("one"), "{format}: removed {path}");
+            assert!(
+                stdout.contains(path.as_str()),
+                "{format}: {path} not named: {stdout}"
+            );
+        }
+        assert!(stdout.contains("removed"), "{format}: {stdout}");
+        std::fs::write(p.join("Procfile"), "web: sleep 1\nworker: sleep 2\n").expect("Procfile");
+    }
+}
+
+/// Files whose names do not carry the app (supervisord's
+/// `supervisord.conf`, `compose.yaml`) were overwritten by a second app's
+/// export. Such a clash is refused now, naming the app that owns the file.
+#[test]
+fn a_second_app_never_overwrites_a_file_of_the_first() {
+    let p = Project::with_procfile("web: sleep 1\n");
+    for format in ["supervisord", "compose"] {
+        let out = format!("{format}-out");
+        exported(&p, &[format, &out, "--app", "one"]);
+        let before = snapshot(&p.join(&out));
+        let run = procrun_after(&p, "", &["export", format, &out, "--app", "two"]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(run.status.code(), Some(2), "{format}: {stderr}");
+        assert!(stderr.contains("`one`"), "{format}: {stderr}");
+        assert_eq!(snapshot(&p.join(&out)), before, "{format}");
+        assert_eq!(leftovers(&p.join(&out)), Vec::<String>::new());
+    }
+}
+
+/// Exporting straight into `~/.config/systemd/user` printed "next: cp
+/// DIR/* ~/.config/systemd/user/", a copy of the folder onto itself. The
+/// hint fits where the files already are now.
+#[test]
+fn the_next_hint_after_exporting_into_the_units_folder_copies_nothing() {
+    let p = Project::with_procfile("web: sleep 1\n");
+    let home = p.join("home");
+    let units = home.join(".config/systemd/user");
+    let agents = home.join("Library/LaunchAgents");
+    for (format, dir, extra) in [
+        ("systemd", &units, Some("--user-units")),
+        ("launchd", &agents, None),
+    ] {
+        let dir = dir.display().to_string();
+        let mut args = vec!["export", format, &dir, "--app", "shop"];
+        args.extend(extra);
+        let out = procrun_after(
+            &p,
+            &format!("HOME='{}'; export HOME", home.display()),
+            &args,
+        );
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{format}: {stdout}");
+        let next = stdout
+            .lines()
+            .find(|l| l.starts_with("next:"))
+            .unwrap_or_default();
+        assert!(!next.contains("cp "), "{format}: {next}");
+        assert!(next.contains("shop"), "{format}: {next}");
+    }
+    // Elsewhere, the copy is still the first step.
+    let stdout = exported(&p, &["systemd", "units", "--user-units", "--app", "shop"]);
+    assert!(
+        stdout.contains("next: cp units/* ~/.config/systemd/user/"),
+        "{stdout}"
+    );
+}
+
+/// A SIGKILLed export leaves its `.procrun-tmp-*` files (which hold env
+/// values) and backups behind: nothing can remove them on the way out. The
+/// next export into the folder removes those of exports that are no longer
+/// running, and nothing else.
+#[test]
+fn temporary_files_of_a_killed_export_are_swept_by_the_next() {
+    let p = Project::with_procfile("web: sleep 1\n").file(".env", "SECRET=hunter2\n");
+    exported(&p, &["runit", "out", "--app", "shop"]);
+    // A pid that was just reaped is not running (the system does not hand
+    // it out again this soon).
+    let mut gone = Command::new("true").spawn().expect("spawn");
+    let dead = gone.id();
+    gone.wait().expect("wait");
+    let live = std::process::id();
+    let planted = [
+        format!("out/.procrun-tmp-{dead}-0"),
+        format!("out/.procrun-tmp-{dead}-manifest"),
+        format!("out/shop-web-1/env/.procrun-tmp-{dead}-old-3"),
+        format!("out/shop-web-9/.procrun-tmp-{dead}-1"),
+    ];
+    let kept = [
+        // A running export's.
+        format!("out/.procrun-tmp-{live}-0"),
+        // Not procrun's names.
+        "out/.procrun-tmp-notes".to_owned(),
+        "out/my.procrun-tmp-1-0".to_owned(),
+        format!("out/.procrun-tmp-{dead}-0.bak"),
+    ];
+    for path in planted.iter().chain(&kept) {
+        let path = p.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, "SECRET=hunter2\n").expect("plant");
+    }
+    exported(&p, &["runit", "out", "--app", "shop"]);
+    for path in &planted {
+        assert!(!p.join(path).exists(), "{path} is still there");
+    }
+    for path in &kept {
+        assert!(p.join(path).exists(), "{path} was removed");
+    }
+}
+
+/// The swap's rollback was only reached through a check made before any
+/// rename. Here a rename itself fails half-way: the output folder is so
+/// deep that a long unit name passes `PATH_MAX` while the short ones, and
+/// every temporary name, fit. The units already renamed are put back.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_rename_that_fails_half_way_puts_back_the_files_already_renamed() {
+    let p = Project::with_procfile("web: sleep 1\n").file(".env", "V=old\n");
+    // Folders of 200 bytes until the path is 4040 bytes long.
+    let mut deep = p.path().to_path_buf();
+    while deep.as_os_str().len() < 4040 - 201 {
+        deep.push("d".repeat(200));
+    }
+    let last = 4040 - deep.as_os_str().len() - 1;
+    deep.push("e".repeat(last));
+    std::fs::create_dir_all(&deep).expect("deep folder");
+    let out = deep.display().to_string();
+    exported(&p, &["systemd", &out, "--app", "a"]);
+    let before = snapshot(&deep);
+    assert!(!before.is_empty());
+
+    // `a.target` and `a-web*` fit; `a-{long}-1.service` does not.
+    let long = "l".repeat(60);
+    let p = p
+        .file("Procfile", format!("web: sleep 1\n{long}: sleep 2\n"))
+        .file(".env", "V=new\n");
+    let run = procrun_after(&p, "", &["export", "systemd", &out, "--app", "a"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot move"), "{stderr}");
+    assert_eq!(snapshot(&deep), before);
+    assert_eq!(leftovers(&deep), Vec::<String>::new());
+
+    // Into a folder with no export yet: nothing is left at all.
+    let fresh = deep.with_file_name("f".repeat(last));
+    std::fs::create_dir(&fresh).expect("fresh folder");
+    let run = procrun_after(
+        &p,
+        "",
+        &[
+            "export",
+            "systemd",
+            &fresh.display().to_string(),
+            "--app",
+            "a",
+        ],
+    );
+    assert_eq!(run.status.code(), Some(1));
+    assert_eq!(modes(&fresh), Vec::<(String, u32)>::new());
 }

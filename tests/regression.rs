@@ -209,3 +209,323 @@ fn an_environment_value_the_kernel_refuses_is_a_warning_in_check() {
         .stderr_has("`BIG` is 196 KiB long")
         .run();
 }
+
+/// Ten million instances (`-m all=10000` over 1000 types) were built, each
+/// with its own copy of the environment, before anything checked them:
+/// `check` aborted when the memory ran out. The total is capped now, and
+/// refused before any instance exists.
+#[test]
+fn ten_million_instances_are_refused_before_any_is_built() {
+    let procfile: String = (0..1000).map(|i| format!("p{i}: sleep 1\n")).collect();
+    let out = Test::new()
+        .procfile(&procfile)
+        .args(["check", "-m", "all=10000"])
+        .code(2)
+        .stderr_has("the formation asks for 10000000 instances in all: procrun runs at most 10000")
+        .stderr_has("--formation:1:1")
+        .run();
+    assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
+    // The same cap for an export.
+    Test::new()
+        .procfile(&procfile)
+        .args(["export", "systemd", "out", "-m", "all=11"])
+        .code(2)
+        .stderr_has("11000 instances in all")
+        .run();
+}
+
+/// `-m all=100000` (a typo for 10): refused with the per-type cap.
+#[test]
+fn a_hundred_thousand_instances_of_a_type_are_refused() {
+    Test::new()
+        .procfile("web: sleep 1\n")
+        .args(["check", "-m", "all=100000"])
+        .code(2)
+        .stderr_has("expected a whole number from 0 to 10000")
+        .run();
+}
+
+/// A Procfile of 200,000 entries gave 199,394 errors (one per type whose
+/// ports passed 65535). The number of types is capped now: one error, at
+/// the first entry over the cap.
+#[test]
+fn a_procfile_of_200000_entries_is_one_error_at_the_first_over_the_cap() {
+    let procfile: String = (0..200_000).map(|i| format!("p{i}: sleep 1\n")).collect();
+    let out = Test::new()
+        .procfile(&procfile)
+        .args(["check"])
+        .code(2)
+        .stderr_has("`p1000` is process type number 1001: a Procfile may have at most 1000")
+        .stderr_has("Procfile:1001:1")
+        .run();
+    assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
+}
+
+/// Types past the 605th get ports past 65535 from the default base port:
+/// each was its own error.
+#[test]
+fn ports_past_65535_are_one_error_with_a_count() {
+    let procfile: String = (0..700).map(|i| format!("p{i}: sleep 1\n")).collect();
+    let out = Test::new()
+        .procfile(&procfile)
+        .args(["check"])
+        .code(2)
+        .stderr_has("`p606.1` would get PORT=65600, above the highest port 65535")
+        .stderr_has("(and 93 more instances)")
+        .run();
+    assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
+}
+
+/// A Procfile (or env file) of four million bad lines kept four million
+/// errors (1.9 GB) and printed them all. A parser stops after 40 errors in
+/// a file now, and at most 50 messages are shown.
+#[test]
+fn millions_of_bad_lines_stop_after_40_errors() {
+    let garbage = "!!!\n".repeat(4_000_000);
+    for (procfile, env) in [(garbage.as_str(), ""), ("web: true\n", garbage.as_str())] {
+        let out = Test::new()
+            .procfile(procfile)
+            .file("bad.env", env)
+            .args(["check", "-e", "bad.env"])
+            .code(2)
+            .stderr_has("after 40 errors")
+            .stderr_has("error: aborting due to 41 errors")
+            .run();
+        assert!(out.stderr.len() < 100_000, "{} bytes", out.stderr.len());
+    }
+}
+
+/// `.foreman` was read with a plain `read`: a FIFO of that name blocked
+/// `check` forever, a link to `/dev/zero` filled the memory. It goes
+/// through the Procfile's reader now, which refuses both at once.
+#[test]
+fn a_fifo_or_dev_zero_as_foreman_is_refused_not_waited_on() {
+    let t = Test::new().procfile("web: true\n");
+    nix::unistd::mkfifo(
+        &t.path().join(".foreman"),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .expect("mkfifo");
+    t.args(["check"])
+        .code(2)
+        .stderr_has("cannot read `.foreman`: it is a FIFO")
+        .run();
+    let t = Test::new().procfile("web: true\n");
+    std::os::unix::fs::symlink("/dev/zero", t.path().join(".foreman")).expect("link");
+    t.args(["check"])
+        .code(2)
+        .stderr_has("cannot read `.foreman`: it is a device")
+        .run();
+}
+
+/// `procfile: ''` in `.foreman` gave "cannot read Procfile ``" with an
+/// empty location, and a Procfile, env file or root named there that could
+/// not be read was reported without saying who named it.
+#[test]
+fn paths_from_foreman_that_cannot_be_used_point_at_its_line() {
+    Test::new()
+        .procfile("web: true\n")
+        .file(".foreman", "procfile: ''\n")
+        .args(["check"])
+        .code(2)
+        .stderr_has("`procfile` in `.foreman` is empty")
+        .stderr_has(".foreman:1:")
+        .run();
+    for (line, message) in [
+        ("procfile: /dev/zero", "cannot read Procfile `/dev/zero`"),
+        ("env: nope.env", "cannot read env file `nope.env`"),
+        (
+            "root: /nonexistent",
+            "app root `/nonexistent` is not usable",
+        ),
+    ] {
+        Test::new()
+            .procfile("web: true\n")
+            .file(".foreman", format!("{line}\n"))
+            .args(["check"])
+            .code(2)
+            .stderr_has(message)
+            .stderr_has("named by")
+            .stderr_has(".foreman:1:")
+            .run();
+    }
+}
+
+/// Every location in `procrun.toml` counted the lines from the start of the
+/// file again (and one was made for every key, valid or not): 100,000
+/// sections took minutes. The count is indexed now, and sections beyond
+/// the most process types a Procfile can have are one error.
+#[test]
+fn a_config_of_100000_sections_is_one_error_not_minutes() {
+    let config: String = (0..100_000)
+        .map(|i| format!("[process.p{i}]\ncan_die = true\n"))
+        .collect();
+    let out = Test::new()
+        .procfile("web: true\n")
+        .file("procrun.toml", config)
+        .args(["check"])
+        .code(2)
+        .stderr_has("`[process.p1000]` is section number 1001 under [process]")
+        .stderr_has("procrun.toml:2001:10")
+        .run();
+    assert_eq!(out.stderr.matches("error:").count(), 1, "{}", out.stderr);
+}
+
+/// `after` with 100,000 names on one line: each name's location counted
+/// the chars of the line from its start, and `check` ran for minutes. A
+/// location costs a short count now.
+#[test]
+fn an_after_list_of_100000_names_on_one_line_is_checked_at_once() {
+    let names = vec!["\"worker\""; 100_000].join(",");
+    Test::new()
+        .procfile("web: true\nworker: true\n")
+        .file(
+            "procrun.toml",
+            format!("[process.web]\nafter = [{names}]\n"),
+        )
+        .args(["check"])
+        .code(0)
+        .run();
+}
+
+/// 10,000 items in `--stop-signal` naming no process type: every error
+/// kept a copy of the whole flag (80 KB), and procrun aborted when the
+/// memory ran out. A location keeps only the part of a long line a snippet
+/// shows.
+#[test]
+fn ten_thousand_bad_items_in_a_flag_do_not_exhaust_the_memory() {
+    let items: Vec<String> = (0..10_000).map(|i| format!("w{i}=INT")).collect();
+    let out = Test::new()
+        .procfile("web: true\n")
+        .args(["check", "--stop-signal", &items.join(",")])
+        .code(2)
+        .stderr_has("unknown process type `w0` in --stop-signal")
+        .stderr_has("more messages not shown")
+        .run();
+    assert!(out.stderr.len() < 100_000, "{} bytes", out.stderr.len());
+}
+
+/// A key of a megabyte: the message quoted it whole (twice, 1 MB of
+/// stderr), and the did-you-mean compared it with every known key, which
+/// took seconds.
+#[test]
+fn a_megabyte_key_is_reported_shortened() {
+    let out = Test::new()
+        .procfile("web: true\n")
+        .file(
+            "procrun.toml",
+            format!("[process.web]\n{} = 1\n", "k".repeat(1_000_000)),
+        )
+        .args(["check"])
+        .code(2)
+        .stderr_has("unknown key `kkkk")
+        .stderr_has("procrun.toml:2:1")
+        .run();
+    assert!(out.stderr.len() < 10_000, "{} bytes", out.stderr.len());
+}
+
+/// 200,000 unknown keys: 199,999 errors were built and kept. The checker
+/// stops after 40, as the other parsers do.
+#[test]
+fn a_config_of_200000_bad_keys_stops_after_40_errors() {
+    let keys: String = (0..200_000).map(|i| format!("k{i} = 1\n")).collect();
+    Test::new()
+        .procfile("web: true\n")
+        .file("procrun.toml", format!("[process.web]\n{keys}"))
+        .args(["check"])
+        .code(2)
+        .stderr_has("stopped reading `procrun.toml` at line 41 after 40 errors")
+        .stderr_has("error: aborting due to 41 errors")
+        .run();
+}
+
+/// Tables, lists or dotted keys nested 50,000 deep: the TOML parser's
+/// recursion limit came out as "recursion limit" with no line.
+#[test]
+fn toml_nested_too_deeply_is_a_located_error() {
+    for nested in [
+        format!("after = {}{}", "[".repeat(50_000), "]".repeat(50_000)),
+        format!("{} = 1", vec!["a"; 50_000].join(".")),
+        format!("ready = {}1{}", "{a=".repeat(50_000), "}".repeat(50_000)),
+    ] {
+        Test::new()
+            .procfile("web: true\n")
+            .file("procrun.toml", format!("[process.web]\n{nested}\n"))
+            .args(["check"])
+            .code(2)
+            .stderr_has("nests tables, lists or dotted keys too deeply")
+            .stderr_has("procrun.toml:2:")
+            .run();
+    }
+}
+
+/// `ready = { http = … }` took any text after `http://` or `/`: a port
+/// past 65535, no host, an unclosed IPv6 address, a space, or a CR LF
+/// (which went into the request as a header of its own). The probe could
+/// never ask such a URL, so the instance failed only when `ready_timeout`
+/// ran out. Each is a located error now, with the probe's own parser.
+#[test]
+fn ready_http_urls_the_probe_cannot_ask_are_located_errors() {
+    for (url, why) in [
+        (r#"http://127.0.0.1:99999/"#, "`99999` is not a port number"),
+        (r#"http://"#, "the URL names no host"),
+        (r#"http://[::1"#, "lacks the closing `]`"),
+        (r#"http://user:pw@h:1/"#, "user name or password"),
+        (r#"/a b"#, "a space"),
+        (r#"/health\r\nX-Injected: 1"#, "U+000D"),
+        (r#"/\u0000"#, "U+0000"),
+    ] {
+        Test::new()
+            .procfile("web: true\n")
+            .file(
+                "procrun.toml",
+                format!("[process.web]\nready = {{ http = \"{url}\" }}\n"),
+            )
+            .args(["check"])
+            .code(2)
+            .stderr_has("`ready.http` cannot be used")
+            .stderr_has(why)
+            .stderr_has("procrun.toml:2:")
+            .run();
+    }
+    // An IPv6 address in brackets is one it can ask.
+    Test::new()
+        .procfile("web: true\n")
+        .file(
+            "procrun.toml",
+            "[process.web]\nready = { http = \"http://[::1]:8080/up\" }\n",
+        )
+        .args(["check"])
+        .code(0)
+        .run();
+}
+
+/// A NUL in `ready = { exec = … }` passed `check`; `sh -c` cannot be given
+/// it, so every probe failed.
+#[test]
+fn a_nul_in_ready_exec_is_a_located_error() {
+    Test::new()
+        .procfile("web: true\n")
+        .file(
+            "procrun.toml",
+            "[process.web]\nready = { exec = \"true\\u0000\" }\n",
+        )
+        .args(["check"])
+        .code(2)
+        .stderr_has("`ready.exec` contains a NUL byte")
+        .stderr_has("procrun.toml:2:18")
+        .run();
+}
+
+/// `-m all=1,all=2` took the last `all` silently, while a name given twice
+/// is an error.
+#[test]
+fn all_twice_in_the_formation_is_an_error() {
+    Test::new()
+        .procfile("web: true\n")
+        .args(["check", "-m", "all=1,all=2"])
+        .code(2)
+        .stderr_has("`all` appears twice in the formation")
+        .stderr_has("--formation:1:7")
+        .run();
+}

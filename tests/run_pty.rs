@@ -143,3 +143,27 @@ fn ctrl_z_stops_procrun_and_the_command_together_and_fg_resumes_both() {
     assert!(output.contains("status 0"), "{output:?}");
     assert_eq!(status.code(), Some(0), "{output:?}");
 }
+
+#[test]
+fn a_background_job_that_reads_the_terminal_stops_and_fg_resumes_it() {
+    // The command reads from the terminal while its job is in the
+    // background: the terminal stops it (SIGTTIN), procrun stops with it so
+    // that bash sees the job stop, and `fg` resumes both.
+    let job = "read x; echo \"got $x\"";
+    let script = format!(
+        "set -m; {} run sh -c '{job}' & wait $!; echo \"stopped with $?\"; fg; echo \"status $?\"",
+        support::procrun_quoted()
+    );
+    let mut r = Test::new()
+        .program("bash")
+        .args(["--norc", "--noprofile", "-c", &script])
+        .pty();
+    // 149 = 128 + SIGTTIN.
+    r.expect("stopped with 149");
+    r.expect(job);
+    r.send(b"later\n");
+    r.expect("got later");
+    let (status, output) = r.finish();
+    assert!(output.contains("status 0"), "{output:?}");
+    assert_eq!(status.code(), Some(0), "{output:?}");
+}

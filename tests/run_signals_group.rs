@@ -43,18 +43,6 @@ const SIGNALS: [(Signal, &str); 8] = [
     (Signal::SIGINT, "INT"),
 ];
 
-/// The two tests run one at a time: each counts exact deliveries, and
-/// procrun's origin check is only as good as the witness is quick to run
-/// (docs/run.md).
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-/// Whether a test sends `signal` to procrun's whole group too. Not
-/// SIGWINCH: under load a group-sent SIGWINCH can still reach the command
-/// twice (docs/run.md says so; a second resize notice is harmless).
-fn sent_to_group(signal: Signal) -> bool {
-    signal != Signal::SIGWINCH
-}
-
 /// Waits (at most [`WAIT`]) until `pid` is stopped or, with `stopped`
 /// false, running again.
 fn wait_state(pid: i32, stopped: bool) {
@@ -86,11 +74,7 @@ fn expect_got(r: &mut Running, seen: &mut usize, name: &str) {
 }
 
 #[test]
-#[ignore = "flaky under load: a group-sent signal can still be forwarded twice (docs/run.md); run with --ignored"]
 fn each_forwarded_signal_arrives_once_whether_sent_to_procrun_or_its_group() {
-    let _one = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut r = Test::new().args(["run", "python3", "-c", COUNTER]).spawn();
     r.wait_for_line(|l| l == "ready", WAIT);
     let procrun = Pid::from_raw(r.pid());
@@ -107,9 +91,6 @@ fn each_forwarded_signal_arrives_once_whether_sent_to_procrun_or_its_group() {
             // once; procrun sees it only when continued, and must not send
             // it again (a second delivery would come well after the first,
             // so it cannot merge with it).
-            if !sent_to_group(signal) {
-                continue;
-            }
             kill(procrun, Signal::SIGSTOP).expect("stop");
             wait_state(r.pid(), true);
             killpg(procrun, signal).expect("killpg");
@@ -126,11 +107,7 @@ fn each_forwarded_signal_arrives_once_whether_sent_to_procrun_or_its_group() {
 }
 
 #[test]
-#[ignore = "flaky under load: a group-sent signal can still be forwarded twice (docs/run.md); run with --ignored"]
 fn a_group_signal_is_not_forwarded_while_procrun_runs_either() {
-    let _one = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
     // No stop this time: procrun handles the signal while the sender may
     // still be signalling the group's other members.
     let mut r = Test::new().args(["run", "python3", "-c", COUNTER]).spawn();
@@ -139,7 +116,7 @@ fn a_group_signal_is_not_forwarded_while_procrun_runs_either() {
     let mut seen = 0;
     let mut want = vec!["ready".to_owned()];
     for _round in 0..10 {
-        for (signal, name) in SIGNALS.into_iter().filter(|(s, _)| sent_to_group(*s)) {
+        for (signal, name) in SIGNALS {
             killpg(group, signal).expect("killpg");
             expect_got(&mut r, &mut seen, name);
             want.push(format!("got {name} {seen}"));
@@ -148,4 +125,73 @@ fn a_group_signal_is_not_forwarded_while_procrun_runs_either() {
     std::fs::write(r.join("stop"), "").expect("stop file");
     assert_eq!(r.wait_exit(), Some(0), "{}", r.stderr());
     assert_eq!(r.lines(), want, "{}", r.stderr());
+}
+
+/// Field `n` (1-based, after the command name) of `/proc/PID/stat`.
+fn stat_field(pid: i32, n: usize) -> Option<i32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit(')')
+        .next()?
+        .split_whitespace()
+        .nth(n - 1)?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn the_command_keeps_procruns_process_group_and_procrun_steps_out_of_it() {
+    let mut r = Test::new()
+        .args([
+            "run",
+            "python3",
+            "-c",
+            "import os, time\nprint('pgid', os.getpgrp(), flush=True)\n\
+             while not os.path.exists('stop'): time.sleep(0.02)",
+        ])
+        .spawn();
+    // The harness starts procrun as the leader of a group of its own.
+    let group = r.pid();
+    let line = r.wait_for("pgid ");
+    assert_eq!(line, format!("pgid {group}"), "{}", r.transcript());
+    let procrun_group = stat_field(r.pid(), 4).expect("procrun's stat");
+    assert_ne!(procrun_group, group, "procrun is still in its first group");
+    std::fs::write(r.join("stop"), "").expect("stop file");
+    assert_eq!(r.wait_exit(), Some(0), "{}", r.stderr());
+}
+
+#[test]
+fn a_sigkill_to_procruns_group_kills_the_command_and_procrun_reports_137() {
+    let mut r = Test::new().args(["run", "python3", "-c", COUNTER]).spawn();
+    r.wait_for_line(|l| l == "ready", WAIT);
+    killpg(Pid::from_raw(r.pid()), Signal::SIGKILL).expect("killpg");
+    assert_eq!(r.wait_exit(), Some(137), "{}", r.transcript());
+    assert!(
+        r.stderr().contains("terminated by SIGKILL: exit code 137"),
+        "{}",
+        r.stderr()
+    );
+    r.assert_no_leftovers();
+}
+
+#[test]
+fn on_a_terminal_as_a_session_leader_each_group_signal_arrives_once() {
+    // procrun leads its session (as under `ssh -t` or `setsid`) and cannot
+    // leave its group: the command gets a group of its own, and procrun
+    // forwards what reaches procrun's group.
+    let r = Test::new().args(["run", "python3", "-c", COUNTER]).pty();
+    r.expect("ready");
+    let mut seen = 0;
+    for _round in 0..3 {
+        for (signal, name) in SIGNALS {
+            killpg(r.pid(), signal).expect("killpg");
+            seen += 1;
+            // A second copy of an earlier signal would have taken this
+            // number.
+            r.expect(&format!("got {name} {seen}\r\n"));
+        }
+    }
+    std::fs::write(r.path().join("stop"), "").expect("stop file");
+    let (status, output) = r.finish();
+    assert_eq!(status.code(), Some(0), "{output}");
+    assert_eq!(output.matches("got ").count(), seen, "{output}");
 }

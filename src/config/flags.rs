@@ -38,11 +38,27 @@ pub struct Flags {
     pub warnings: Vec<Diagnostic>,
 }
 
-/// One comma-separated item of a flag's value: its text and char span.
+/// One comma-separated item of a flag's value: its text and where it
+/// starts, in bytes and in chars.
 struct Item<'a> {
     text: &'a str,
+    byte: usize,
     start: usize,
-    len: usize,
+}
+
+impl Item<'_> {
+    /// The location of `part`, a slice of this item's text, in `whole` (the
+    /// flag's value), counted from the item's start: never from the
+    /// value's start again, so a value of 10,000 items is checked in linear
+    /// time.
+    fn at(&self, flag: &str, whole: &str, part: &str) -> Location {
+        let offset = (part.as_ptr() as usize).saturating_sub(self.text.as_ptr() as usize);
+        let offset = offset.min(self.text.len());
+        let byte = self.byte + offset;
+        let start = self.start + self.text[..offset].chars().count();
+        let len = part.len().max(1);
+        Location::counted(flag, 1, whole, byte, byte + len, start)
+    }
 }
 
 /// Splits `text` at commas, trimming blanks; an empty item is an error
@@ -53,23 +69,33 @@ fn items<'a>(flag: &str, text: &'a str, errors: &mut Vec<Diagnostic>) -> Vec<Ite
         return out;
     }
     let mut offset = 0;
+    let mut chars = 0;
     for raw in text.split(',') {
-        let start_byte = offset + (raw.len() - raw.trim_start().len());
+        let lead = raw.len() - raw.trim_start().len();
+        let start_byte = offset + lead;
+        let start = chars + lead;
         offset += raw.len() + 1;
+        chars += raw.chars().count() + 1;
         let item = raw.trim();
-        let start = text[..start_byte].chars().count();
         if item.is_empty() {
             errors.push(
                 Diagnostic::error(format!("empty item in {flag}"))
-                    .at(Location::new(flag, 1, text, start, 1))
+                    .at(Location::counted(
+                        flag,
+                        1,
+                        text,
+                        start_byte,
+                        start_byte + 1,
+                        start,
+                    ))
                     .help("separate process types with single commas, e.g. `web,worker`"),
             );
             continue;
         }
         out.push(Item {
             text: item,
+            byte: start_byte,
             start,
-            len: item.chars().count(),
         });
     }
     out
@@ -86,7 +112,7 @@ pub fn parse(args: &PolicyArgs) -> Result<Flags, Vec<Diagnostic>> {
         let mut out = Vec::new();
         for text in values {
             for item in items(flag, text, errors) {
-                let at = Location::new(flag, 1, text, item.start, item.len);
+                let at = item.at(flag, text, item.text);
                 if item.text.chars().all(crate::procfile::is_name_char) {
                     out.push(Named {
                         name: item.text.to_owned(),
@@ -114,7 +140,7 @@ pub fn parse(args: &PolicyArgs) -> Result<Flags, Vec<Diagnostic>> {
     let flag = "--stop-signal";
     for text in &args.stop_signal {
         for item in items(flag, text, &mut errors) {
-            let whole = Location::new(flag, 1, text, item.start, item.len);
+            let whole = item.at(flag, text, item.text);
             let Some((name, signal)) = item.text.split_once('=') else {
                 let help = if crate::policy::parse_signal(item.text).is_ok() {
                     format!(
@@ -133,24 +159,9 @@ pub fn parse(args: &PolicyArgs) -> Result<Flags, Vec<Diagnostic>> {
                 continue;
             };
             let name_trimmed = name.trim();
-            let name_start = item.start + (name.len() - name.trim_start().len());
-            let name_at = Location::new(
-                flag,
-                1,
-                text,
-                name_start,
-                name_trimmed.chars().count().max(1),
-            );
-            let signal_lead = signal.len() - signal.trim_start().len();
-            let signal_start = item.start + name.chars().count() + 1 + signal_lead;
+            let name_at = item.at(flag, text, name_trimmed);
             let signal_trimmed = signal.trim();
-            let signal_at = Location::new(
-                flag,
-                1,
-                text,
-                signal_start,
-                signal_trimmed.chars().count().max(1),
-            );
+            let signal_at = item.at(flag, text, signal_trimmed);
             if name_trimmed.is_empty() || !name_trimmed.chars().all(crate::procfile::is_name_char) {
                 errors.push(
                     Diagnostic::error(format!("`{name_trimmed}` is not a process type name"))

@@ -109,7 +109,9 @@ impl Foreman {
 /// Reads `path`: `Ok(None)` when it does not exist.
 pub fn load(path: &Path) -> Result<Option<Foreman>, Vec<Diagnostic>> {
     let source = path.display().to_string();
-    let bytes = match std::fs::read(path) {
+    // Through the Procfile's reader: a FIFO or `/dev/zero` named `.foreman`
+    // must not block or fill the memory.
+    let bytes = match crate::procfile::read_input(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => {

@@ -166,6 +166,13 @@ impl<'a> Parser<'a> {
     pub(super) fn next_assignment(&mut self, lookup: Lookup<'_>) -> Option<Assignment> {
         while self.skip_to_assignment() {
             let start = self.pos;
+            if self.errors.len() >= crate::diagnostic::MAX_ERRORS {
+                let line = self.line_of(start);
+                self.errors
+                    .push(crate::diagnostic::stopped_after(self.source, line));
+                self.pos = self.text.len();
+                return None;
+            }
             self.overflow = None;
             match self.assignment(lookup) {
                 // The value is already consumed: report it and go on.

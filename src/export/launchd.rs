@@ -64,11 +64,22 @@ impl Format for Launchd {
 
     fn next_steps(&self, options: &ExportOptions, dir: &str) -> String {
         let app = &options.app;
-        format!(
-            "next: cp {dir}/*.plist ~/Library/LaunchAgents/ && launchctl load ~/Library/LaunchAgents/{app}-*.plist"
-        )
+        if AGENT_FOLDERS.iter().any(|f| options.writes_into(f)) {
+            format!("next: launchctl load {dir}/{app}-*.plist")
+        } else {
+            format!(
+                "next: cp {dir}/*.plist ~/Library/LaunchAgents/ && launchctl load ~/Library/LaunchAgents/{app}-*.plist"
+            )
+        }
     }
 }
+
+/// Where launchd loads agents and daemons from.
+const AGENT_FOLDERS: [&str; 3] = [
+    "~/Library/LaunchAgents",
+    "/Library/LaunchAgents",
+    "/Library/LaunchDaemons",
+];
 
 fn xml_char(c: char) -> bool {
     let forbidden = (c as u32) < 0x20 || matches!(c, '\u{fffe}' | '\u{ffff}');

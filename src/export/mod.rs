@@ -36,7 +36,7 @@ use crate::plan::{Plan, ProcessSpec, ProcessType};
 use crate::settings::Settings;
 
 pub use options::{DEFAULT_TIMEOUT, ExportOptions, default_app_name};
-pub use write::{MANIFEST, write_all};
+pub use write::{MANIFEST_PREFIX, Written, manifest_name, write_all};
 
 /// The first line of every file procrun writes (in each format's comment
 /// syntax, where it has one).
@@ -252,6 +252,9 @@ pub struct Exported {
     pub warnings: Vec<Diagnostic>,
     /// The files written, relative to the output directory.
     pub written: Vec<String>,
+    /// What the app's previous export wrote and this one removed (folders
+    /// end in `/`), relative to the output directory.
+    pub removed: Vec<String>,
     /// The output directory as the user named it.
     pub output_dir: PathBuf,
     /// What to run next.
@@ -270,6 +273,17 @@ impl Exported {
         );
         for path in &self.written {
             let _ = writeln!(text, "  {path}");
+        }
+        if !self.removed.is_empty() {
+            let n = self.removed.len();
+            let _ = writeln!(
+                text,
+                "removed {n} file{} the previous export of this app wrote and this one does not:",
+                if n == 1 { "" } else { "s" }
+            );
+            for path in &self.removed {
+                let _ = writeln!(text, "  {path}");
+            }
         }
         let _ = writeln!(text, "{}", self.next_steps);
         text
@@ -309,7 +323,8 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Exported, Error>
     // (in the order `check` shows them); the export's own come after.
     warnings.splice(0..0, plan.warnings.iter().cloned());
     let files = render(args.format, &plan, &options);
-    for folder in write_all(&options.output_dir, &files)? {
+    let written = write_all(&options.output_dir, &options.app, &files)?;
+    for folder in &written.kept {
         warnings.push(Diagnostic::warning(format!(
             "`{}` is no longer part of the export but still holds files procrun did not write; remove it once it is stopped",
             options.output_dir.join(folder).display()
@@ -323,6 +338,7 @@ pub fn export(settings: &Settings, args: &ExportArgs) -> Result<Exported, Error>
             .filter(|f| f.kind != FileKind::Dir)
             .map(|f| f.path.clone())
             .collect(),
+        removed: written.removed,
         next_steps: format_of(args.format).next_steps(&options, &dir),
         output_dir: output_shown,
     })

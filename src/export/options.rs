@@ -80,6 +80,29 @@ impl ExportOptions {
     }
 }
 
+impl ExportOptions {
+    /// Whether the output directory is `folder` (a leading `~/` is `$HOME`),
+    /// typically where the engine reads its configuration: then the files
+    /// are in place already, and the next step must not copy them.
+    pub fn writes_into(&self, folder: &str) -> bool {
+        let folder = match folder.strip_prefix("~/") {
+            Some(rest) => match std::env::var_os("HOME") {
+                Some(home) if !home.is_empty() => PathBuf::from(home).join(rest),
+                _ => return false,
+            },
+            None => PathBuf::from(folder),
+        };
+        let folder = absolute(Path::new("/"), &folder);
+        match (
+            std::fs::canonicalize(&self.output_dir),
+            std::fs::canonicalize(&folder),
+        ) {
+            (Ok(out), Ok(folder)) => out == folder,
+            _ => self.output_dir == folder,
+        }
+    }
+}
+
 /// `path` from `cwd`, with `.` and `..` removed lexically so that paths
 /// written into the configuration read well; the directory may not exist
 /// yet.
@@ -169,5 +192,37 @@ mod tests {
             Path::new("/a/b/d")
         );
         assert_eq!(absolute(Path::new("/a"), Path::new("/x")), Path::new("/x"));
+    }
+}
+
+#[cfg(test)]
+mod writes_into_tests {
+    use super::*;
+
+    fn into(dir: &Path) -> ExportOptions {
+        ExportOptions {
+            app: "shop".into(),
+            user: None,
+            log_dir: None,
+            image: None,
+            user_units: false,
+            output_dir: dir.to_path_buf(),
+        }
+    }
+
+    #[test]
+    fn the_output_folder_is_compared_after_resolving_links_and_dots() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let real = dir.path().join("units");
+        std::fs::create_dir(&real).expect("mkdir");
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).expect("link");
+        let options = into(&link);
+        assert!(options.writes_into(&real.display().to_string()));
+        assert!(options.writes_into(&format!("{}/../units/.", real.display())));
+        assert!(!options.writes_into(&dir.path().display().to_string()));
+        // Neither exists: compared as written.
+        assert!(into(Path::new("/nonexistent/a")).writes_into("/nonexistent/b/../a"));
+        assert!(!into(Path::new("/nonexistent/a")).writes_into("/nonexistent/b"));
     }
 }

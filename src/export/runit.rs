@@ -59,9 +59,17 @@ impl Format for Runit {
 
     fn next_steps(&self, options: &ExportOptions, dir: &str) -> String {
         let app = &options.app;
-        format!("next: runsvdir {dir}   (or link each {dir}/{app}-* into /etc/service/)")
+        if SERVICE_FOLDERS.iter().any(|f| options.writes_into(f)) {
+            format!("next: runsvdir starts them within 5 seconds; sv status {dir}/{app}-*")
+        } else {
+            format!("next: runsvdir {dir}   (or link each {dir}/{app}-* into /etc/service/)")
+        }
     }
 }
+
+/// The folders a system's runsvdir watches (Debian and Void, the
+/// original, Alpine).
+const SERVICE_FOLDERS: [&str; 3] = ["/etc/service", "/service", "/var/service"];
 
 /// What runit's `env/` directories cannot carry.
 fn check(plan: &Plan) -> Vec<Diagnostic> {

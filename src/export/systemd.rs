@@ -79,6 +79,23 @@ impl Format for Systemd {
                 ));
             }
         }
+        if !options.user_units && USER_UNIT_FOLDERS.iter().any(|f| options.writes_into(f)) {
+            found.push(
+                Diagnostic::warning(format!(
+                    "`{}` holds user units, but these are system units (WantedBy=multi-user.target, which no user manager reaches)",
+                    options.output_dir.display()
+                ))
+                .help("add --user-units"),
+            );
+        }
+        if options.user_units && options.writes_into(SYSTEM_UNIT_FOLDER) {
+            found.push(
+                Diagnostic::warning(format!(
+                    "`{SYSTEM_UNIT_FOLDER}` holds system units, but --user-units makes user units (WantedBy=default.target, which the system manager never reaches)"
+                ))
+                .help("leave out --user-units, or export into ~/.config/systemd/user"),
+            );
+        }
         if options.user_units && options.user.is_some() {
             found.push(
                 Diagnostic::error("--user cannot be used with --user-units")
@@ -104,17 +121,30 @@ impl Format for Systemd {
 
     fn next_steps(&self, options: &ExportOptions, dir: &str) -> String {
         let app = &options.app;
-        if options.user_units {
-            format!(
-                "next: cp {dir}/* ~/.config/systemd/user/ && systemctl --user daemon-reload && systemctl --user enable --now {app}.target"
+        let (copy, start) = if options.user_units {
+            (
+                (!USER_UNIT_FOLDERS.iter().any(|f| options.writes_into(f)))
+                    .then(|| format!("cp {dir}/* ~/.config/systemd/user/ && ")),
+                format!(
+                    "systemctl --user daemon-reload && systemctl --user enable --now {app}.target"
+                ),
             )
         } else {
-            format!(
-                "next: sudo cp {dir}/* /etc/systemd/system/ && sudo systemctl daemon-reload && sudo systemctl enable --now {app}.target"
+            (
+                (!options.writes_into(SYSTEM_UNIT_FOLDER))
+                    .then(|| format!("sudo cp {dir}/* {SYSTEM_UNIT_FOLDER}/ && ")),
+                format!("sudo systemctl daemon-reload && sudo systemctl enable --now {app}.target"),
             )
-        }
+        };
+        format!("next: {}{start}", copy.unwrap_or_default())
     }
 }
+
+/// Where systemd reads system units that an administrator writes.
+const SYSTEM_UNIT_FOLDER: &str = "/etc/systemd/system";
+
+/// Where systemd reads user units (a user's own, every user's).
+const USER_UNIT_FOLDERS: [&str; 2] = ["~/.config/systemd/user", "/etc/systemd/user"];
 
 /// Renders the units.
 fn render(plan: &Plan, options: &ExportOptions) -> Vec<ExportFile> {

@@ -1,10 +1,10 @@
-//! The controlling terminal, as far as `procrun run` cares: whether procrun's
-//! process group is in the foreground, and getting it back there after an
-//! interactive child that took the terminal (a job-control shell) died
-//! without returning it.
+//! The controlling terminal, as far as `procrun run` cares: whether there is
+//! one, whether procrun's process group is in the foreground, and getting it
+//! back there after an interactive child that took the terminal (a
+//! job-control shell) died without returning it.
 
 use std::io::IsTerminal as _;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd as _, BorrowedFd, RawFd};
 
 use nix::unistd::{Pid, getpgrp, tcgetpgrp, tcsetpgrp};
 
@@ -25,6 +25,27 @@ fn with_terminal<R>(f: impl FnOnce(BorrowedFd<'_>) -> R) -> Option<R> {
 /// the terminal's Ctrl-C reaches procrun's group).
 pub(super) fn we_are_foreground() -> bool {
     with_terminal(|fd| tcgetpgrp(fd).is_ok_and(|g| g == getpgrp())) == Some(true)
+}
+
+/// Whether procrun has a controlling terminal (through any descriptor, even
+/// with its standard streams redirected): then the terminal's job control
+/// applies to it and its command.
+pub(super) fn has_controlling_terminal() -> bool {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .open("/dev/tty")
+        .is_ok()
+}
+
+/// The first of stdin, stdout, stderr that is the controlling terminal,
+/// when procrun's process group is its foreground group.
+pub(super) fn foreground_fd() -> Option<RawFd> {
+    with_terminal(|fd| {
+        tcgetpgrp(fd)
+            .is_ok_and(|g| g == getpgrp())
+            .then(|| fd.as_raw_fd())
+    })
+    .flatten()
 }
 
 /// Remembers whether procrun owned the terminal when the child started.

@@ -11,6 +11,7 @@
 use std::fs::File;
 use std::io::{Read as _, Write as _};
 use std::os::fd::{AsRawFd as _, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -30,6 +31,7 @@ pub struct PtyRun {
     output: Arc<(Mutex<Vec<u8>>, Condvar)>,
     reaped: bool,
     mark: String,
+    dir: PathBuf,
     _owned: Option<Project>,
 }
 
@@ -38,6 +40,7 @@ impl PtyRun {
     pub(crate) fn start(launch: Launch) -> PtyRun {
         let Launch {
             cmd: mut command,
+            dir,
             owned,
             mark,
             ..
@@ -100,6 +103,7 @@ impl PtyRun {
             output,
             reaped: false,
             mark,
+            dir,
             _owned: owned,
         }
     }
@@ -107,6 +111,11 @@ impl PtyRun {
     /// procrun's pid (also its process group and session).
     pub fn pid(&self) -> Pid {
         Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// The app directory.
+    pub fn path(&self) -> &Path {
+        &self.dir
     }
 
     /// Everything the terminal showed so far.

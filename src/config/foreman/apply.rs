@@ -87,6 +87,14 @@ pub fn apply(cli: &mut Cli, origins: &mut Origins) -> Result<Applied, Vec<Diagno
                 )));
                 continue;
             }
+            "procfile" | "root" if text.is_some_and(|t| t.trim().is_empty()) => {
+                errors.push(bad("is empty").help(format!(
+                    "name a path, e.g. `{}: {}`, or remove the line",
+                    entry.written,
+                    example(&entry.key)
+                )));
+                continue;
+            }
             "procfile" if free("procfile") => {
                 cli.global.procfile = text.map(|t| file.path_of(t));
                 "procfile"
@@ -212,11 +220,9 @@ pub fn relocate(mut d: Diagnostic, value: &Location) -> Diagnostic {
     if let Some(at) = &d.location {
         let col = value.col + at.col.saturating_sub(1);
         d.location = Some(Location {
-            source: value.source.clone(),
-            line: value.line,
             col,
-            text: value.text.clone(),
             width: at.width,
+            ..value.clone()
         });
     }
     d
