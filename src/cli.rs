@@ -316,6 +316,18 @@ pub struct PolicyArgs {
     /// The signal that asks a type to stop, e.g. web=INT,worker=QUIT, or all=INT [default: TERM]
     #[arg(long, env = "PROCRUN_STOP_SIGNAL", value_name = "TYPE=SIG")]
     pub stop_signal: Vec<String>,
+
+    /// Run these process types on a terminal of their own (colours, live output, `procrun connect`), comma-separated; --tty alone: all
+    // `--tty` alone is `--tty all`; like --color it takes the next word,
+    // so before a process name write `--tty=all` (docs/tty.md).
+    #[arg(
+        long,
+        env = "PROCRUN_TTY",
+        value_name = "NAMES",
+        num_args = 0..=1,
+        default_missing_value = "all"
+    )]
+    pub tty: Vec<String>,
 }
 
 /// `procrun check`.
