@@ -273,7 +273,7 @@ pub enum Command {
     /// running; `start` keeps printing its lines all along. Several clients
     /// may be connected to one instance: all see its output, and what any
     /// of them types is delivered. Exits 0 on a detach or when the instance
-    /// exits, 1 when `start` ends.
+    /// exits (or is stopped), 1 when the connection to `start` is lost.
     Connect(ConnectArgs),
     /// Type a line into an instance started with --tty: TEXT, then Enter
     ///

@@ -463,3 +463,20 @@ fn connect_and_send_refuse_what_has_no_terminal() {
     r.signal(Signal::SIGTERM);
     assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
 }
+
+#[test]
+fn a_log_ready_check_reads_a_tty_instances_lines() {
+    let mut r = Test::new()
+        .procfile(
+            "web: printf '\\033[32mlistening\\033[0m on %s\\r\\n' \"$PORT\"; exec sleep 30\nworker: echo after-web; exec sleep 30\n",
+        )
+        .file(
+            "procrun.toml",
+            "[process.web]\ntty = true\nready = { log = \"listening on\" }\n\n[process.worker]\nafter = [\"web\"]\n",
+        )
+        .start(&["--color=always"]);
+    r.wait_for("web.1 is ready");
+    r.wait_for("after-web");
+    r.signal(Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
+}

@@ -341,6 +341,31 @@ impl TerminalLines {
     }
 }
 
+/// `chunk` without the SGR sequences [`TerminalLines`] kept, for what
+/// reads the text (a `ready = { log = … }` check); `None` when it has none.
+pub fn without_sgr(chunk: &Chunk) -> Option<Chunk> {
+    let data = &chunk.data;
+    memchr::memchr(0x1b, data)?;
+    let mut out = Vec::with_capacity(data.len());
+    let mut i = 0;
+    while i < data.len() {
+        // Only `ESC [ params m` is left in kept output.
+        if data[i] == 0x1b
+            && data.get(i + 1) == Some(&b'[')
+            && let Some(len) = data[i + 2..].iter().position(|&c| c == b'm')
+        {
+            i += len + 3;
+            continue;
+        }
+        out.push(data[i]);
+        i += 1;
+    }
+    Some(Chunk {
+        data: out,
+        tail: chunk.tail,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,6 +513,16 @@ mod tests {
         t.push(b"\r100%\r\n", &mut out);
         assert_eq!(show(&out), ["100%"]);
         assert!(t.idle().is_none(), "nothing unfinished");
+    }
+
+    #[test]
+    fn the_text_of_a_coloured_chunk_reads_without_sgr() {
+        let mut t = TerminalLines::new(true);
+        let mut out = Vec::new();
+        t.push(b"\x1b[32mlistening\x1b[0m on 5000\r\n", &mut out);
+        let plain = without_sgr(&out[0]).expect("has SGR");
+        assert_eq!(plain.data, b"listening on 5000\n");
+        assert!(without_sgr(&plain).is_none());
     }
 
     #[test]

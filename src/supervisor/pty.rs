@@ -38,7 +38,7 @@ use tokio::time::Instant;
 use crate::output::json::Stream;
 use crate::output::notice::Key;
 use crate::output::printer::OutputSender;
-use crate::output::terminal::{IDLE, TerminalLines};
+use crate::output::terminal::{IDLE, TerminalLines, without_sgr};
 use crate::plan::ProcessSpec;
 use crate::supervisor::probe::LogMatch;
 use crate::supervisor::spawn::{SpawnContext, guard_child};
@@ -435,9 +435,13 @@ pub async fn pump(
         let output = &output;
         let log_match = &log_match;
         async move {
-            let found = log_match
-                .as_ref()
-                .is_some_and(|m: &Arc<LogMatch>| m.scan(&chunk));
+            // The check reads the text, not the colours around it.
+            let found = log_match.as_ref().is_some_and(|m: &Arc<LogMatch>| {
+                match color.then(|| without_sgr(&chunk)).flatten() {
+                    Some(plain) => m.scan(&plain),
+                    None => m.scan(&chunk),
+                }
+            });
             output.lines(key, Stream::Pty, chunk).await;
             if found && let Some(m) = log_match {
                 m.report();
