@@ -480,3 +480,52 @@ fn a_log_ready_check_reads_a_tty_instances_lines() {
     r.signal(Signal::SIGTERM);
     assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
 }
+
+#[test]
+fn the_window_size_follows_procruns_own_terminal() {
+    let mut r = Test::new()
+        .procfile(
+            "web: trap 'echo \"size $(stty size)\"' WINCH; echo \"size $(stty size)\"; while :; do sleep 0.05; done\n",
+        )
+        .env_remove("COLUMNS")
+        .env_remove("LINES")
+        .args(["start", "--tty", "--no-timestamp", "-p", &support::free_port().to_string()])
+        .pty();
+    // A new pty has no size yet: the default.
+    r.expect("size 24 80");
+    let ws = nix::pty::Winsize {
+        ws_row: 33,
+        ws_col: 99,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one winsize from a valid pointer. The
+    // kernel then sends SIGWINCH to procrun, the terminal's foreground.
+    let set = unsafe { libc::ioctl(r.master_fd(), libc::TIOCSWINSZ, &ws) };
+    assert_eq!(set, 0, "resizing procrun's terminal");
+    r.expect("size 33 99");
+    r.signal(Signal::SIGTERM);
+    let (status, output) = r.finish();
+    assert_eq!(status.code(), Some(143), "{output:?}");
+}
+
+#[test]
+fn a_restart_gives_a_new_terminal_and_ends_the_connection_to_the_old_one() {
+    let rt = Runtime::new();
+    let mut r = start(&rt, ECHO, &["--tty"]);
+    r.wait_for("web.1  | ready");
+    let c = connect(&r, &rt, "web.1");
+    c.expect("connected to web.1");
+    let out = client(&r, &rt, &["restart", "web.1"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    c.expect("web.1 has exited");
+    assert_eq!(c.finish().0.code(), Some(0));
+    let mut c = connect(&r, &rt, "web.1");
+    c.expect("connected to web.1");
+    c.send(b"again\r");
+    c.expect("got: again");
+    c.send(b"\x1d");
+    assert_eq!(c.finish().0.code(), Some(0));
+    r.signal(Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
+}

@@ -74,7 +74,6 @@ pub fn connect(mut client: Client, name: &str) -> Result<i32, Error> {
     )?;
     let name = result["name"].as_str().unwrap_or(name).to_owned();
     let pid = result["pid"].as_u64().unwrap_or(0);
-    eprint!("procrun: connected to {name} (pid {pid}); detach with {DETACH_NAME}\r\n");
     let mut stream = client.into_stream();
     let io = |e: std::io::Error| Error::io("connecting the terminal", e);
     let (wake_rd, wake_wr) = UnixStream::pair().map_err(io)?;
@@ -98,6 +97,9 @@ pub fn connect(mut client: Client, name: &str) -> Result<i32, Error> {
     let end = {
         let _raw = RawMode::enter()
             .map_err(|e| failure(format!("cannot put the terminal in raw mode: {e}")))?;
+        // Said once every key goes through: what is typed after reading it
+        // reaches the program.
+        eprint!("procrun: connected to {name} (pid {pid}); detach with {DETACH_NAME}\r\n");
         let end = relay(&mut stream, &wake_rd);
         // Colours or a hidden cursor the program left on stay with it.
         let mut out = std::io::stdout().lock();

@@ -116,8 +116,27 @@ impl TerminalLines {
 
     /// Takes in what the terminal output; pushes the whole lines onto `out`.
     pub fn push(&mut self, bytes: &[u8], out: &mut Vec<Chunk>) {
-        for &b in bytes {
+        let mut rest = bytes;
+        while let Some((&b, tail)) = rest.split_first() {
+            // Most output is runs of text between line ends: copied whole.
+            if self.esc == Esc::None && !is_control(b) {
+                let run = tail
+                    .iter()
+                    .position(|&c| is_control(c))
+                    .map_or(rest.len(), |i| i + 1);
+                if self.line.len() + run < self.cap {
+                    if self.cr {
+                        self.start_over();
+                    }
+                    let text = &rest[..run];
+                    self.line.extend_from_slice(text);
+                    self.chars += text.iter().filter(|&&c| !(0x80..0xc0).contains(&c)).count();
+                    rest = &rest[run..];
+                    continue;
+                }
+            }
             self.byte(b, out);
+            rest = tail;
         }
         if !self.done.is_empty() {
             out.push(Chunk {
@@ -339,6 +358,11 @@ impl TerminalLines {
         self.cr = false;
         self.redrawn = false;
     }
+}
+
+/// Whether `b` is a control character (C0 or DEL): what ends a run of text.
+fn is_control(b: u8) -> bool {
+    b < 0x20 || b == 0x7f
 }
 
 /// `chunk` without the SGR sequences [`TerminalLines`] kept, for what

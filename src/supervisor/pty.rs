@@ -152,20 +152,12 @@ pub fn spawn(
     // descendants close theirs, reading the master ends.
     drop(cmd);
     let pid = child.id().unwrap_or(0);
-    let terminal = Arc::new(Terminal {
-        name: spec.name.clone(),
+    let terminal = Arc::new(Terminal::new(
+        spec.name.clone(),
         pid,
-        master: pty.master.try_clone()?,
-        state: Mutex::new(State {
-            recent: Vec::new(),
-            clients: Vec::new(),
-            next_id: 1,
-            next_resize: 1,
-            own: size,
-            applied: (size.ws_row, size.ws_col),
-            ended: false,
-        }),
-    });
+        pty.master.try_clone()?,
+        size,
+    ));
     let reader = Reader {
         // SAFETY: the OwnedFd is owned by the AsyncFd and stays open as
         // long as it.
@@ -189,7 +181,8 @@ pub struct Terminal {
 
 #[derive(Debug)]
 struct State {
-    /// The last [`RECENT`] bytes of output, as written.
+    /// The last [`RECENT`] (up to twice as many) bytes of output, as
+    /// written.
     recent: Vec<u8>,
     clients: Vec<Client>,
     next_id: u64,
@@ -211,6 +204,18 @@ struct Client {
     size: Option<(u64, Winsize)>,
 }
 
+/// The last [`RECENT`] bytes of `kept`, from the start of a line when one
+/// starts in their first half: not in the middle of an escape sequence.
+fn recent_screen(kept: &[u8]) -> &[u8] {
+    let Some(cut) = kept.len().checked_sub(RECENT) else {
+        return kept;
+    };
+    match memchr::memchr(b'\n', &kept[cut..cut + RECENT / 2]) {
+        Some(nl) => &kept[cut + nl + 1..],
+        None => &kept[cut..],
+    }
+}
+
 /// A connected client's side of a [`Terminal`].
 #[derive(Debug)]
 pub struct Attached {
@@ -224,6 +229,25 @@ pub struct Attached {
 }
 
 impl Terminal {
+    /// The terminal of instance `name` (`pid`), whose master is `master`,
+    /// opened with procrun's window size `size`.
+    fn new(name: String, pid: u32, master: OwnedFd, size: Winsize) -> Terminal {
+        Terminal {
+            name,
+            pid,
+            master,
+            state: Mutex::new(State {
+                recent: Vec::new(),
+                clients: Vec::new(),
+                next_id: 1,
+                next_resize: 1,
+                own: size,
+                applied: (size.ws_row, size.ws_col),
+                ended: false,
+            }),
+        }
+    }
+
     /// The instance's name (`web.1`).
     pub fn name(&self) -> &str {
         &self.name
@@ -271,7 +295,7 @@ impl Terminal {
             (n, s)
         });
         state.clients.push(Client { id, tx, size });
-        let recent = state.recent.clone();
+        let recent = recent_screen(&state.recent).to_vec();
         self.apply(&mut state);
         Some(Attached {
             id,
@@ -328,13 +352,9 @@ impl Terminal {
         let mut state = self.state();
         let recent = &mut state.recent;
         recent.extend_from_slice(bytes);
-        if recent.len() > RECENT {
-            let mut cut = recent.len() - RECENT;
-            // Start at a line when one starts in the first half: not in the
-            // middle of an escape sequence.
-            if let Some(nl) = memchr::memchr(b'\n', &recent[cut..cut + RECENT / 2]) {
-                cut += nl + 1;
-            }
+        // Trimmed once twice as long, not on every read.
+        if recent.len() > 2 * RECENT {
+            let cut = recent.len() - RECENT;
             recent.drain(..cut);
         }
         let before = state.clients.len();
@@ -426,7 +446,7 @@ pub async fn pump(
         color,
     } = reader;
     let mut lines = TerminalLines::new(color);
-    let mut buf = vec![0u8; 16 * 1024];
+    let mut buf = vec![0u8; 64 * 1024];
     let mut chunks = Vec::new();
     let mut drain_until: Option<Instant> = None;
     let mut idle_at: Option<Instant> = None;
@@ -485,7 +505,15 @@ pub async fn pump(
         };
         match read {
             Ok(0) => break,
-            Ok(n) => {
+            Ok(mut n) => {
+                // A terminal hands out little at a time: take what else is
+                // there now, so that a flood costs few messages.
+                while n < buf.len() {
+                    match nix::unistd::read(master.get_ref().as_fd(), &mut buf[n..]) {
+                        Ok(more) if more > 0 => n += more,
+                        _ => break,
+                    }
+                }
                 pace.read(n);
                 terminal.output(&buf[..n]);
                 lines.push(&buf[..n], &mut chunks);
@@ -504,5 +532,88 @@ pub async fn pump(
     terminal.end();
     if let Some(last) = lines.finish() {
         send(last).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A terminal on a new pty of procrun's size 24×80, and its slave.
+    fn terminal() -> (Terminal, OwnedFd) {
+        let pty = nix::pty::openpty(Some(&size(24, 80)), None).expect("openpty");
+        (
+            Terminal::new("web.1".into(), 0, pty.master, size(24, 80)),
+            pty.slave,
+        )
+    }
+
+    /// The size the program sees.
+    fn seen(slave: &OwnedFd) -> (u16, u16) {
+        let mut ws = size(0, 0);
+        // SAFETY: TIOCGWINSZ writes one winsize into a valid pointer.
+        let rc = unsafe { libc::ioctl(slave.as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
+        assert_eq!(rc, 0);
+        (ws.ws_row, ws.ws_col)
+    }
+
+    #[test]
+    fn the_size_set_last_wins_and_procruns_comes_back_when_all_have_left() {
+        let (t, slave) = terminal();
+        let a = t.attach(Some(size(40, 120))).expect("open");
+        assert_eq!(seen(&slave), (40, 120));
+        let b = t.attach(None).expect("open");
+        assert_eq!(
+            seen(&slave),
+            (40, 120),
+            "a client without a size changes nothing"
+        );
+        t.resize(b.id, size(50, 132));
+        assert_eq!(seen(&slave), (50, 132));
+        t.set_own_size(size(30, 100));
+        assert_eq!(seen(&slave), (50, 132), "clients win over procrun");
+        t.resize(a.id, size(41, 121));
+        assert_eq!(seen(&slave), (41, 121));
+        t.detach(a.id);
+        assert_eq!(seen(&slave), (50, 132), "the other client's size");
+        t.detach(b.id);
+        assert_eq!(seen(&slave), (30, 100), "procrun's own again");
+        assert_eq!(t.clients(), 0);
+    }
+
+    #[test]
+    fn recent_output_is_capped_starts_at_a_line_and_joins_the_live_output() {
+        let (t, _slave) = terminal();
+        for i in 0..2000 {
+            t.output(format!("line {i}\r\n").as_bytes());
+        }
+        let mut a = t.attach(None).expect("open");
+        assert!(a.recent.len() <= RECENT, "{}", a.recent.len());
+        assert!(a.recent.starts_with(b"line "), "starts at a line");
+        assert!(a.recent.ends_with(b"line 1999\r\n"));
+        t.output(b"next\r\n");
+        assert_eq!(a.output.try_recv().expect("live"), b"next\r\n");
+        t.end();
+        assert!(a.output.try_recv().is_err(), "closed at the end");
+        assert!(
+            t.attach(None).is_none(),
+            "nobody connects to an ended terminal"
+        );
+    }
+
+    #[test]
+    fn a_client_that_falls_behind_is_dropped_and_others_go_on() {
+        let (t, _slave) = terminal();
+        let slow = t.attach(None).expect("open");
+        let mut fast = t.attach(None).expect("open");
+        for _ in 0..CLIENT_QUEUE {
+            t.output(b"x");
+            fast.output.try_recv().expect("read");
+        }
+        assert!(t.is_attached(slow.id));
+        t.output(b"one too many");
+        assert!(!t.is_attached(slow.id), "dropped");
+        assert!(t.is_attached(fast.id));
+        assert!(!t.ended(), "a drop is not the end");
     }
 }
