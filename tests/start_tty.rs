@@ -483,7 +483,7 @@ fn a_log_ready_check_reads_a_tty_instances_lines() {
 
 #[test]
 fn the_window_size_follows_procruns_own_terminal() {
-    let mut r = Test::new()
+    let r = Test::new()
         .procfile(
             "web: trap 'echo \"size $(stty size)\"' WINCH; echo \"size $(stty size)\"; while :; do sleep 0.05; done\n",
         )
