@@ -529,3 +529,33 @@ fn a_restart_gives_a_new_terminal_and_ends_the_connection_to_the_old_one() {
     r.signal(Signal::SIGTERM);
     assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
 }
+
+#[test]
+fn a_pdb_prompt_can_be_reached_with_connect() {
+    let rt = Runtime::new();
+    let mut r = Test::new()
+        .procfile("web: python3 app.py\nother: exec sleep 300\n")
+        .file(
+            "app.py",
+            "answer = 42\nbreakpoint()\nprint('after', answer)\nimport time\ntime.sleep(300)\n",
+        )
+        .env("XDG_RUNTIME_DIR", rt.path())
+        .env_remove("PYTHONBREAKPOINT")
+        .start(&["--tty=web"]);
+    // The prompt has no newline: start shows it once the program waits.
+    r.wait_for("web.1   | (Pdb) ");
+    let mut c = connect(&r, &rt, "web.1");
+    c.expect("(Pdb)");
+    c.send(b"p answer * 2\r");
+    c.expect("84");
+    c.send(b"c\r");
+    c.expect("after 42");
+    c.send(b"\x1d");
+    assert_eq!(c.finish().0.code(), Some(0));
+    // start showed the session as lines, prompt and all.
+    r.wait_for("web.1   | (Pdb) p answer * 2");
+    r.wait_for("web.1   | 84");
+    r.wait_for("web.1   | after 42");
+    r.signal(Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
+}
