@@ -118,7 +118,7 @@ pub struct GlobalArgs {
     #[arg(long, hide_short_help = true, global = true)]
     pub no_color: bool,
 
-    /// The control socket of `start` and of ps, restart, stop, scale, logs, signal and quit [default: one per app root, in $XDG_RUNTIME_DIR/procrun or /tmp/procrun-UID]
+    /// The control socket of `start` and of ps, restart, stop, scale, logs, signal, quit, connect and send [default: one per app root, in $XDG_RUNTIME_DIR/procrun or /tmp/procrun-UID]
     #[arg(long, env = "PROCRUN_SOCKET", value_name = "PATH", global = true)]
     pub socket: Option<PathBuf>,
 
