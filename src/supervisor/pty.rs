@@ -22,6 +22,10 @@
 //! that is one), updated on SIGWINCH; without one `COLUMNS`×`LINES`, else
 //! 80×24. While a client is connected, its window's size wins (the last one
 //! set, among several clients); the last one to leave gives it back.
+//!
+//! Over 400 lines (its tests at the end) because the spawn, the reader and
+//! the [`Terminal`] they share are one thing: the pty's two descriptors and
+//! who may use them.
 
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 use std::process::Stdio;
