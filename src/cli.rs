@@ -118,7 +118,7 @@ pub struct GlobalArgs {
     #[arg(long, hide_short_help = true, global = true)]
     pub no_color: bool,
 
-    /// The control socket of `start` and of ps, restart, stop, scale, logs, signal and quit [default: one per app root, in $XDG_RUNTIME_DIR/procrun or /tmp/procrun-UID]
+    /// The control socket of `start` and of ps, restart, stop, scale, logs, signal, quit, connect and send [default: one per app root, in $XDG_RUNTIME_DIR/procrun or /tmp/procrun-UID]
     #[arg(long, env = "PROCRUN_SOCKET", value_name = "PATH", global = true)]
     pub socket: Option<PathBuf>,
 
@@ -271,6 +271,24 @@ pub enum Command {
     Signal(SignalArgs),
     /// Stop the running app as Ctrl-C would, and wait until it has stopped
     Quit,
+    /// Attach this terminal to an instance started with --tty; detach with Ctrl-]
+    ///
+    /// Shows the instance's recent output, then its live output as its
+    /// terminal writes it, and sends every key typed to it (Ctrl-C and
+    /// Ctrl-Z included: they reach the program, not procrun). The window
+    /// size follows this terminal's. Ctrl-] detaches and the instance keeps
+    /// running; `start` keeps printing its lines all along. Several clients
+    /// may be connected to one instance: all see its output, and what any
+    /// of them types is delivered. Exits 0 on a detach or when the instance
+    /// exits (or is stopped), 1 when the connection to `start` is lost.
+    Connect(ConnectArgs),
+    /// Type a line into an instance started with --tty: TEXT, then Enter
+    ///
+    /// For scripts: the words of TEXT joined by spaces, then a carriage
+    /// return (what the Enter key sends), written to the instance's
+    /// terminal. Returns once written; fails when the instance has not read
+    /// its input for 5 seconds.
+    Send(SendArgs),
     /// Print the manual page (roff), e.g. `procrun man | man -l -`, or a command's: `procrun man start`
     Man {
         /// The command whose page to print [default: procrun's own]
@@ -323,6 +341,18 @@ pub struct PolicyArgs {
     /// The signal that asks a type to stop, e.g. web=INT,worker=QUIT, or all=INT [default: TERM]
     #[arg(long, env = "PROCRUN_STOP_SIGNAL", value_name = "TYPE=SIG")]
     pub stop_signal: Vec<String>,
+
+    /// Run these process types on a terminal of their own (colours, live output, `procrun connect`), comma-separated; --tty alone: all
+    // `--tty` alone is `--tty all`; like --color it takes the next word,
+    // so before a process name write `--tty=all` (docs/tty.md).
+    #[arg(
+        long,
+        env = "PROCRUN_TTY",
+        value_name = "NAMES",
+        num_args = 0..=1,
+        default_missing_value = "all"
+    )]
+    pub tty: Vec<String>,
 }
 
 /// `procrun check`.
@@ -583,6 +613,31 @@ pub struct LogsArgs {
     /// Process types or instances (web, web.2) [default: all]
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
+}
+
+/// `procrun connect`.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The instance (web.1), or a type that has one
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// `procrun send`.
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The instance (web.1), or a type that has one
+    #[arg(value_name = "NAME")]
+    pub name: String,
+
+    /// What to type (words joined by spaces)
+    #[arg(
+        value_name = "TEXT",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub text: Vec<String>,
 }
 
 /// `procrun signal`.

@@ -63,11 +63,8 @@ pub const KEYS: &[&str] = &[
     "ready_timeout",
     "ready_interval",
     "after",
+    "tty",
 ];
-
-/// Keys other runners have that procrun does not support yet: rejected, so
-/// that nobody believes they took effect.
-const UNSUPPORTED: &[&str] = &["tty"];
 
 /// The restart values, as written in the file.
 const RESTART_VALUES: &[&str] = &["no", "on-failure", "always"];
@@ -112,6 +109,8 @@ pub struct Patch {
     pub min_uptime: Option<Set<Duration>>,
     /// `port`.
     pub port: Option<Set<bool>>,
+    /// `tty`.
+    pub tty: Option<Set<bool>>,
     /// `ready`.
     pub ready: Option<Set<crate::readiness::Check>>,
     /// `ready_timeout`.
@@ -283,10 +282,7 @@ pub fn parse(path: PathBuf, text: &str) -> Result<Config, Vec<Diagnostic>> {
                     });
                 }
             }
-            other
-                if !value.get_ref().is_table()
-                    && (KEYS.contains(&other) || UNSUPPORTED.contains(&other)) =>
-            {
+            other if !value.get_ref().is_table() && KEYS.contains(&other) => {
                 cx.errors.push(
                     Diagnostic::error(format!("`{other}` is outside any section"))
                         .at(cx.src.at(key.span()))

@@ -140,6 +140,10 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             control::client::signal(&mut connect(settings)?, &args.signal, &args.names)
         }
         Command::Quit => control::client::quit(&mut connect(settings)?),
+        Command::Connect(args) => control::connect::connect(connect(settings)?, &args.name),
+        Command::Send(args) => {
+            control::connect::send(&mut connect(settings)?, &args.name, &args.text.join(" "))
+        }
         Command::Logs(args) => {
             use std::io::IsTerminal as _;
             let color = settings::use_color(settings.color, std::io::stdout().is_terminal());

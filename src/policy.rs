@@ -84,6 +84,9 @@ pub struct Policy {
     pub min_uptime: Duration,
     /// Whether its instances get a `PORT`.
     pub port: bool,
+    /// Whether its instances run on a pseudo-terminal of their own
+    /// (`start --tty`) instead of pipes.
+    pub tty: bool,
 }
 
 impl Default for Policy {
@@ -97,6 +100,7 @@ impl Default for Policy {
             max_restarts: Some(10),
             min_uptime: Duration::from_secs(10),
             port: true,
+            tty: false,
         }
     }
 }
@@ -210,6 +214,9 @@ impl Policy {
         if !self.port {
             items.push("no-port".to_owned());
         }
+        if self.tty {
+            items.push("tty".to_owned());
+        }
         if items.is_empty() {
             "-".to_owned()
         } else {
@@ -285,11 +292,12 @@ mod tests {
             max_restarts: None,
             min_uptime: Duration::from_secs(2),
             port: false,
+            tty: true,
             ..Policy::default()
         };
         assert_eq!(
             p.describe(),
-            "restart=always, backoff=0.5s..60s, max-restarts=unlimited, min-uptime=2s, no-port"
+            "restart=always, backoff=0.5s..60s, max-restarts=unlimited, min-uptime=2s, no-port, tty"
         );
         // Restart tuning of a type that never restarts is not shown.
         let p = Policy {

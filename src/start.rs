@@ -142,6 +142,7 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
         .map_err(|e| Error::io("starting the runtime", e))?;
     let options = Options {
         spawn: SpawnContext::current(nofile),
+        tty_color: looks.color,
     };
     let (requests_tx, requests_rx) = mpsc::unbounded_channel();
     let (endpoint, server) = match (taken, ring) {

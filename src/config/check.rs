@@ -151,6 +151,7 @@ impl Cx<'_> {
                     patch.can_die = self.boolean(name, value).map(|value| Set { value, at })
                 }
                 "port" => patch.port = self.boolean(name, value).map(|value| Set { value, at }),
+                "tty" => patch.tty = self.boolean(name, value).map(|value| Set { value, at }),
                 "stop_signal" => {
                     patch.stop_signal = self.signal(value).map(|value| Set { value, at });
                 }
@@ -174,13 +175,6 @@ impl Cx<'_> {
                     patch.ready_interval = self.seconds(name, value).map(|value| Set { value, at });
                 }
                 "after" => patch.after = self.after(value).map(|value| Set { value, at }),
-                _ if UNSUPPORTED.contains(&name) => self.error(
-                    key.span(),
-                    format!("`{name}` is not supported yet"),
-                    Some(format!(
-                        "remove it from {what}: procrun would not act on it"
-                    )),
-                ),
                 _ => {
                     let help = match suggest(name, KEYS) {
                         Some(s) => format!("did you mean `{s}`?"),

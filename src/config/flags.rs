@@ -1,6 +1,6 @@
 //! The policy flags, for the common cases without a `procrun.toml`:
-//! `--can-die web,worker`, `--any-can-die`, `--auto-restart worker|all` and
-//! `--stop-signal web=INT,worker=QUIT`. Each value is parsed here and its
+//! `--can-die web,worker`, `--any-can-die`, `--auto-restart worker|all`,
+//! `--stop-signal web=INT,worker=QUIT` and `--tty [web,worker|all]`. Each value is parsed here and its
 //! items are located in the flag's text, as the formation's are; whether the
 //! names are Procfile entries is checked by [`super::resolve`].
 
@@ -34,6 +34,8 @@ pub struct Flags {
     pub auto_restart: Vec<Named>,
     /// `--stop-signal`: each type with its signal.
     pub stop_signal: Vec<(Named, Set<Signal>)>,
+    /// `--tty` (`PROCRUN_TTY`).
+    pub tty: Vec<Named>,
     /// Non-fatal findings (e.g. `--stop-signal web=KILL`).
     pub warnings: Vec<Diagnostic>,
 }
@@ -136,6 +138,16 @@ pub fn parse(args: &PolicyArgs) -> Result<Flags, Vec<Diagnostic>> {
     };
     flags.can_die = names("--can-die", &args.can_die, &mut errors);
     flags.auto_restart = names("--auto-restart", &args.auto_restart, &mut errors);
+    // PROCRUN_TTY=1 reads as a switch: the usual words for yes mean every
+    // type, those for no mean none (a type named `1` needs `--tty=1,…`
+    // with another item, which nobody writes).
+    let tty: Vec<String> = args
+        .tty
+        .iter()
+        .filter(|v| !is_no(v))
+        .map(|v| if is_yes(v) { ALL.to_owned() } else { v.clone() })
+        .collect();
+    flags.tty = names("--tty", &tty, &mut errors);
 
     let flag = "--stop-signal";
     for text in &args.stop_signal {
@@ -203,6 +215,20 @@ pub fn parse(args: &PolicyArgs) -> Result<Flags, Vec<Diagnostic>> {
     }
 }
 
+/// `1`, `true`, `yes`, `on` (any case).
+fn is_yes(text: &str) -> bool {
+    ["1", "true", "yes", "on"]
+        .iter()
+        .any(|w| text.trim().eq_ignore_ascii_case(w))
+}
+
+/// `0`, `false`, `no`, `off` (any case).
+fn is_no(text: &str) -> bool {
+    ["0", "false", "no", "off"]
+        .iter()
+        .any(|w| text.trim().eq_ignore_ascii_case(w))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,7 +240,34 @@ mod tests {
             any_can_die: false,
             auto_restart: v(auto),
             stop_signal: v(stop),
+            tty: Vec::new(),
         }
+    }
+
+    #[test]
+    fn tty_takes_names_all_or_a_switch_word() {
+        let tty = |values: &[&str]| {
+            let a = PolicyArgs {
+                tty: values.iter().map(|s| (*s).to_owned()).collect(),
+                ..args(&[], &[], &[])
+            };
+            parse(&a)
+                .map(|f| f.tty.into_iter().map(|n| n.name).collect::<Vec<_>>())
+                .map_err(|e| e[0].message.clone())
+        };
+        assert_eq!(
+            tty(&["web, worker"]),
+            Ok(vec!["web".into(), "worker".into()])
+        );
+        assert_eq!(tty(&["all"]), Ok(vec![ALL.into()]));
+        assert_eq!(tty(&["1"]), Ok(vec![ALL.into()]));
+        assert_eq!(tty(&["TRUE"]), Ok(vec![ALL.into()]));
+        assert_eq!(tty(&["0"]), Ok(vec![]));
+        assert_eq!(tty(&["off"]), Ok(vec![]));
+        assert_eq!(
+            tty(&["web.1"]),
+            Err("`web.1` is not a process type name".into())
+        );
     }
 
     #[test]

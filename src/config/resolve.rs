@@ -5,8 +5,8 @@
 //! the same reach the command line wins over the file:
 //!
 //! 1. the flags naming the type (`--can-die`, `--auto-restart`,
-//!    `--stop-signal web=…`), then the same flags with `all`
-//!    (`--any-can-die`);
+//!    `--stop-signal web=…`, `--tty`), then the same flags with `all`
+//!    (`--any-can-die`, `--tty` alone);
 //! 2. `[process.NAME]`;
 //! 3. `-t/--timeout` (only `stop_timeout`);
 //! 4. `[defaults]`;
@@ -81,6 +81,7 @@ pub fn resolve_with(
         .map(|n| ("--can-die", n))
         .chain(flags.auto_restart.iter().map(|n| ("--auto-restart", n)))
         .chain(stop_signal_names.map(|n| ("--stop-signal", n)))
+        .chain(flags.tty.iter().map(|n| ("--tty", n)))
     {
         if named.name != ALL && procfile.get(&named.name).is_none() {
             errors.push(
@@ -116,6 +117,9 @@ pub fn resolve_with(
         }
         if named(&flags.auto_restart) {
             policy.restart = Restart::Always;
+        }
+        if named(&flags.tty) {
+            policy.tty = true;
         }
         let by_name = |name: &str| {
             flags
@@ -200,6 +204,7 @@ fn apply(policy: &mut Policy, patch: &Patch) {
     set(&mut policy.max_restarts, &patch.max_restarts);
     set(&mut policy.min_uptime, &patch.min_uptime);
     set(&mut policy.port, &patch.port);
+    set(&mut policy.tty, &patch.tty);
 }
 
 /// The error when `policy`'s backoff max is below its initial wait because

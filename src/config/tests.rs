@@ -61,6 +61,7 @@ fn flags(can_die: &[&str], any: bool, auto: &[&str], stop: &[&str]) -> Flags {
         any_can_die: any,
         auto_restart: v(auto),
         stop_signal: v(stop),
+        tty: Vec::new(),
     })
     .expect("flags parse")
 }
@@ -81,6 +82,7 @@ backoff = { initial = 0.5, max = 60 }
 max_restarts = 3
 min_uptime = 2
 port = false
+tty = true
 
 [process.worker]
 restart = "always"
@@ -109,6 +111,7 @@ max_restarts = "unlimited"
             max_restarts: Some(3),
             min_uptime: Duration::from_secs(2),
             port: false,
+            tty: true,
         }
     );
     let worker = policy_of(&c, "worker");
@@ -265,11 +268,11 @@ fn syntax_errors_are_located() {
 }
 
 #[test]
-fn unsupported_keys_are_rejected() {
+fn a_ready_url_string_and_a_quoted_tty_are_rejected() {
     insta::assert_snapshot!(
-        "unsupported",
+        "ready_string_tty_string",
         errors(
-            "[process.web]\nready = \"http://localhost:5000\"\ntty = true\n\n[defaults]\nafter = [\"db\"]\n"
+            "[process.web]\nready = \"http://localhost:5000\"\ntty = \"true\"\n\n[defaults]\nafter = [\"db\"]\n"
         )
     );
 }

@@ -1,5 +1,5 @@
 //! The client commands: `ps`, `restart`, `stop`, `scale`, `logs`,
-//! `signal`, `quit`. Each finds the running `start` of the app by its app
+//! `signal`, `quit` (`connect` and `send` are in [`super::connect`]). Each finds the running `start` of the app by its app
 //! root (or `--socket`), speaks the protocol of [`super::wire`] and prints
 //! the answer. Blocking I/O: a client does one thing at a time.
 
@@ -150,6 +150,12 @@ impl Client {
         }
     }
 
+    /// The connection itself, for a client that goes on speaking the
+    /// protocol on its own (`connect`, after `attach`).
+    pub fn into_stream(self) -> UnixStream {
+        self.stream
+    }
+
     /// Sends a request and waits for its result.
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, Error> {
         let id = self.send(method, params)?;
@@ -215,7 +221,7 @@ fn write_out(out: &mut impl std::io::Write, bytes: &[u8]) -> Result<(), Error> {
 /// A refusal of the server as an error of this command.
 fn refused(e: wire::WireError) -> Error {
     let code = match e.code.as_str() {
-        "no_match" | "invalid_params" => ExitCode::USAGE,
+        "no_match" | "invalid_params" | "ambiguous" => ExitCode::USAGE,
         _ => ExitCode::FAILURE,
     };
     let mut d = Diagnostic::error(e.message);

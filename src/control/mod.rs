@@ -1,5 +1,5 @@
 //! Control of a running `procrun start` from other terminals (`procrun ps`,
-//! `restart`, `stop`, `scale`, `logs`, `signal`, `quit`), over a unix
+//! `restart`, `stop`, `scale`, `logs`, `signal`, `quit`, `connect`, `send`), over a unix
 //! socket only its user can reach. The protocol is documented in
 //! `docs/control.md`.
 //!
@@ -9,9 +9,14 @@
 //! - [`request`]: the typed requests the server hands the dispatcher (the
 //!   only way into the supervisor);
 //! - [`server`]: the socket's thread in `start`;
-//! - [`client`]: the client commands.
+//! - [`attach`]: its `attach` and `send` methods, which reach the terminal
+//!   of an instance started with `--tty`;
+//! - [`client`]: the client commands;
+//! - [`connect`](mod@connect): `connect` and `send`.
 
+pub mod attach;
 pub mod client;
+pub mod connect;
 pub mod endpoint;
 pub mod request;
 pub mod server;

@@ -40,6 +40,14 @@ pub enum Command {
     Quit,
     /// The keys these names select (none: every instance), for `logs`.
     Select(Vec<String>),
+    /// The terminal of the one instance this name selects, for `attach`
+    /// and `send` (named by what: `connect`, `send`).
+    Terminal {
+        /// `web.1`, or a type with one instance.
+        name: String,
+        /// `connect` or `send`, for the notice in `start`'s output.
+        what: &'static str,
+    },
 }
 
 /// An answer.
@@ -51,7 +59,23 @@ pub enum Reply {
     Keys(Vec<Key>),
     /// `start` finished with this exit code.
     Quit(i32),
+    /// The instance's terminal.
+    Terminal(TerminalRef),
 }
+
+/// A running tty instance's terminal, handed to the control server: the
+/// only part of an instance a client reaches, and only to read its output,
+/// type into it and set its window size.
+#[derive(Clone, Debug)]
+pub struct TerminalRef(pub std::sync::Arc<crate::supervisor::pty::Terminal>);
+
+impl PartialEq for TerminalRef {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for TerminalRef {}
 
 /// One instance as `ps` shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,6 +101,9 @@ pub struct InstanceStatus {
     pub started_at: Option<SystemTime>,
     /// How its last run ended (128+N for signal N), once it ended.
     pub exit_code: Option<i32>,
+    /// Whether it runs on a terminal of its own (`procrun connect` reaches
+    /// it).
+    pub tty: bool,
 }
 
 /// The `no_match` error for `name`, listing what exists.

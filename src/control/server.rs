@@ -9,7 +9,8 @@
 //! each answered by exactly one response (and, for `logs`, output frames
 //! after it). A client of another user is refused; a malformed request gets
 //! an error and the connection stays usable; an oversized or unframed one
-//! gets an error and the connection is closed. Nothing a client sends
+//! gets an error and the connection is closed. `attach` turns the
+//! connection into a relay of one instance's terminal ([`super::attach`]). Nothing a client sends
 //! reaches the app except through the dispatcher's typed requests.
 
 use std::collections::HashMap;
@@ -137,14 +138,14 @@ async fn serve(
 }
 
 /// Writes one frame, or fails when the client does not take it in time.
-async fn send(w: &mut OwnedWriteHalf, frame: &[u8]) -> std::io::Result<()> {
+pub(super) async fn send(w: &mut OwnedWriteHalf, frame: &[u8]) -> std::io::Result<()> {
     match tokio::time::timeout(WRITE_TIMEOUT, wire::write_frame(w, frame)).await {
         Ok(r) => r,
         Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
     }
 }
 
-async fn respond(
+pub(super) async fn respond(
     w: &mut OwnedWriteHalf,
     id: Option<u64>,
     answer: Result<Value, WireError>,
@@ -268,6 +269,10 @@ async fn connection(
                     return;
                 }
             }
+            Envelope::Request { id, method, params } if method == "attach" => {
+                super::attach::attach(&mut rd, &mut wr, &ctx, id, params, from, &mut stopped).await;
+                return;
+            }
             Envelope::Request { id, method, params } => {
                 let answer = request(&ctx, &samples, &method, params, from).await;
                 if respond(&mut wr, Some(id), answer).await.is_err() {
@@ -288,15 +293,26 @@ async fn connection(
 }
 
 async fn bye(w: &mut OwnedWriteHalf) -> std::io::Result<()> {
+    bye_with(w, "app_ended", "the app has stopped").await
+}
+
+/// Ends the conversation with `code`.
+pub(super) async fn bye_with(
+    w: &mut OwnedWriteHalf,
+    code: &str,
+    message: &str,
+) -> std::io::Result<()> {
     let envelope = Envelope::Bye {
-        code: "app_ended".into(),
-        message: "the app has stopped".into(),
+        code: code.into(),
+        message: message.into(),
     };
     send(w, &wire::encode_json(&envelope)).await
 }
 
 /// Parses the params of a method.
-fn params<T: for<'de> Deserialize<'de> + Default>(params: Value) -> Result<T, WireError> {
+pub(super) fn params<T: for<'de> Deserialize<'de> + Default>(
+    params: Value,
+) -> Result<T, WireError> {
     if params.is_null() {
         return Ok(T::default());
     }
@@ -346,7 +362,11 @@ impl Default for LogsParams {
 }
 
 /// Asks the dispatcher.
-async fn ask(ctx: &Context, command: Command, from: Option<u32>) -> Result<Reply, WireError> {
+pub(super) async fn ask(
+    ctx: &Context,
+    command: Command,
+    from: Option<u32>,
+) -> Result<Reply, WireError> {
     let (reply, answer) = oneshot::channel();
     let gone = || WireError::new("stopping", "the app is stopping");
     ctx.requests
@@ -420,10 +440,13 @@ async fn request(
             Command::Signal(signal, p.names)
         }
         "quit" => Command::Quit,
+        "send" => return super::attach::send_text(ctx, raw, from).await,
         other => {
             return Err(WireError::new(
                 "unknown_method",
-                format!("no method `{other}` (ps, restart, stop, scale, logs, signal, quit, ping)"),
+                format!(
+                    "no method `{other}` (ps, restart, stop, scale, logs, signal, quit, attach, send, ping)"
+                ),
             ));
         }
     };
@@ -450,7 +473,7 @@ async fn request(
             Ok(json!({ "instances": instances }))
         }
         Reply::Quit(code) => Ok(json!({ "exit_code": code })),
-        Reply::Keys(_) => Ok(json!({})),
+        Reply::Keys(_) | Reply::Terminal(_) => Ok(json!({})),
     }
 }
 
@@ -470,6 +493,7 @@ pub fn status_json(s: &InstanceStatus, usage: Option<(f64, u64)>) -> Value {
         "restarts": s.restarts,
         "started_at": s.started_at.map(rfc3339),
         "exit_code": s.exit_code,
+        "tty": s.tty,
         "cpu_percent": usage.map(|u| (u.0 * 10.0).round() / 10.0),
         "rss_bytes": usage.map(|u| u.1),
     })

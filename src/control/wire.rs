@@ -3,8 +3,9 @@
 //! Every message is a frame: a 4-byte big-endian length `N`, a 1-byte
 //! kind, then `N` bytes of payload. Kind 0 carries one JSON envelope (a
 //! hello, a request, a response, a bye); kind 1 carries output bytes exactly
-//! as `procrun start` printed them, so child output of any bytes crosses the
-//! socket unchanged. A length prefix, not a text line: a request can hold
+//! as `procrun start` printed them (or, after `attach`, as the instance's
+//! terminal wrote them), so child output of any bytes crosses the socket
+//! unchanged; kind 2 carries what an attached client types. A length prefix, not a text line: a request can hold
 //! any character, and a reader always knows where a message ends.
 
 use std::io::{Read, Write};
@@ -28,6 +29,10 @@ pub const KIND_JSON: u8 = 0;
 
 /// A frame of output bytes.
 pub const KIND_OUTPUT: u8 = 1;
+
+/// A frame of input bytes: what a client connected to an instance's
+/// terminal types (`attach`).
+pub const KIND_INPUT: u8 = 2;
 
 /// One message, as JSON in a [`KIND_JSON`] frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -68,9 +73,12 @@ pub enum Envelope {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         error: Option<WireError>,
     },
-    /// The server ends the conversation (the app stopped, or a follow ended).
+    /// The server ends the conversation (the app stopped, or a follow or an
+    /// attachment ended).
     Bye {
-        /// A stable code: `app_ended`.
+        /// A stable code: `app_ended`, `exited` (the attached instance's
+        /// terminal closed), `too_slow` (an attached client read too
+        /// slowly).
         code: String,
         /// For people.
         message: String,
@@ -82,7 +90,8 @@ pub enum Envelope {
 pub struct WireError {
     /// Stable, never reused: `bad_frame`, `bad_request`, `expected_hello`,
     /// `unsupported_protocol`, `unknown_method`, `invalid_params`,
-    /// `no_match`, `stopping`, `forbidden`.
+    /// `no_match`, `stopping`, `forbidden`, `ambiguous`, `no_tty`,
+    /// `not_running`, `busy`.
     pub code: String,
     /// For people.
     pub message: String,
@@ -171,6 +180,23 @@ pub async fn read_frame(r: &mut (impl AsyncRead + Unpin), max: usize) -> Result<
     Ok(Frame { kind, payload })
 }
 
+/// Takes the first whole frame of at most `max` bytes out of `buf`, which
+/// holds what was read so far; `Ok(None)` until one is complete. For
+/// readers that must not lose a partial frame when they wait on something
+/// else too (reading into a buffer is cancel-safe, [`read_frame`] is not).
+pub fn take_frame(buf: &mut Vec<u8>, max: usize) -> Result<Option<Frame>, FrameError> {
+    let Some(head) = buf.first_chunk::<5>() else {
+        return Ok(None);
+    };
+    let (kind, len) = header(*head, max)?;
+    if buf.len() < 5 + len {
+        return Ok(None);
+    }
+    let payload = buf[5..5 + len].to_vec();
+    buf.drain(..5 + len);
+    Ok(Some(Frame { kind, payload }))
+}
+
 /// Writes one frame.
 pub async fn write_frame(w: &mut (impl AsyncWrite + Unpin), frame: &[u8]) -> std::io::Result<()> {
     w.write_all(frame).await?;
@@ -214,6 +240,39 @@ mod tests {
         let frame = read_frame_blocking(&mut &bytes[..], MAX_FRAME).expect("a frame");
         assert_eq!(frame.kind, KIND_OUTPUT);
         assert_eq!(frame.payload, payload);
+    }
+
+    #[test]
+    fn frames_are_taken_whole_from_a_buffer() {
+        let mut stream = encode(KIND_INPUT, b"ab");
+        stream.extend(encode(KIND_JSON, b"{}"));
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        for &b in &stream {
+            buf.push(b);
+            while let Some(frame) = take_frame(&mut buf, MAX_REQUEST).expect("valid") {
+                got.push(frame);
+            }
+        }
+        assert!(buf.is_empty());
+        assert_eq!(
+            got,
+            [
+                Frame {
+                    kind: KIND_INPUT,
+                    payload: b"ab".to_vec()
+                },
+                Frame {
+                    kind: KIND_JSON,
+                    payload: b"{}".to_vec()
+                }
+            ]
+        );
+        let mut huge = vec![0x7f, 0xff, 0xff, 0xff, 2];
+        assert!(matches!(
+            take_frame(&mut huge, MAX_REQUEST),
+            Err(FrameError::TooLarge(..))
+        ));
     }
 
     #[test]

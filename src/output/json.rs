@@ -26,6 +26,9 @@ pub enum Stream {
     Stdout,
     /// The child's stderr.
     Stderr,
+    /// The child's terminal (`start --tty`): stdout and stderr are one
+    /// stream there.
+    Pty,
 }
 
 impl Stream {
@@ -34,6 +37,7 @@ impl Stream {
         match self {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
+            Stream::Pty => "pty",
         }
     }
 }

@@ -27,7 +27,8 @@ const READ_MAX: usize = 64 * 1024;
 pub enum Tail {
     /// Only whole lines, each ending in `\n`.
     Lines,
-    /// Whole lines, then the stream's last line, which had no `\n`.
+    /// Whole lines, then the stream's last line, which had no `\n` (or,
+    /// from a terminal, a prompt left unfinished: `output::terminal`).
     Eof,
     /// Whole lines, then the first `MAX_LINE` bytes of a longer line.
     Split,

@@ -1,8 +1,9 @@
 //! Output: the byte-level line splitter ([`lines`]), the single writer of
 //! stdout ([`printer`]), how lines look ([`style`]), procrun's own messages
 //! ([`notice`]), the JSON records of `--log-format json` ([`json`]), the
-//! pacing of reads ([`pacing`]) and the recent output kept for
-//! `procrun logs` ([`ring`]).
+//! pacing of reads ([`pacing`]), the recent output kept for
+//! `procrun logs` ([`ring`]) and the lines of an instance that runs on a
+//! terminal ([`terminal`]).
 
 pub mod json;
 pub mod lines;
@@ -12,3 +13,4 @@ pub mod printer;
 pub mod render;
 pub mod ring;
 pub mod style;
+pub mod terminal;

@@ -8,6 +8,7 @@ use crate::output::lines::{Chunk, Tail};
 use crate::output::notice::{Ident, Key, Notice};
 use crate::output::printer::{Message, SPLIT_MARK};
 use crate::output::style::{Clock, Prefix, SYSTEM, shorten};
+use crate::output::terminal::without_sgr;
 
 /// How output is shown.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,6 +163,13 @@ impl Renderer {
 
     /// Appends the formatted lines of instance `key`.
     pub fn output(&mut self, key: Key, stream: Stream, chunk: &Chunk, out: &mut Vec<u8>) {
+        // A terminal's colours are kept when `start` colours; `logs` for a
+        // reader without colour gets the text alone.
+        let plain = match stream {
+            Stream::Pty if !self.looks.color || self.looks.json => without_sgr(chunk),
+            _ => None,
+        };
+        let chunk = plain.as_ref().unwrap_or(chunk);
         if self.looks.json {
             self.output_json(key, stream, chunk, out);
         } else {
@@ -361,6 +369,23 @@ mod tests {
             text(&mut r, output(0, Stream::Stdout, b"abc", Tail::Split)),
             format!("web.1    | abc{SPLIT_MARK}\n")
         );
+    }
+
+    #[test]
+    fn a_terminals_colours_go_for_a_reader_without_colour() {
+        let coloured = || output(0, Stream::Pty, b"\x1b[31mred\x1b[0m\n", Tail::Lines);
+        let mut r = renderer(false, false);
+        assert_eq!(text(&mut r, coloured()), "web.1    | red\n");
+        let mut r = renderer(false, true);
+        assert_eq!(records(&text(&mut r, coloured()))[0]["msg"], "red");
+        let mut r = Renderer::new(Looks {
+            color: true,
+            timestamps: false,
+            json: false,
+            prefix_width: 20,
+        });
+        r.register(ident(0, "web.1", 0));
+        assert!(text(&mut r, coloured()).ends_with("\x1b[31mred\x1b[0m\n"));
     }
 
     fn records(t: &str) -> Vec<serde_json::Value> {

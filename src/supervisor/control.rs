@@ -3,15 +3,17 @@
 //! answers held until what was asked for has happened (a restarted
 //! instance has started again, a stopped one has ended).
 
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use tokio::sync::oneshot;
 
-use crate::control::request::{Command, InstanceStatus, Reply, Request, no_match};
+use crate::control::request::{Command, InstanceStatus, Reply, Request, TerminalRef, no_match};
 use crate::control::wire::WireError;
-use crate::output::notice::Key;
+use crate::output::notice::{Key, Notice};
 use crate::plan::Plan;
 use crate::supervisor::machine::{Action, Control, Input, Machine, State};
+use crate::supervisor::pty::Terminal;
 
 /// The most instances of one type `scale` starts (each type has 100
 /// ports; beyond that they overlap the next type's anyway).
@@ -44,7 +46,8 @@ pub struct Requests {
 
 impl Requests {
     /// Applies `request`: answers it at once, or keeps it until it settles.
-    /// Instances added for a scale-up are pushed on `added`.
+    /// Instances added for a scale-up are pushed on `added`; `terminal`
+    /// gives a running instance's terminal, if it has one.
     pub fn apply(
         &mut self,
         request: Request,
@@ -52,6 +55,7 @@ impl Requests {
         plan: &Plan,
         now: Instant,
         added: &mut Vec<Key>,
+        terminal: impl Fn(Key) -> Option<Arc<Terminal>>,
     ) -> Vec<Action> {
         let Request {
             command,
@@ -159,6 +163,19 @@ impl Requests {
                 self.quits.push(reply);
                 control(Control::Quit, machine)
             }
+            Command::Terminal { name, what } => {
+                match running_terminal(machine, plan, &name, &terminal) {
+                    Ok((key, t)) => {
+                        let _ = reply.send(Ok(Reply::Terminal(TerminalRef(t))));
+                        let action = format!("{what} to {}", machine.spec(key).name);
+                        vec![Action::Notice(Notice::Control { action, from })]
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        Vec::new()
+                    }
+                }
+            }
         }
     }
 
@@ -210,11 +227,7 @@ fn settled(machine: &Machine, key: Key, until: Until) -> bool {
     }
 }
 
-fn check_scale(
-    machine: &Machine,
-    plan: &Plan,
-    counts: &[(String, u32)],
-) -> Result<(), WireError> {
+fn check_scale(machine: &Machine, plan: &Plan, counts: &[(String, u32)]) -> Result<(), WireError> {
     // The formation's cap holds for the running app too.
     let mut total: u64 = machine
         .shown()
@@ -302,6 +315,55 @@ fn resolve(
     Ok(keys)
 }
 
+/// The terminal of the running tty instance `name` selects.
+fn running_terminal(
+    machine: &Machine,
+    plan: &Plan,
+    name: &str,
+    terminal: &impl Fn(Key) -> Option<Arc<Terminal>>,
+) -> Result<(Key, Arc<Terminal>), WireError> {
+    let key = resolve_one(machine, plan, name)?;
+    let spec = machine.spec(key);
+    if !spec.policy.tty {
+        return Err(WireError::new(
+            "no_tty",
+            format!(
+                "{} does not run on a terminal: start it with `procrun start --tty` (or --tty={}, or `tty = true` under [process.{}] in procrun.toml)",
+                spec.name, spec.type_name, spec.type_name
+            ),
+        ));
+    }
+    match terminal(key).filter(|t| !t.ended()) {
+        Some(t) => Ok((key, t)),
+        None => Err(WireError::new(
+            "not_running",
+            format!(
+                "{} is not running ({})",
+                spec.name,
+                machine.status(key).state
+            ),
+        )),
+    }
+}
+
+/// The one instance `name` selects: an instance (`web.2`), or a type that
+/// has exactly one. Scaled-away instances are not candidates.
+pub fn resolve_one(machine: &Machine, plan: &Plan, name: &str) -> Result<Key, WireError> {
+    let keys = resolve(machine, plan, &[name.to_owned()], false)?;
+    match keys.as_slice() {
+        [key] => Ok(*key),
+        [] => Err(WireError::new(
+            "not_running",
+            format!("`{name}` has no instance (scale it up first)"),
+        )),
+        many => Err(WireError {
+            code: "ambiguous".into(),
+            message: format!("`{name}` has {} instances: name one of them", many.len()),
+            known: many.iter().map(|&k| machine.spec(k).name.clone()).collect(),
+        }),
+    }
+}
+
 /// What `ps` shows of `keys`.
 pub fn statuses(machine: &Machine, keys: &[Key]) -> Vec<InstanceStatus> {
     let now = Instant::now();
@@ -327,6 +389,7 @@ pub fn statuses(machine: &Machine, keys: &[Key]) -> Vec<InstanceStatus> {
                 } else {
                     s.last.map(crate::outcome::Outcome::exit_code)
                 },
+                tty: spec.policy.tty,
             }
         })
         .collect()

@@ -17,6 +17,7 @@
 //! machine.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -32,6 +33,7 @@ use crate::plan::Plan;
 use crate::supervisor::control::Requests;
 use crate::supervisor::machine::{Action, Input, Machine};
 use crate::supervisor::probe::Probes;
+use crate::supervisor::pty::{self, Terminal};
 use crate::supervisor::reap;
 use crate::supervisor::signals::kill_process;
 use crate::supervisor::spawn::{SpawnContext, spawn};
@@ -55,6 +57,9 @@ const GIVE_UP: Duration = Duration::from_secs(5);
 pub struct Options {
     /// Spawn settings.
     pub spawn: SpawnContext,
+    /// Whether the output of tty instances keeps its colours (procrun
+    /// colours its own).
+    pub tty_color: bool,
 }
 
 /// A running instance's task, as the dispatcher reaches it.
@@ -63,6 +68,8 @@ struct Unit {
     /// The pid (= process group id) until the unit reports the exit.
     pid: Option<u32>,
     control: mpsc::UnboundedSender<Signal>,
+    /// Its terminal, for an instance on a pty.
+    terminal: Option<Arc<Terminal>>,
 }
 
 /// The effects layer around the machine.
@@ -83,6 +90,8 @@ struct Dispatcher {
     plan: Plan,
     /// Control requests waiting for their answer.
     requests: Requests,
+    /// procrun's window size, which tty instances get.
+    window: nix::pty::Winsize,
 }
 
 /// Runs the plan until everything has stopped; returns the exit code.
@@ -106,6 +115,11 @@ pub async fn supervise(
     let mut sigusr1 = listen(SignalKind::user_defined1(), "SIGUSR1")?;
     let mut sigusr2 = listen(SignalKind::user_defined2(), "SIGUSR2")?;
     let mut sigchld = listen(SignalKind::child(), "SIGCHLD")?;
+    // Only tty instances care about procrun's window size.
+    let mut sigwinch = match plan.types.iter().any(|t| t.policy.tty) {
+        true => Some(listen(SignalKind::window_change(), "SIGWINCH")?),
+        false => None,
+    };
 
     let mut plan = plan;
     let count = plan.instances.len();
@@ -122,6 +136,7 @@ pub async fn supervise(
         probes: Probes::new(count),
         plan,
         requests: Requests::default(),
+        window: pty::window_size(),
     };
     for (key, spec) in d.machine.specs() {
         d.output.register(Ident {
@@ -210,6 +225,13 @@ pub async fn supervise(
                 }
                 continue;
             }
+            Some(()) = next_signal(&mut sigwinch) => {
+                d.window = pty::window_size();
+                for t in d.units.iter().flatten().filter_map(|u| u.terminal.as_ref()) {
+                    t.set_own_size(d.window);
+                }
+                continue;
+            }
             () = sleep_until(due) => Input::Tick,
             () = sleep_until(poll_at) => continue,
             request = next_request(&mut control) => {
@@ -239,14 +261,34 @@ async fn next_request(control: &mut Option<mpsc::UnboundedReceiver<Request>>) ->
     }
 }
 
+/// The next delivery of a signal that is listened for; never otherwise.
+async fn next_signal(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Dispatcher {
     /// Answers or applies a control request (see `control.rs`).
     fn control(&mut self, request: Request) {
         let now = Instant::now().into_std();
         let mut added = Vec::new();
-        let actions = self
-            .requests
-            .apply(request, &mut self.machine, &self.plan, now, &mut added);
+        let units = &self.units;
+        let terminal = |key: Key| {
+            units
+                .get(key.index())
+                .and_then(Option::as_ref)
+                .and_then(|u| u.terminal.clone())
+        };
+        let actions = self.requests.apply(
+            request,
+            &mut self.machine,
+            &self.plan,
+            now,
+            &mut added,
+            terminal,
+        );
         for key in added {
             let spec = self.machine.spec(key);
             self.output.register(Ident {
@@ -328,8 +370,20 @@ impl Dispatcher {
     /// Starts instance `key` and its unit task.
     fn spawn(&mut self, key: Key) -> Input {
         let spec = self.machine.spec(key);
-        match spawn(spec, self.options.spawn) {
-            Ok(child) => {
+        let spawned = if spec.policy.tty {
+            pty::spawn(
+                spec,
+                self.options.spawn,
+                self.window,
+                self.options.tty_color,
+            )
+            .map(|(child, t, reader)| (child, Some((t, reader))))
+        } else {
+            spawn(spec, self.options.spawn).map(|child| (child, None))
+        };
+        match spawned {
+            Ok((child, pty)) => {
+                let (terminal, reader) = pty.unzip();
                 let pid = child.id();
                 crate::supervisor::spawn::trace_spawn(spec, pid);
                 if let (Some(w), Some(pid)) = (self.watchdog.as_mut(), pid) {
@@ -344,12 +398,17 @@ impl Dispatcher {
                 tokio::spawn(unit::run(
                     key,
                     child,
+                    reader,
                     control_rx,
                     self.events_tx.clone(),
                     self.output.clone(),
                     log_match,
                 ));
-                self.units[key.index()] = Some(Unit { pid, control });
+                self.units[key.index()] = Some(Unit {
+                    pid,
+                    control,
+                    terminal,
+                });
                 Input::Started { key, pid }
             }
             Err(e) => Input::SpawnFailed {

@@ -11,6 +11,8 @@
 //!   output readers;
 //! - [`probe`]: readiness checks, run without blocking the dispatcher;
 //! - [`spawn`]: how an instance is started;
+//! - [`pty`]: how one is started on a terminal of its own, its output read,
+//!   and clients connected to it;
 //! - [`signals`]: group signalling, signal names, exit codes;
 //! - [`reap`]: descendants that left their group (Linux subreaper sweep);
 //! - [`watchdog`]: kills every group if procrun itself is killed.
@@ -19,6 +21,7 @@ pub mod control;
 pub mod dispatcher;
 pub mod machine;
 pub mod probe;
+pub mod pty;
 pub mod reap;
 pub mod signals;
 pub mod spawn;

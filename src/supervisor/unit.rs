@@ -1,6 +1,7 @@
 //! One running instance: a task that owns the child, waits for it and
 //! signals its process group on request, and two reader tasks that pump its
-//! stdout and stderr into the printer.
+//! stdout and stderr into the printer (one that reads its terminal, for an
+//! instance on a pty: [`super::pty::pump`]).
 //!
 //! Only this task reaps the child, so it alone knows whether the pid is
 //! still the child's: signals requested after the child was reaped are
@@ -61,6 +62,7 @@ pub enum Event {
 pub async fn run(
     key: Key,
     mut child: Child,
+    terminal: Option<crate::supervisor::pty::Reader>,
     mut control: mpsc::UnboundedReceiver<Signal>,
     events: mpsc::UnboundedSender<Event>,
     output: OutputSender,
@@ -68,6 +70,15 @@ pub async fn run(
 ) {
     let (exited_tx, exited_rx) = watch::channel(false);
     let mut pumps = Vec::with_capacity(2);
+    if let Some(reader) = terminal {
+        pumps.push(tokio::spawn(crate::supervisor::pty::pump(
+            reader,
+            key,
+            output.clone(),
+            exited_rx.clone(),
+            log_match.clone(),
+        )));
+    }
     if let Some(stdout) = child.stdout.take() {
         pumps.push(tokio::spawn(pump(
             stdout,
