@@ -151,6 +151,7 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
                 requests: requests_tx,
                 root: plan.root.display().to_string(),
                 looks,
+                types: plan.types.iter().map(|t| t.name.clone()).collect(),
             };
             match Server::start(listener, context) {
                 Ok(server) => (Some(taken), Some(server)),
@@ -173,7 +174,7 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
     // The last answers (a `quit`'s) go out, then the socket and the lock
     // are removed.
     if let Some(server) = server {
-        server.finish();
+        server.finish(result.as_ref().ok().map(|(code, _)| *code));
     }
     drop(endpoint);
     let (code, watchdog) = result?;
