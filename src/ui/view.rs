@@ -512,10 +512,11 @@ pub fn pane_title(model: &Model) -> String {
         crate::ui::model::Selected::Type(t) => format!("{t} (no instance)"),
     };
     let mut title = format!(" {whose} ");
-    if model.pane.follow {
-        title.push_str("· following ");
-    } else {
-        title.push_str(&format!("· {} lines up ", model.pane.offset));
+    match (model.pane.follow, model.pane.offset) {
+        (true, _) => title.push_str("· following "),
+        (false, 0) => title.push_str("· paused (G follows) "),
+        (false, 1) => title.push_str("· 1 line up "),
+        (false, n) => title.push_str(&format!("· {n} lines up ")),
     }
     if !model.pane.wrap {
         title.push_str("· cut ");
