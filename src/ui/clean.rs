@@ -12,6 +12,13 @@ pub const MAX_CHARS: usize = 16 * 1024;
 /// Tab stops, as terminals set them.
 const TAB: usize = 8;
 
+/// `text` without escape sequences or control characters; most lines are
+/// plain printable ASCII and come back as they are, without a copy.
+pub fn clean_owned(text: String) -> String {
+    let plain = text.len() <= MAX_CHARS && text.bytes().all(|b| (b' '..=b'~').contains(&b));
+    if plain { text } else { clean(&text) }
+}
+
 /// `text` without escape sequences or control characters.
 pub fn clean(text: &str) -> String {
     // After the last carriage return: `50%\r100%` shows `100%`. A trailing
@@ -146,6 +153,19 @@ mod tests {
         assert_eq!(clean("a\tb"), "a       b");
         assert_eq!(clean("12345678\tx"), "12345678        x");
         assert_eq!(clean("héllo wörld ✓ 漢字"), "héllo wörld ✓ 漢字");
+    }
+
+    #[test]
+    fn plain_text_is_kept_without_a_copy() {
+        let text = String::from("GET / 200 3ms");
+        let at = text.as_ptr();
+        let kept = clean_owned(text);
+        assert_eq!((kept.as_str(), kept.as_ptr()), ("GET / 200 3ms", at));
+        assert_eq!(clean_owned("a\tb\x1b[1m".into()), "a       b");
+        assert_eq!(
+            clean_owned("x".repeat(MAX_CHARS + 1)).chars().count(),
+            MAX_CHARS + 22
+        );
     }
 
     #[test]

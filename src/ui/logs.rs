@@ -6,6 +6,7 @@
 //! the dashboard's thread and shares each line between the instance's list
 //! and the merged one.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::time::{Duration, SystemTime};
@@ -13,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::ui::clean::clean;
+use crate::ui::clean::{clean, clean_owned};
 
 /// Lines kept per instance (the log ring holds about 2,000 of 128 bytes).
 pub const INSTANCE_LINES: usize = 5_000;
@@ -39,26 +40,31 @@ pub enum Kind {
     Event,
 }
 
-/// A line as read, before it is stored.
+/// A line as read, before it is stored (its name borrowed from the record).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Incoming {
+pub struct Incoming<'a> {
     /// When procrun read it.
     pub time: Option<SystemTime>,
     /// `web.1`, or `procrun` for procrun's own events.
-    pub name: String,
+    pub name: Cow<'a, str>,
     /// Output or event.
     pub kind: Kind,
     /// The text, cleaned of escape sequences and controls.
     pub text: String,
 }
 
-/// The fields of a record the dashboard reads; others are ignored.
+/// The fields of a record the dashboard reads; others are ignored. The
+/// short ones are borrowed from the record's bytes (a hundred thousand
+/// lines a second is a lot of small allocations).
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct Record {
-    ts: Option<String>,
-    name: String,
-    stream: String,
+struct Record<'a> {
+    #[serde(borrow)]
+    ts: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(borrow)]
+    stream: Cow<'a, str>,
     msg: Option<String>,
     msg_b64: Option<String>,
     event: Option<String>,
@@ -75,15 +81,15 @@ struct Record {
 }
 
 /// One NDJSON record as a line; `None` for an empty line.
-pub fn parse(line: &[u8]) -> Option<Incoming> {
+pub fn parse(line: &[u8]) -> Option<Incoming<'_>> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
-    let Ok(record) = serde_json::from_slice::<Record>(line) else {
+    let Ok(mut record) = serde_json::from_slice::<Record<'_>>(line) else {
         // Not a record: shown, never dropped in silence.
         return Some(Incoming {
             time: None,
-            name: "procrun".into(),
+            name: Cow::Borrowed("procrun"),
             kind: Kind::Event,
             text: clean(&String::from_utf8_lossy(line)),
         });
@@ -92,15 +98,15 @@ pub fn parse(line: &[u8]) -> Option<Incoming> {
         .ts
         .as_deref()
         .and_then(|t| humantime::parse_rfc3339(t).ok());
-    let kind = match record.stream.as_str() {
+    let kind = match &*record.stream {
         "stdout" => Kind::Out,
         "stderr" => Kind::Err,
         _ => Kind::Event,
     };
     let text = match kind {
         Kind::Event => event_text(&record),
-        Kind::Out | Kind::Err => match (&record.msg, &record.msg_b64) {
-            (Some(msg), _) => clean(msg),
+        Kind::Out | Kind::Err => match (record.msg.take(), &record.msg_b64) {
+            (Some(msg), _) => clean_owned(msg),
             (None, Some(b64)) => {
                 let bytes = base64::engine::general_purpose::STANDARD
                     .decode(b64)
@@ -123,7 +129,7 @@ fn seconds(ms: u64) -> String {
 }
 
 /// An event as `start` words it under `system`.
-fn event_text(r: &Record) -> String {
+fn event_text(r: &Record<'_>) -> String {
     let name = &r.name;
     let event = r.event.as_deref().unwrap_or("event");
     let signal = r.signal.as_deref().unwrap_or("a signal");
@@ -245,6 +251,8 @@ pub struct Store {
     merged: Lines,
     by_name: HashMap<Rc<str>, Lines>,
     next_id: u64,
+    /// The name of the last line: lines come in runs of one instance.
+    last: Option<Rc<str>>,
 }
 
 impl Store {
@@ -259,11 +267,18 @@ impl Store {
     }
 
     /// Stores `line`; returns its name, so the caller knows whose view grew.
-    pub fn push(&mut self, line: Incoming) -> Rc<str> {
-        let name: Rc<str> = match self.by_name.get_key_value(line.name.as_str()) {
-            Some((name, _)) => Rc::clone(name),
+    pub fn push(&mut self, line: Incoming<'_>) -> Rc<str> {
+        let known = match &self.last {
+            Some(last) if **last == *line.name => Some(Rc::clone(last)),
+            _ => self
+                .by_name
+                .get_key_value(&*line.name)
+                .map(|(name, _)| Rc::clone(name)),
+        };
+        let name: Rc<str> = match known {
+            Some(name) => name,
             None => {
-                let name: Rc<str> = Rc::from(line.name.as_str());
+                let name: Rc<str> = Rc::from(&*line.name);
                 self.by_name.insert(Rc::clone(&name), Lines::default());
                 // One more instance shares the budget: the others shrink.
                 let share = self.share();
@@ -286,6 +301,7 @@ impl Store {
             lines.push(Rc::clone(&stored), INSTANCE_LINES, share);
         }
         self.merged.push(stored, MERGED_LINES, TOTAL_BYTES / 4);
+        self.last = Some(Rc::clone(&name));
         name
     }
 
@@ -327,7 +343,7 @@ pub fn find_all<'a>(text: &'a str, query: &'a str) -> impl Iterator<Item = (usiz
 mod tests {
     use super::*;
 
-    fn one(json: &str) -> Incoming {
+    fn one(json: &str) -> Incoming<'_> {
         parse(json.as_bytes()).expect("a line")
     }
 
@@ -344,7 +360,7 @@ mod tests {
         assert_eq!((l.kind, l.text.as_str()), (Kind::Err, "caf\u{fffd}"));
         assert_eq!(parse(b"  \n"), None);
         let l = one("not json \x1b[2J");
-        assert_eq!((l.name.as_str(), l.text.as_str()), ("procrun", "not json "));
+        assert_eq!((&*l.name, l.text.as_str()), ("procrun", "not json "));
     }
 
     #[test]
@@ -398,7 +414,7 @@ mod tests {
         );
     }
 
-    fn incoming(name: &str, text: &str) -> Incoming {
+    fn incoming<'a>(name: &'a str, text: &str) -> Incoming<'a> {
         Incoming {
             time: None,
             name: name.into(),

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::ui::keys::Intent;
-use crate::ui::logs::{Incoming, Lines, Store};
+use crate::ui::logs::{self, Incoming, Kind, Lines, Store};
 pub use crate::ui::status::{Instance, Ps, State, TypeCount};
 
 /// How long a message stays in the status line.
@@ -279,8 +279,25 @@ impl Model {
         }
     }
 
+    /// Records of the followed stream (whole NDJSON lines); returns whether
+    /// procrun's events were among them (then `ps` has news).
+    pub fn apply_records(&mut self, bytes: &[u8]) -> bool {
+        let mut events = false;
+        let mut start = 0;
+        let ends = memchr::memchr_iter(b'\n', bytes).chain([bytes.len()]);
+        let lines = ends
+            .filter_map(move |end| {
+                let line = &bytes[start..end];
+                start = end + 1;
+                logs::parse(line)
+            })
+            .inspect(|l| events |= l.kind == Kind::Event);
+        self.apply_lines(lines);
+        events
+    }
+
     /// Lines read from the followed stream.
-    pub fn apply_lines(&mut self, batch: Vec<Incoming>) {
+    pub fn apply_lines<'a>(&mut self, batch: impl IntoIterator<Item = Incoming<'a>>) {
         let mut grew = 0;
         for line in batch {
             let name = self.store.push(line);

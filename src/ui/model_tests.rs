@@ -39,10 +39,10 @@ fn calls(effects: &[Effect]) -> Vec<&Call> {
         .collect()
 }
 
-fn line(name: &str, text: &str) -> Incoming {
+fn line(name: &str, text: &str) -> Incoming<'static> {
     Incoming {
         time: None,
-        name: name.into(),
+        name: name.to_owned().into(),
         kind: Kind::Out,
         text: text.into(),
     }
@@ -244,7 +244,7 @@ fn scrolling_stops_following_and_stays_on_its_lines() {
     let now = Instant::now();
     let mut m = app(false);
     m.pane.rows = 10;
-    m.apply_lines((0..100).map(|i| line("web.1", &format!("{i}"))).collect());
+    m.apply_lines((0..100).map(|i| line("web.1", &format!("{i}"))));
     assert!(m.pane.follow);
     m.apply(Intent::PageUp, now);
     assert_eq!((m.pane.offset, m.pane.follow), (9, false));
@@ -280,7 +280,7 @@ fn search_moves_between_matches_older_and_newer() {
         "ok",
         "ok",
     ];
-    m.apply_lines(texts.iter().map(|t| line("web.1", t)).collect());
+    m.apply_lines(texts.iter().map(|t| line("web.1", t)));
     m.apply(Intent::SearchStart, now);
     for c in "error".chars() {
         m.apply(Intent::SearchType(c), now);

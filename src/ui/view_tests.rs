@@ -30,7 +30,7 @@ fn app() -> Model {
 fn push(m: &mut Model, name: &str, text: &str) {
     m.apply_lines(vec![Incoming {
         time: None,
-        name: name.into(),
+        name: name.to_owned().into(),
         kind: crate::ui::logs::Kind::Out,
         text: text.into(),
     }]);
