@@ -2,8 +2,9 @@
 //! answers (`ps`, the followed log records, the end of the app) and from
 //! the user's intents ([`super::keys`]). Pure: no terminal, no socket; what
 //! is to be asked of procrun comes out as [`Effect`]s for the session to
-//! carry out. What each action asks is in [`super::actions`]; the tests
-//! are in `model_tests.rs`.
+//! carry out. What each action asks is in [`super::actions`], what `ps`
+//! says in [`super::status`]; the tests are in `model_tests.rs`; what is
+//! left (about 500 lines) is the state and its updates, one concept.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};

@@ -3,7 +3,9 @@
 //! columns for its width, the output pane's rows (wrapped or cut, search
 //! matches marked), the status line and the overlays. Everything but
 //! [`draw`] is a pure function of the model and a size, tested without a
-//! terminal; [`draw`] itself is tested on ratatui's test backend.
+//! terminal; [`draw`] itself is tested on ratatui's test backend
+//! (`view_tests.rs`). One file: the layout, the columns and the rows are
+//! the parts of one frame, and change together.
 
 use std::time::{Instant, SystemTime};
 
