@@ -118,7 +118,7 @@ pub struct GlobalArgs {
     #[arg(long, hide_short_help = true, global = true)]
     pub no_color: bool,
 
-    /// The control socket of `start` and of ps, restart, stop, scale, logs, signal, quit, connect and send [default: one per app root, in $XDG_RUNTIME_DIR/procrun or /tmp/procrun-UID]
+    /// The control socket of `start` and of ps, restart, stop, scale, logs, signal, quit, connect, send and ui [default: one per app root, in $XDG_RUNTIME_DIR/procrun or /tmp/procrun-UID]
     #[arg(long, env = "PROCRUN_SOCKET", value_name = "PATH", global = true)]
     pub socket: Option<PathBuf>,
 
@@ -289,6 +289,16 @@ pub enum Command {
     /// terminal. Returns once written; fails when the instance has not read
     /// its input for 5 seconds.
     Send(SendArgs),
+    /// A terminal dashboard of the running app: every process, its state and output; keys restart, stop, scale
+    ///
+    /// Attaches to the `procrun start` running for this app (found by its
+    /// app root, or --socket) and shows each instance (state, PORT,
+    /// restarts, uptime, CPU%, RSS) beside the selected one's output, "all"
+    /// for everything merged. j/k select, r restarts, s stops, S starts a
+    /// stopped one, +/- scale its type, x sends SIGKILL, / searches, ? shows
+    /// every key; q leaves the dashboard and the app keeps running. `procrun
+    /// start --ui` runs the app with the dashboard in the foreground.
+    Ui,
     /// Print the manual page (roff), e.g. `procrun man | man -l -`, or a command's: `procrun man start`
     Man {
         /// The command whose page to print [default: procrun's own]
@@ -402,6 +412,10 @@ pub struct StartArgs {
     /// Longest process name in a line's prefix; longer names are shortened in the middle with … (0: no limit)
     #[arg(long, env = "PROCRUN_PREFIX_WIDTH", value_name = "N", default_value_t = crate::output::style::DEFAULT_PREFIX_WIDTH)]
     pub prefix_width: usize,
+
+    /// Show the dashboard (procrun ui) instead of the prefixed output; quitting it stops the app
+    #[arg(long, env = "PROCRUN_UI", value_parser = clap::builder::BoolishValueParser::new())]
+    pub ui: bool,
 
     /// How output is written: prefixed lines, or one JSON object per line (see docs/json.md)
     #[arg(long, env = "PROCRUN_LOG_FORMAT", value_enum, value_name = "FORMAT", default_value_t = LogFormat::Text)]

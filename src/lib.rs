@@ -27,6 +27,7 @@ pub mod settings;
 pub mod shell;
 pub mod start;
 pub mod supervisor;
+pub mod ui;
 
 use std::io::Write as _;
 
@@ -144,6 +145,7 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
         Command::Send(args) => {
             control::connect::send(&mut connect(settings)?, &args.name, &args.text.join(" "))
         }
+        Command::Ui => ui::ui(settings.root.clone(), settings.socket.clone()),
         Command::Logs(args) => {
             use std::io::IsTerminal as _;
             let color = settings::use_color(settings.color, std::io::stdout().is_terminal());
@@ -156,7 +158,7 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
             });
             let mut client = connect(settings)?;
             match client.logs(params, &mut std::io::stdout().lock()) {
-                Ok(()) => Ok(ExitCode::OK),
+                Ok(_) => Ok(ExitCode::OK),
                 Err(e) if e.exit_code() == ExitCode::OK => Ok(ExitCode::OK),
                 Err(e) => Err(e),
             }

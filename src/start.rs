@@ -53,6 +53,10 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
         plan.instances.len()
     );
 
+    if args.ui {
+        // Before anything runs: the dashboard needs a terminal.
+        crate::ui::check_terminal()?;
+    }
     let nofile = raise_nofile_limit();
     reap::become_subreaper();
     // Forked while procrun has a single thread: before the printer and the
@@ -82,7 +86,8 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
                 holder.as_ref(),
             ));
         }
-        Err(Refused::Failed(reason)) if endpoint.explicit => {
+        // The dashboard speaks to the socket: without one, no dashboard.
+        Err(Refused::Failed(reason)) if endpoint.explicit || args.ui => {
             if let Some(w) = watchdog {
                 w.finish();
             }
@@ -106,6 +111,16 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
         )
     );
 
+    // `--ui`: the printer's output goes to the log ring only (stdout to
+    // /dev/null), and the dashboard gets the terminal (docs/ui.md).
+    let redirect = if args.ui {
+        Some(
+            crate::ui::terminal::Redirect::take()
+                .map_err(|e| Error::io("setting the terminal aside for the dashboard", e))?,
+        )
+    } else {
+        None
+    };
     let tty = std::io::stdout().is_terminal();
     let json = args.log_format == LogFormat::Json;
     let looks = Looks {
@@ -152,6 +167,7 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
                 requests: requests_tx,
                 root: plan.root.display().to_string(),
                 looks,
+                types: plan.types.iter().map(|t| t.name.clone()).collect(),
             };
             match Server::start(listener, context) {
                 Ok(server) => (Some(taken), Some(server)),
@@ -164,6 +180,28 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
         _ => (None, None),
     };
     let control = server.as_ref().map(|_| requests_rx);
+    // The dashboard is a client of this socket, on a thread of its own.
+    let foreground = match (redirect, &endpoint) {
+        (Some(redirect), Some(taken)) => {
+            match crate::ui::Foreground::start(
+                redirect,
+                plan.root.clone(),
+                taken.socket().to_owned(),
+            ) {
+                Ok(f) => Some(f),
+                Err(reason) => {
+                    eprintln!("warning: no dashboard ({reason}); procrun ui can attach");
+                    None
+                }
+            }
+        }
+        (Some(redirect), None) => {
+            drop(redirect);
+            eprintln!("warning: no dashboard: the control socket did not start");
+            None
+        }
+        (None, _) => None,
+    };
     let result = runtime.block_on(dispatcher::supervise(
         plan, options, output, events_tx, events_rx, watchdog, control,
     ));
@@ -174,9 +212,12 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
     // The last answers (a `quit`'s) go out, then the socket and the lock
     // are removed.
     if let Some(server) = server {
-        server.finish();
+        server.finish(result.as_ref().ok().map(|(code, _)| *code));
     }
     drop(endpoint);
+    if let Some(f) = foreground {
+        f.finish();
+    }
     let (code, watchdog) = result?;
     if let Some(w) = watchdog {
         w.finish();

@@ -517,3 +517,54 @@ fn garbage_gets_an_error_and_the_app_runs_on() {
     assert_eq!(r.wait_exit(), Some(143));
     r.assert_no_leftovers();
 }
+
+#[test]
+fn ps_lists_every_type_and_a_followers_bye_carries_the_exit_code() {
+    let rt = Runtime::new();
+    let procfile = "web: echo \"up $PS\"; exec sleep 60\nworker: exec sleep 60\n";
+    let mut r = start(&rt, procfile, &["-m", "web=2,worker=0"]);
+    r.wait_for("web.2  | up");
+    let socket = rt.sockets().pop().expect("a socket");
+    let connect = || {
+        let mut s = UnixStream::connect(&socket).expect("connected");
+        s.set_read_timeout(Some(WAIT)).expect("a timeout");
+        json_frame(&mut s);
+        send_json(&mut s, r#"{"type":"hello","protocol":1}"#);
+        s
+    };
+    let mut s = connect();
+    send_json(&mut s, r#"{"type":"request","id":1,"method":"ps"}"#);
+    let reply = json_frame(&mut s);
+    assert_eq!(
+        reply["result"]["types"],
+        serde_json::json!([{"name":"web","count":2},{"name":"worker","count":0}]),
+        "{reply}"
+    );
+    // Other methods answer as before: instances only.
+    send_json(
+        &mut s,
+        r#"{"type":"request","id":2,"method":"signal","params":{"signal":"CONT","names":["web"]}}"#,
+    );
+    let reply = json_frame(&mut s);
+    assert!(reply["result"].get("types").is_none(), "{reply}");
+
+    let mut follower = connect();
+    send_json(
+        &mut follower,
+        r#"{"type":"request","id":1,"method":"logs","params":{"follow":true,"json":true}}"#,
+    );
+    assert_eq!(json_frame(&mut follower)["result"]["follow"], true);
+    let out = client(&r, &rt, &["quit"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let bye = loop {
+        let (kind, payload) = frame(&mut follower);
+        if kind == 0 {
+            break serde_json::from_slice::<Value>(&payload).expect("JSON");
+        }
+    };
+    assert_eq!(bye["type"], "bye", "{bye}");
+    assert_eq!(bye["code"], "app_ended");
+    assert_eq!(bye["exit_code"], 143, "{bye}");
+    assert_eq!(r.wait_exit(), Some(143));
+    r.assert_no_leftovers();
+}

@@ -22,7 +22,7 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, watch};
 
 use crate::control::request::{Command, Reply};
-use crate::control::server::{Context, ask, bye_with, params, respond, send};
+use crate::control::server::{Context, Phase, ask, bye_with, params, respond, send};
 use crate::control::wire::{
     self, Envelope, KIND_INPUT, KIND_JSON, KIND_OUTPUT, MAX_REQUEST, WireError,
 };
@@ -138,7 +138,7 @@ pub async fn attach(
     id: u64,
     raw: Value,
     from: Option<u32>,
-    stopped: &mut watch::Receiver<bool>,
+    stopped: &mut watch::Receiver<Phase>,
 ) {
     let p = match params::<AttachParams>(raw) {
         Ok(p) => p,
@@ -181,7 +181,7 @@ async fn relay(
     t: &Terminal,
     input: Input,
     attached: pty::Attached,
-    stopped: &mut watch::Receiver<bool>,
+    stopped: &mut watch::Receiver<Phase>,
 ) {
     let pty::Attached {
         id: client,

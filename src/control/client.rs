@@ -163,8 +163,14 @@ impl Client {
     }
 
     /// `logs`: writes the output frames to `out` until the end of the
-    /// replay (without `follow`) or until the app ends.
-    pub fn logs(&mut self, params: Value, out: &mut impl std::io::Write) -> Result<(), Error> {
+    /// replay (without `follow`) or until the app ends. Returns the
+    /// server's bye, when a follow ended with one (not when the connection
+    /// just closed).
+    pub fn logs(
+        &mut self,
+        params: Value,
+        out: &mut impl std::io::Write,
+    ) -> Result<Option<Envelope>, Error> {
         let follow = params["follow"].as_bool().unwrap_or(false);
         let id = self.send("logs", params)?;
         self.answer(id)?;
@@ -181,7 +187,7 @@ impl Client {
                             serde_json::from_slice::<Envelope>(&frame.payload)
                             && got == id
                         {
-                            return Ok(());
+                            return Ok(None);
                         }
                     }
                 }
@@ -190,15 +196,15 @@ impl Client {
         loop {
             let frame = match self.read_frame() {
                 Ok(f) => f,
-                Err(_) => return Ok(()),
+                Err(_) => return Ok(None),
             };
             match frame.kind {
                 KIND_OUTPUT => write_out(out, &frame.payload)?,
                 _ => {
-                    if let Ok(Envelope::Bye { .. }) =
+                    if let Ok(bye @ Envelope::Bye { .. }) =
                         serde_json::from_slice::<Envelope>(&frame.payload)
                     {
-                        return Ok(());
+                        return Ok(Some(bye));
                     }
                 }
             }
@@ -318,7 +324,7 @@ fn table(list: &[Value]) -> String {
 }
 
 /// `1h02m`, `3m05s`, `12s`.
-fn uptime(d: Duration) -> String {
+pub fn uptime(d: Duration) -> String {
     let s = d.as_secs();
     match s {
         0..60 => format!("{s}s"),
@@ -329,7 +335,7 @@ fn uptime(d: Duration) -> String {
 }
 
 /// `12.3M`.
-fn bytes(n: u64) -> String {
+pub fn bytes(n: u64) -> String {
     const K: f64 = 1024.0;
     let f = n as f64;
     if f >= K * K * K {

@@ -218,7 +218,7 @@ fn relay(stream: &mut UnixStream, wake: &UnixStream) -> End {
                         return End::Detached;
                     }
                     KIND_JSON => {
-                        if let Ok(Envelope::Bye { code, message }) =
+                        if let Ok(Envelope::Bye { code, message, .. }) =
                             serde_json::from_slice::<Envelope>(&frame.payload)
                         {
                             return End::Bye { code, message };

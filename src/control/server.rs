@@ -54,13 +54,26 @@ pub struct Context {
     pub root: String,
     /// How `start` prints (timestamps, prefix width) for `logs`.
     pub looks: Looks,
+    /// The process types that can run, in Procfile order (`ps` lists
+    /// them with their instance counts, so a type scaled to 0 is still
+    /// known to a dashboard).
+    pub types: Vec<String>,
+}
+
+/// Where the app is, as the server's tasks see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// The app runs.
+    Running,
+    /// `start` is done, with this exit code (when it has one).
+    Ended(Option<i32>),
 }
 
 /// The running server.
 #[derive(Debug)]
 pub struct Server {
     thread: Option<JoinHandle<()>>,
-    stop: watch::Sender<bool>,
+    stop: watch::Sender<Phase>,
 }
 
 impl Server {
@@ -70,7 +83,7 @@ impl Server {
         ctx: Context,
     ) -> std::io::Result<Server> {
         listener.set_nonblocking(true)?;
-        let (stop, stopped) = watch::channel(false);
+        let (stop, stopped) = watch::channel(Phase::Running);
         let thread = std::thread::Builder::new()
             .name("control".into())
             .spawn(move || {
@@ -92,10 +105,11 @@ impl Server {
         })
     }
 
-    /// The app has ended: followers get a bye, pending replies go out, and
-    /// the server stops (within 2 seconds).
-    pub fn finish(mut self) {
-        let _ = self.stop.send(true);
+    /// The app has ended with `exit_code`: followers get a bye (which
+    /// carries it), pending replies go out, and the server stops (within 2
+    /// seconds).
+    pub fn finish(mut self, exit_code: Option<i32>) {
+        let _ = self.stop.send(Phase::Ended(exit_code));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -105,7 +119,7 @@ impl Server {
 async fn serve(
     listener: std::os::unix::net::UnixListener,
     ctx: Arc<Context>,
-    mut stopped: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<Phase>,
 ) {
     let listener = match tokio::net::UnixListener::from_std(listener) {
         Ok(l) => l,
@@ -169,7 +183,7 @@ async fn connection(
     stream: UnixStream,
     ctx: Arc<Context>,
     samples: Arc<Mutex<CpuSamples>>,
-    mut stopped: watch::Receiver<bool>,
+    mut stopped: watch::Receiver<Phase>,
 ) {
     let cred = stream.peer_cred().ok();
     let from = cred.as_ref().and_then(|c| c.pid()).map(|p| p as u32);
@@ -206,7 +220,7 @@ async fn connection(
         let frame = tokio::select! {
             frame = wire::read_frame(&mut rd, MAX_REQUEST) => frame,
             _ = stopped.changed() => {
-                let _ = bye(&mut wr).await;
+                let _ = bye(&mut wr, &stopped).await;
                 return;
             }
         };
@@ -292,19 +306,37 @@ async fn connection(
     }
 }
 
-async fn bye(w: &mut OwnedWriteHalf) -> std::io::Result<()> {
-    bye_with(w, "app_ended", "the app has stopped").await
+async fn bye(w: &mut OwnedWriteHalf, phase: &watch::Receiver<Phase>) -> std::io::Result<()> {
+    let exit_code = match *phase.borrow() {
+        Phase::Ended(code) => code,
+        Phase::Running => None,
+    };
+    let message = match exit_code {
+        Some(code) => format!("the app has stopped (exit code {code})"),
+        None => "the app has stopped".to_owned(),
+    };
+    bye_envelope(w, "app_ended", &message, exit_code).await
 }
 
-/// Ends the conversation with `code`.
+/// Ends the conversation with `code` (an attached terminal's end).
 pub(super) async fn bye_with(
     w: &mut OwnedWriteHalf,
     code: &str,
     message: &str,
 ) -> std::io::Result<()> {
+    bye_envelope(w, code, message, None).await
+}
+
+async fn bye_envelope(
+    w: &mut OwnedWriteHalf,
+    code: &str,
+    message: &str,
+    exit_code: Option<i32>,
+) -> std::io::Result<()> {
     let envelope = Envelope::Bye {
         code: code.into(),
         message: message.into(),
+        exit_code,
     };
     send(w, &wire::encode_json(&envelope)).await
 }
@@ -467,14 +499,27 @@ async fn request(
                     status_json(s, usage)
                 })
                 .collect();
-            if with_usage {
-                samples.forget_except(list.iter().filter_map(|s| s.pid));
+            if !with_usage {
+                return Ok(json!({ "instances": instances }));
             }
-            Ok(json!({ "instances": instances }))
+            samples.forget_except(list.iter().filter_map(|s| s.pid));
+            Ok(json!({ "instances": instances, "types": type_counts(&ctx.types, &list) }))
         }
         Reply::Quit(code) => Ok(json!({ "exit_code": code })),
         Reply::Keys(_) | Reply::Terminal(_) => Ok(json!({})),
     }
+}
+
+/// `[{"name":"web","count":2},…]`: every type, with how many instances
+/// `ps` shows of it (0 for a type scaled down to none).
+fn type_counts(types: &[String], list: &[InstanceStatus]) -> Value {
+    types
+        .iter()
+        .map(|name| {
+            let count = list.iter().filter(|s| s.type_name == *name).count();
+            json!({ "name": name, "count": count })
+        })
+        .collect()
 }
 
 fn rfc3339(t: SystemTime) -> String {
@@ -509,7 +554,7 @@ async fn logs(
     id: u64,
     raw: Value,
     from: Option<u32>,
-    stopped: &mut watch::Receiver<bool>,
+    stopped: &mut watch::Receiver<Phase>,
 ) -> bool {
     let p = match params::<LogsParams>(raw) {
         Ok(p) => p,
@@ -574,7 +619,7 @@ async fn logs(
                 }
                 None => {
                     // The ring let go: the app ended.
-                    let _ = bye(wr).await;
+                    let _ = bye(wr, stopped).await;
                     return false;
                 }
             },
@@ -586,7 +631,7 @@ async fn logs(
                     render(&mut renderer, &more, 0, &mut buf);
                 }
                 let _ = flush(wr, &mut buf).await;
-                let _ = bye(wr).await;
+                let _ = bye(wr, stopped).await;
                 return false;
             }
         }

@@ -82,6 +82,9 @@ pub enum Envelope {
         code: String,
         /// For people.
         message: String,
+        /// `start`'s exit code, when the app ended and it is known.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        exit_code: Option<i32>,
     },
 }
 

@@ -52,6 +52,7 @@
 
 pub mod pty;
 pub mod running;
+pub mod tmux;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
