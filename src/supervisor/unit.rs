@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::io::{AsyncRead, AsyncReadExt as _};
-use tokio::process::Child;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -25,6 +24,7 @@ use crate::output::json::Stream;
 use crate::output::lines::LineBuffer;
 use crate::output::notice::Key;
 use crate::output::printer::OutputSender;
+use crate::supervisor::child::Child;
 use crate::supervisor::probe::LogMatch;
 use crate::supervisor::signals::kill_group;
 
