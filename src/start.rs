@@ -83,8 +83,13 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_park({
-            let pacing = output.pacing().clone();
-            move || pacing.gather()
+            // Before waiting: what the readers queued goes to the printer
+            // (one hand-off per round of reads), then the pacing pause.
+            let output = output.clone();
+            move || {
+                output.flush();
+                output.pacing().gather();
+            }
         })
         .build()
         .map_err(|e| Error::io("starting the runtime", e))?;

@@ -43,6 +43,11 @@ pub fn mux(args: &[String]) -> Result<ExitCode> {
     let cmd = args.get(1).ok_or("mux: expected K CMD")?;
     let pipe_size: i32 = opt(args, "--pipe-size")?.unwrap_or(1 << 20);
     let read_size: usize = opt(args, "--read")?.unwrap_or(256 * 1024);
+    let out_pipe_size: i32 = opt(args, "--out-pipe-size")?.unwrap_or(1 << 20);
+    if out_pipe_size > 0 {
+        // SAFETY: fcntl on stdout; failure (not a pipe) changes nothing.
+        unsafe { libc::fcntl(1, libc::F_SETPIPE_SZ, out_pipe_size) };
+    }
     sys::raise_nofile();
     let width = format!("w.{k}").len().max("system".len());
     let mut children = Vec::with_capacity(k);

@@ -1,12 +1,14 @@
 //! Output: the byte-level line splitter ([`lines`]), the single writer of
 //! stdout ([`printer`]), how lines look ([`style`]), procrun's own messages
-//! ([`notice`]), the JSON records of `--log-format json` ([`json`]) and the
-//! pacing of reads ([`pacing`]).
+//! ([`notice`]), the JSON records of `--log-format json` ([`json`]), the
+//! pacing of reads ([`pacing`]) and the sizes of the pipes
+//! ([`pipe_size`]).
 
 pub mod json;
 pub mod lines;
 pub mod notice;
 pub mod pacing;
+pub mod pipe_size;
 pub mod printer;
 pub mod render;
 pub mod style;

@@ -57,6 +57,14 @@ pub struct Renderer {
     procrun_head: Vec<u8>,
     procrun_seq: u64,
     clock: Clock,
+    /// A text line's prefix with the time, rebuilt per chunk.
+    head: Vec<u8>,
+}
+
+/// Whether `bytes` are all ASCII. A branch-free fold vectorises; the
+/// standard `is_ascii` goes word by word.
+pub fn is_ascii(bytes: &[u8]) -> bool {
+    bytes.iter().fold(0u8, |all, &b| all | b) < 0x80
 }
 
 impl Renderer {
@@ -71,6 +79,7 @@ impl Renderer {
             procrun_head: json::procrun_head(),
             procrun_seq: 0,
             clock: Clock::default(),
+            head: Vec::new(),
         }
     }
 
@@ -168,16 +177,37 @@ impl Renderer {
             return;
         };
         let prefix = &entry.prefix;
-        let time: &[u8] = if self.looks.timestamps {
-            self.clock.now()
-        } else {
-            b""
-        };
-        let valid = std::str::from_utf8(&chunk.data).is_ok();
+        // The whole prefix, time included, once per chunk.
+        let head = &mut self.head;
+        head.clear();
+        head.extend_from_slice(&prefix.before);
+        if self.looks.timestamps {
+            head.extend_from_slice(self.clock.now());
+        }
+        head.extend_from_slice(&prefix.after);
+        let data = &chunk.data[..];
+        // Most output is ASCII: one vectorised pass says so, where a UTF-8
+        // validation of every chunk cost the printer 8 % of its time.
+        let valid = is_ascii(data) || std::str::from_utf8(data).is_ok();
+        if valid && chunk.tail == Tail::Lines {
+            // The fast path: each line is copied with its newline, in one
+            // scan for newlines.
+            out.reserve(data.len() + head.len() * (data.len() / 64 + 1));
+            let mut from = 0;
+            crate::output::lines::newlines(data, |nl| {
+                out.extend_from_slice(head);
+                if nl > from && data[nl - 1] == b'\r' {
+                    out.extend_from_slice(&data[from..nl - 1]);
+                    out.push(b'\n');
+                } else {
+                    out.extend_from_slice(&data[from..=nl]);
+                }
+                from = nl + 1;
+            });
+            return;
+        }
         chunk.for_each_line(|line, split| {
-            out.extend_from_slice(&prefix.before);
-            out.extend_from_slice(time);
-            out.extend_from_slice(&prefix.after);
+            out.extend_from_slice(head);
             if valid {
                 out.extend_from_slice(line);
             } else {
