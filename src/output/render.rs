@@ -225,6 +225,19 @@ impl Renderer {
             return;
         };
         let head = json::line_head(&json::timestamp(), &entry.head, stream);
+        let data = &chunk.data[..];
+        if chunk.tail == Tail::Lines && json::plain(data) {
+            // The fast path: no line needs an escape or a UTF-8 check, and
+            // none is partial; one scan for newlines.
+            out.reserve(data.len() + (head.len() + 24) * (data.len() / 64 + 1));
+            let mut from = 0;
+            crate::output::lines::newlines(data, |nl| {
+                entry.seq += 1;
+                json::plain_line(out, &head, entry.seq, &data[from..nl]);
+                from = nl + 1;
+            });
+            return;
+        }
         let eof = chunk.tail == Tail::Eof;
         // Only a chunk that ends the stream has a partial last line; only
         // then are its lines counted to find it.
