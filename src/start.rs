@@ -144,14 +144,20 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
     })
     .map_err(|e| Error::io("starting the output thread", e))?;
 
-    // A current-thread runtime on the main thread: every child is forked
+    // A current-thread runtime on the main thread: every child is spawned
     // from this thread, which lives until procrun exits, so the children's
-    // parent-death signal only fires when procrun itself dies (PR_SET_PDEATHSIG is tied to the thread, see spawn.rs).
+    // parent-death signal only fires when procrun itself dies
+    // (PR_SET_PDEATHSIG is tied to the thread, see spawn.rs).
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .on_thread_park({
-            let pacing = output.pacing().clone();
-            move || pacing.gather()
+            // Before waiting: what the readers queued goes to the printer
+            // (one hand-off per round of reads), then the pacing pause.
+            let output = output.clone();
+            move || {
+                output.flush();
+                output.pacing().gather();
+            }
         })
         .build()
         .map_err(|e| Error::io("starting the runtime", e))?;

@@ -17,6 +17,7 @@ use crate::report::{Agg, Table, col, jstr, worst};
 use crate::runners::{KillTimeout, Kind, Runner, find_peers, which};
 use crate::sys::{self, TempDir, now_ns};
 
+mod limit;
 mod restart;
 
 const HELP: &str = "\
@@ -26,9 +27,14 @@ USAGE: procrun-bench [OPTIONS]
 
   --procrun PATH     the procrun binary to measure (without it, only the
                      baselines and peers run)
+  --also LABEL=PATH  another procrun build, measured beside the first in
+                     every scenario that loops over the runners (limit,
+                     throughput, startup, shutdown, …) as `procrun LABEL`:
+                     before/after in one run [repeatable]
   --peers LIST       comma-separated peers to run: foreman, honcho,
                      node-foreman, ultraman, or `none` [default: all found]
-  --only LIST        scenarios: throughput, linebuffered (one line per
+  --only LIST        scenarios: limit (procrun against the limit
+                     multiplexer and launcher; printed first), throughput, linebuffered (one line per
                      write, K = 1 and 16), backpressure, json (16 writers,
                      --log-format json beside text), startup, shutdown,
                      stubborn, exit, restart, restart-soak [default: all]
@@ -40,6 +46,10 @@ USAGE: procrun-bench [OPTIONS]
                      --quick: 2]
   --writers LIST     throughput K values [default: 1,4,16]
   --instances LIST   startup K values [default: 1,10,100,1000]
+  --limit-writers LIST    limit scenario's writer counts [default:
+                     1,4,16,64]
+  --limit-instances LIST  limit scenario's instance counts [default:
+                     10,100,1000; --quick: 10,100]
   --per-write N      lines per write(2) of a producer (N×100 ≤ 4096 keeps
                      writes atomic) [default: 40]
   --slow-mbps N      the slow reader's rate in the back-pressure scenario
@@ -59,6 +69,7 @@ USAGE: procrun-bench [OPTIONS]
 #[derive(Debug)]
 struct Opts {
     procrun: Option<PathBuf>,
+    also: Vec<(String, PathBuf)>,
     peers: Option<Vec<String>>,
     only: Option<Vec<String>>,
     reps: usize,
@@ -67,6 +78,8 @@ struct Opts {
     peer_mib: f64,
     writers: Vec<u32>,
     instances: Vec<u32>,
+    limit_writers: Vec<u32>,
+    limit_instances: Vec<u32>,
     per_write: u32,
     slow_mbps: f64,
     slow_mib: f64,
@@ -81,6 +94,7 @@ fn parse(args: &[String]) -> Result<Opts> {
     let quick = args.iter().any(|a| a == "--quick");
     let mut o = Opts {
         procrun: None,
+        also: Vec::new(),
         peers: None,
         only: None,
         reps: if quick { 1 } else { 5 },
@@ -92,6 +106,12 @@ fn parse(args: &[String]) -> Result<Opts> {
             vec![1, 10, 100]
         } else {
             vec![1, 10, 100, 1000]
+        },
+        limit_writers: vec![1, 4, 16, 64],
+        limit_instances: if quick {
+            vec![10, 100]
+        } else {
+            vec![10, 100, 1000]
         },
         per_write: 40,
         slow_mbps: 20.0,
@@ -126,6 +146,11 @@ fn parse(args: &[String]) -> Result<Opts> {
             "-h" | "--help" => return Err(HELP.into()),
             "--quick" => {}
             "--procrun" => o.procrun = Some(PathBuf::from(val()?)),
+            "--also" => {
+                let v = val()?;
+                let (label, path) = v.split_once('=').ok_or("--also needs LABEL=PATH")?;
+                o.also.push((label.to_string(), PathBuf::from(path)));
+            }
             "--peers" => o.peers = Some(list(&val()?)),
             "--only" => o.only = Some(list(&val()?)),
             "--reps" => o.reps = val()?.parse().map_err(|_| "bad --reps")?,
@@ -133,6 +158,8 @@ fn parse(args: &[String]) -> Result<Opts> {
             "--peer-mib" => o.peer_mib = val()?.parse().map_err(|_| "bad --peer-mib")?,
             "--writers" => o.writers = nums(&val()?)?,
             "--instances" => o.instances = nums(&val()?)?,
+            "--limit-writers" => o.limit_writers = nums(&val()?)?,
+            "--limit-instances" => o.limit_instances = nums(&val()?)?,
             "--per-write" => o.per_write = val()?.parse().map_err(|_| "bad --per-write")?,
             "--slow-mib" => o.slow_mib = val()?.parse().map_err(|_| "bad --slow-mib")?,
             "--slow-mbps" => o.slow_mbps = val()?.parse().map_err(|_| "bad --slow-mbps")?,
@@ -178,6 +205,17 @@ const STOP_WAIT: u64 = 8;
 /// Row names of procrun by output format, where a table has both.
 const TEXT: &str = "procrun (text)";
 const JSON: &str = "procrun (json)";
+
+/// How the harness reads a runner's output in a throughput run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Every text line checked.
+    Text,
+    /// Every line parsed as a `--log-format json` record and checked.
+    Json,
+    /// Nothing checked ([`Checker::sink`]): the ceiling scenarios.
+    Sink,
+}
 
 /// What the reader and waiter threads have seen so far.
 #[derive(Debug, Clone, Copy, Default)]
@@ -415,6 +453,17 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
         }
         None => notes.push("procrun skipped: no --procrun PATH given".to_string()),
     }
+    for (label, p) in &opts.also {
+        let p = which(&p.to_string_lossy())
+            .and_then(|p| p.canonicalize().ok())
+            .ok_or(format!("--also {label}={}: no such file", p.display()))?;
+        runners.push(Runner {
+            // Row names live as long as the run.
+            name: Box::leak(format!("procrun {label}").into_boxed_str()),
+            kind: Kind::Procrun,
+            exe: p,
+        });
+    }
     let peer_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("peers/bin");
     let (peers, missing) = if opts.peers.as_deref() == Some(&["none".to_string()]) {
         (Vec::new(), Vec::new())
@@ -452,6 +501,9 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
         want("exit"),
     );
     let (rs, soak) = (want("restart"), want("restart-soak"));
+    if want("limit") {
+        bench.limit();
+    }
     if tp {
         for k in bench.opts.writers.clone() {
             bench.throughput(k, None, bench.opts.per_write);
@@ -604,7 +656,9 @@ fn machine() -> String {
 
 fn version(r: &Runner) -> String {
     let arg = match r.kind {
-        Kind::Baseline | Kind::BaselineFork => return env!("CARGO_PKG_VERSION").to_string(),
+        Kind::Baseline | Kind::BaselineFork | Kind::LimitMux => {
+            return env!("CARGO_PKG_VERSION").to_string();
+        }
         Kind::Foreman => "version",
         _ => "--version",
     };
@@ -719,7 +773,7 @@ impl Bench {
                 let per = ((mib * 1048576.0 / LINE_LEN as f64) / f64::from(k)).ceil() as u64;
                 self.progress(&format!("throughput K={k} {name} rep {}", rep + 1));
                 let shape = (k, per, per_write, rate);
-                if let Err(e) = self.throughput_once(&mut t, &r, name, shape, false) {
+                if let Err(e) = self.throughput_once(&mut t, &r, name, shape, Reading::Text) {
                     t.note(name, e);
                 }
             }
@@ -733,7 +787,7 @@ impl Bench {
         r: &Runner,
         name: &str,
         (k, per, per_write, rate): (u32, u64, u32, Option<f64>),
-        json: bool,
+        read: Reading,
     ) -> Result<()> {
         let dir = TempDir::new("tp").map_err(|e| e.to_string())?;
         let cmd = self.cmd(&format!(
@@ -741,11 +795,13 @@ impl Bench {
         ));
         Self::procfile(&dir.0, &[("w", cmd.clone())]);
         let mut command = r.command(&dir.0, &[("w", k)], &[("w", cmd)], None);
-        let checker = if json {
-            command.args(["--log-format", "json"]);
-            Checker::json()
-        } else {
-            Checker::new()
+        let checker = match read {
+            Reading::Json => {
+                command.args(["--log-format", "json"]);
+                Checker::json()
+            }
+            Reading::Text => Checker::new(),
+            Reading::Sink => Checker::sink(),
         };
         let run = Run::spawn_reader(command, dir.0.join("stderr.log"), rate, checker)?;
         let bytes = (per * u64::from(k) * LINE_LEN as u64) as f64;
@@ -765,7 +821,12 @@ impl Bench {
         let (checker, _, _) = run.finish();
         let c = checker.counts;
         let expected = per * u64::from(k);
-        let unique = checker.unique_below(per);
+        let unique = match read {
+            // Unverified: every line counts once every writer is done.
+            Reading::Sink if live.counts.done >= u64::from(k) => expected,
+            Reading::Sink => 0,
+            _ => checker.unique_below(per),
+        };
         let end = if live.counts.done >= u64::from(k) {
             live.t_last_done
         } else {
@@ -774,7 +835,7 @@ impl Bench {
         let span = end.saturating_sub(live.t_first_payload).max(1);
         let moved = unique as f64 * LINE_LEN as f64;
         t.push(name, "MB/s", moved / sys::secs(span) / 1e6);
-        if !r.is_baseline() {
+        if r.measured() {
             t.push(name, "runner CPU s/GB", usage.cpu / (moved / 1e9));
             if usage.procs > 1 {
                 t.note(
@@ -788,12 +849,14 @@ impl Bench {
             t.push(name, "peak RSS MiB (main process)", usage.main_hwm_mib);
             t.push(name, "PSS MiB (all runner processes)", usage.pss_mib);
         }
-        t.push(name, "lost", (expected - unique) as f64);
-        t.push(name, "dup", c.duplicated as f64);
-        t.push(name, "split", c.corrupt as f64);
-        t.push(name, "interleaved", c.interleaved as f64);
-        t.push(name, "reordered", c.reordered as f64);
-        if json {
+        if read != Reading::Sink {
+            t.push(name, "lost", (expected - unique) as f64);
+            t.push(name, "dup", c.duplicated as f64);
+            t.push(name, "split", c.corrupt as f64);
+            t.push(name, "interleaved", c.interleaved as f64);
+            t.push(name, "reordered", c.reordered as f64);
+        }
+        if read == Reading::Json {
             t.push(name, "bad records", c.bad_records as f64);
             t.push(name, "seq gaps", c.seq_gaps as f64);
         }
@@ -838,10 +901,10 @@ impl Bench {
         t.vs_procrun = false;
         let per = ((self.opts.mib * 1048576.0 / LINE_LEN as f64) / f64::from(k)).ceil() as u64;
         for rep in 0..self.opts.reps {
-            for (name, json) in [(TEXT, false), (JSON, true)] {
+            for (name, read) in [(TEXT, Reading::Text), (JSON, Reading::Json)] {
                 self.progress(&format!("json K={k} {name} rep {}", rep + 1));
                 let shape = (k, per, self.opts.per_write, None);
-                if let Err(e) = self.throughput_once(&mut t, &r, name, shape, json) {
+                if let Err(e) = self.throughput_once(&mut t, &r, name, shape, read) {
                     t.note(name, e);
                 }
             }
@@ -917,7 +980,7 @@ impl Bench {
                 sys::secs(live.t_last_ready - run.t_start) * 1e3,
             );
             std::thread::sleep(Duration::from_millis(200));
-            if !r.is_baseline() {
+            if r.measured() {
                 let u = sys::runner_usage(run.pid, &self.exe);
                 t.push(name, "peak RSS MiB (main process)", u.main_hwm_mib);
                 t.push(name, "PSS MiB (all runner processes)", u.pss_mib);

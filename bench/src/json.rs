@@ -43,17 +43,42 @@ static SPECIAL: [bool; 256] = {
 };
 
 /// Length of the run of `s` before its first `"`, `\` or control
-/// character (all of `s` if none). Eight bytes at a time (SWAR): the reader
-/// thread spends most of its time here, on a 27-byte timestamp and a
-/// 99-byte line per record.
+/// character (all of `s` if none). The reader thread spends most of its
+/// time here, on a 27-byte timestamp and a 99-byte line per record: 16
+/// bytes at a time with SSE2 (part of every x86_64 CPU), eight at a time
+/// (SWAR) elsewhere.
 fn plain_run(s: &[u8]) -> usize {
+    let mut i = 0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SAFETY: SSE2 is baseline on x86_64; each load reads 16 bytes
+        // within `s`.
+        unsafe {
+            let quote = _mm_set1_epi8(b'"' as i8);
+            let backslash = _mm_set1_epi8(b'\\' as i8);
+            let control = _mm_set1_epi8(0x1f);
+            while i + 16 <= s.len() {
+                let x = _mm_loadu_si128(s.as_ptr().add(i).cast());
+                // x <= 0x1f, unsigned: max(x, 0x1f) == 0x1f.
+                let hit = _mm_or_si128(
+                    _mm_or_si128(_mm_cmpeq_epi8(x, quote), _mm_cmpeq_epi8(x, backslash)),
+                    _mm_cmpeq_epi8(_mm_max_epu8(x, control), control),
+                );
+                let mask = _mm_movemask_epi8(hit);
+                if mask != 0 {
+                    return i + mask.trailing_zeros() as usize;
+                }
+                i += 16;
+            }
+        }
+    }
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     // The high bit of each byte of `v` below `n` (n ≤ 0x80) survives; a
     // zero byte is one below 1. Exact for "is there any", which is all
     // that is asked: the word is then scanned bytewise.
     let below = |v: u64, n: u64| v.wrapping_sub(ONES * n) & !v & HIGH;
-    let mut i = 0;
     while let Some(chunk) = s.get(i..i + 8) {
         let x = u64::from_le_bytes(chunk.try_into().expect("8 bytes"));
         let hit = below(x ^ (ONES * u64::from(b'"')), 1)
@@ -70,6 +95,54 @@ fn plain_run(s: &[u8]) -> usize {
         .unwrap_or(s.len() - i)
 }
 
+/// The fast path of [`parse`]: a child line's record exactly as procrun
+/// writes it — `{"ts":"…","name":"…","type":"…","instance":N[,"pid":N],
+/// "stream":"…","seq":N,"msg":"…"}`, no whitespace, strings without
+/// escapes. Such a line is one valid JSON object, so this is as strict as
+/// the parser; anything else (`None`) goes to the parser. A third of the
+/// reader's time per record, where the reader must keep up with procrun.
+fn line_record(line: &[u8]) -> Option<Record<'_>> {
+    fn string<'a>(p: &mut &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
+        let rest = p.strip_prefix(key)?;
+        let n = plain_run(rest);
+        (rest.get(n) == Some(&b'"')).then_some(())?;
+        *p = &rest[n + 1..];
+        Some(&rest[..n])
+    }
+    fn number(p: &mut &[u8], key: &[u8]) -> Option<u64> {
+        let rest = p.strip_prefix(key)?;
+        let n = rest.iter().take_while(|b| b.is_ascii_digit()).count();
+        // JSON has no leading zeros; twenty digits may overflow.
+        if n == 0 || n > 19 || (n > 1 && rest[0] == b'0') {
+            return None;
+        }
+        let v = rest[..n]
+            .iter()
+            .fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'));
+        *p = &rest[n..];
+        Some(v)
+    }
+    let mut p = line;
+    string(&mut p, b"{\"ts\":\"")?;
+    let name = string(&mut p, b",\"name\":\"")?;
+    string(&mut p, b",\"type\":\"")?;
+    number(&mut p, b",\"instance\":")?;
+    if p.starts_with(b",\"pid\":") {
+        number(&mut p, b",\"pid\":")?;
+    }
+    let stream = string(&mut p, b",\"stream\":\"")?;
+    let seq = number(&mut p, b",\"seq\":")?;
+    let msg = string(&mut p, b",\"msg\":\"")?;
+    (p == b"}").then_some(())?;
+    Some(Record {
+        name: Some(Cow::Borrowed(name)),
+        seq: Some(seq),
+        stream: Some(Cow::Borrowed(stream)),
+        msg: Some(Cow::Borrowed(msg)),
+        ..Record::default()
+    })
+}
+
 /// Parses `line` (without its newline) as exactly one JSON object; `None`
 /// if it is not valid JSON, not an object, has anything after the object,
 /// or a known field has the wrong type (`seq` must be a whole number).
@@ -77,6 +150,9 @@ pub fn parse(line: &[u8]) -> Option<Record<'_>> {
     // JSON text is UTF-8; checking it once here lets the string scanner
     // work on bytes.
     std::str::from_utf8(line).ok()?;
+    if let Some(rec) = line_record(line) {
+        return Some(rec);
+    }
     let mut p = Parser { s: line, i: 0 };
     let mut rec = Record::default();
     p.ws();
@@ -346,6 +422,29 @@ mod tests {
         assert_eq!(r.msg.as_deref(), Some("a\"b\\c/\né😀".as_bytes()));
         assert!(r.partial && !r.split && !r.msg_b64);
         assert_eq!(parse(b"{}"), Some(Record::default()));
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_parser() {
+        let line = br#"{"ts":"2026-12-01T12:00:00.123456Z","name":"web.1","type":"web","instance":1,"pid":4242,"stream":"stdout","seq":17,"msg":"listening"}"#;
+        let fast = line_record(line).expect("procrun's shape");
+        assert_eq!(fast.msg.as_deref(), Some(&b"listening"[..]));
+        assert_eq!(fast.seq, Some(17));
+        // The same record through the parser alone.
+        let mut spaced = line.to_vec();
+        spaced.insert(1, b' ');
+        assert!(line_record(&spaced).is_none());
+        assert_eq!(parse(&spaced), Some(fast));
+        // What the fast path leaves to the parser, which decides.
+        for other in [
+            &br#"{"ts":"t","name":"w","type":"w","instance":1,"stream":"stdout","seq":01,"msg":"x"}"#[..],
+            br#"{"ts":"t","name":"w","type":"w","instance":1,"stream":"stdout","seq":1,"msg":"a"b"}"#,
+            br#"{"ts":"t","name":"w","type":"w","instance":1,"stream":"stdout","seq":1,"msg":"x"} "#,
+            br#"{"ts":"t","name":"w","type":"w","instance":1,"stream":"stdout","seq":1,"msg":"x"}}"#,
+        ] {
+            assert!(line_record(other).is_none(), "{}", String::from_utf8_lossy(other));
+        }
+        assert!(parse(br#"{"ts":"t","name":"w","type":"w","instance":1,"stream":"stdout","seq":01,"msg":"x"}"#).is_none());
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //! - `ready`: an instance that prints one ready line and waits (startup,
 //!   shutdown, exit code);
 //! - `launch`: the baseline launcher, a bare fork/exec of `sh -c CMD`;
+//! - `mux`: the limit multiplexer, the least a line-prefixing runner does
+//!   (`limit.rs`);
 //! - `check`: the checker on stdin, for manual use.
 
 mod harness;
 mod json;
+mod limit;
 mod line;
 mod report;
 mod runners;
@@ -31,7 +34,7 @@ fn main() -> ExitCode {
     let role = args.first().cloned().unwrap_or_default();
     let rest = if matches!(
         role.as_str(),
-        "produce" | "ready" | "launch" | "check" | "run"
+        "produce" | "ready" | "launch" | "mux" | "check" | "run"
     ) {
         args.remove(0);
         args
@@ -42,6 +45,7 @@ fn main() -> ExitCode {
         "produce" => produce(&rest),
         "ready" => ready(&rest),
         "launch" => launch(&rest),
+        "mux" => limit::mux(&rest),
         "check" => check(&rest),
         _ => harness::main(&rest),
     };

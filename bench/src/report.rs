@@ -57,6 +57,8 @@ pub struct Table {
     /// Whether to show the "procrun vs runner" column (off for tables whose
     /// rows are all procrun or baselines).
     pub vs_procrun: bool,
+    /// The header of the first column.
+    pub row_label: &'static str,
 }
 
 impl Table {
@@ -69,6 +71,7 @@ impl Table {
             baseline: None,
             baseline_cols: Vec::new(),
             vs_procrun: true,
+            row_label: "runner",
         }
     }
 
@@ -124,7 +127,7 @@ impl Table {
     pub fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "### {}\n", self.title);
-        let mut header: Vec<String> = vec!["runner".into()];
+        let mut header: Vec<String> = vec![self.row_label.into()];
         header.extend(self.cols.iter().map(|c| match c.agg {
             Agg::Median => c.name.to_string(),
             Agg::Max => format!("{} (worst)", c.name),

@@ -21,6 +21,9 @@ pub enum Kind {
     Baseline,
     /// The same launcher spawning with fork() instead of posix_spawn.
     BaselineFork,
+    /// The limit multiplexer (`limit.rs`): K processes, a pipe each, lines
+    /// prefixed like procrun's into one stdout.
+    LimitMux,
     Procrun,
     Foreman,
     Honcho,
@@ -37,12 +40,21 @@ pub struct Runner {
 
 impl Runner {
     pub fn is_baseline(&self) -> bool {
-        matches!(self.kind, Kind::Baseline | Kind::BaselineFork)
+        matches!(
+            self.kind,
+            Kind::Baseline | Kind::BaselineFork | Kind::LimitMux
+        )
+    }
+
+    /// Whether its CPU and memory are measured: every runner but the
+    /// raw pipe and the launcher, which only start the processes.
+    pub fn measured(&self) -> bool {
+        !matches!(self.kind, Kind::Baseline | Kind::BaselineFork)
     }
 
     pub fn kill_timeout(&self) -> KillTimeout {
         match self.kind {
-            Kind::Baseline | Kind::BaselineFork => KillTimeout::Never,
+            Kind::Baseline | Kind::BaselineFork | Kind::LimitMux => KillTimeout::Never,
             Kind::Procrun | Kind::Foreman | Kind::Ultraman => KillTimeout::Flag,
             Kind::Honcho => KillTimeout::Fixed(5),
             Kind::NodeForeman => KillTimeout::Never,
@@ -72,6 +84,15 @@ impl Runner {
                 if self.kind == Kind::BaselineFork {
                     push("--fork");
                 }
+                for (name, k) in formation {
+                    if let Some((_, cmd)) = commands.iter().find(|(n, _)| n == name) {
+                        push(&k.to_string());
+                        push(cmd);
+                    }
+                }
+            }
+            Kind::LimitMux => {
+                push("mux");
                 for (name, k) in formation {
                     if let Some((_, cmd)) = commands.iter().find(|(n, _)| n == name) {
                         push(&k.to_string());

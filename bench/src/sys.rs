@@ -51,14 +51,18 @@ pub fn kill(pid: u32, sig: i32) {
     unsafe { libc::kill(pid as i32, sig) };
 }
 
-/// Blocks `signals` in the calling thread (and threads it spawns later).
+/// Blocks `signals` in the calling thread (and threads it spawns later),
+/// for `sigwait` or a signalfd. An ignored signal would be discarded even
+/// while blocked (a shell starts background jobs with SIGINT ignored), so
+/// each gets its default action back first.
 pub fn block_signals(signals: &[i32]) -> libc::sigset_t {
-    // SAFETY: sigset manipulation on a local set.
+    // SAFETY: sigset manipulation on a local set; SIG_DFL runs no code.
     unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         for &s in signals {
             libc::sigaddset(&mut set, s);
+            libc::signal(s, libc::SIG_DFL);
         }
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
@@ -189,7 +193,12 @@ pub fn runner_usage(root: u32, instance_exe: &Path) -> Usage {
         if pid == root {
             u.main_hwm_mib = status_kb(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0;
         }
-        u.cpu += cpu_secs(pid).unwrap_or(0.0);
+        // /proc/PID/stat counts whole 10 ms ticks (of every thread, the
+        // ended ones too); schedstat is exact but misses ended threads:
+        // the larger is within a tick of the truth.
+        let ticks = cpu_secs(pid).unwrap_or(0.0);
+        let exact = sched_ns(&[pid]).map_or(0.0, |(ns, _)| ns as f64 / 1e9);
+        u.cpu += ticks.max(exact);
         u.hwm_mib += status_kb(pid, "VmHWM").unwrap_or(0) as f64 / 1024.0;
         u.rss_mib += status_kb(pid, "VmRSS").unwrap_or(0) as f64 / 1024.0;
         u.pss_mib += status_kb_file(&format!("/proc/{pid}/smaps_rollup"), "Pss").unwrap_or(0)

@@ -5,8 +5,18 @@
 //! writes them. A thread rather than a task, so a slow or stopped terminal
 //! blocks only the printer, never the dispatcher that handles signals.
 //!
+//! The channel carries batches: the senders queue messages in one shared
+//! list, which goes to the printer when the runtime is about to wait for
+//! I/O ([`OutputSender::flush`], called from the runtime's park hook), when
+//! it holds a [`BATCH`] of output, when a reader must wait for a permit,
+//! and with every notice. So the printer is woken once per round of reads,
+//! not once per chunk: on a busy machine each wake-up of the other thread
+//! costs more than formatting the chunk (bench/RESULTS.md). The order of
+//! messages is the order they were queued in.
+//!
 //! Memory stays bounded: each chunk of output holds one of
-//! [`IN_FLIGHT`] permits until it has been formatted, so when stdout is slow
+//! [`IN_FLIGHT`] permits per [`PERMIT_BYTES`] until it has been formatted,
+//! so when stdout is slow
 //! the instances' readers wait, their pipes fill, and the children block on
 //! write — back-pressure instead of buffering.
 //!
@@ -23,7 +33,7 @@
 //! coming when the processes are quiet.
 
 use std::io::Write;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -35,8 +45,12 @@ use crate::output::pacing::Pacing;
 pub use crate::output::render::{Looks, Renderer};
 use crate::output::ring::Ring;
 
-/// Chunks of output that may wait for the printer at once.
+/// Units of output that may wait for the printer at once.
 pub const IN_FLIGHT: usize = 32;
+
+/// The output one permit covers: a chunk holds one permit per started
+/// 64 KiB (2 MiB in flight at most, however large the reads).
+pub const PERMIT_BYTES: usize = 64 * 1024;
 
 /// The largest single write when stdout is not a terminal.
 pub const BATCH: usize = 128 * 1024;
@@ -66,46 +80,104 @@ pub enum Message {
     Notice(Notice),
 }
 
+/// Messages queued for the printer, not yet sent.
+#[derive(Debug, Default)]
+struct Pending {
+    messages: Vec<Message>,
+    /// Bytes of output among them.
+    bytes: usize,
+}
+
+/// What every clone of the sender shares.
+#[derive(Debug)]
+struct Shared {
+    tx: mpsc::UnboundedSender<Vec<Message>>,
+    pending: Mutex<Pending>,
+}
+
+impl Shared {
+    fn push(&self, message: Message, bytes: usize) -> bool {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        pending.messages.push(message);
+        pending.bytes += bytes;
+        pending.bytes >= BATCH
+    }
+
+    fn flush(&self) {
+        let batch = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            if pending.messages.is_empty() {
+                return;
+            }
+            pending.bytes = 0;
+            std::mem::take(&mut pending.messages)
+        };
+        let _ = self.tx.send(batch);
+    }
+}
+
+impl Drop for Shared {
+    /// The last sender is gone: what is still queued goes out.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 /// The sending side, cloned into every reader.
 #[derive(Clone, Debug)]
 pub struct OutputSender {
-    tx: mpsc::UnboundedSender<Message>,
+    shared: Arc<Shared>,
     permits: Arc<Semaphore>,
     pacing: Pacing,
 }
 
 impl OutputSender {
-    /// Queues lines of instance `key`, waiting while [`IN_FLIGHT`] chunks
-    /// are already queued.
+    /// Queues lines of instance `key`, waiting while [`IN_FLIGHT`] permits
+    /// are taken by output already queued.
     pub async fn lines(&self, key: Key, stream: Stream, chunk: Chunk) {
-        let permit = match self.permits.clone().try_acquire_owned() {
+        let units = (chunk.data.len() / PERMIT_BYTES + 1).min(IN_FLIGHT) as u32;
+        let permit = match self.permits.clone().try_acquire_many_owned(units) {
             Ok(permit) => permit,
             Err(tokio::sync::TryAcquireError::Closed) => return,
             Err(tokio::sync::TryAcquireError::NoPermits) => {
+                // The printer may be idle, with our chunks still queued.
+                self.flush();
                 let _waiting = self.pacing.waiting();
-                let Ok(permit) = self.permits.clone().acquire_owned().await else {
+                let Ok(permit) = self.permits.clone().acquire_many_owned(units).await else {
                     return;
                 };
                 permit
             }
         };
-        let _ = self.tx.send(Message::Output {
+        let bytes = chunk.data.len();
+        let message = Message::Output {
             key,
             stream,
             chunk,
             permit,
-        });
+        };
+        if self.shared.push(message, bytes) {
+            self.flush();
+        }
     }
 
     /// Makes an instance known to the printer (its prefix, its colour).
     pub fn register(&self, ident: Ident) {
-        let _ = self.tx.send(Message::Register(ident));
+        self.shared.push(Message::Register(ident), 0);
     }
 
-    /// Queues one of procrun's messages. Never waits: they are few, and the
-    /// dispatcher must stay responsive.
+    /// Queues one of procrun's messages, and sends it with whatever is
+    /// queued before it. Never waits: they are few, and the dispatcher must
+    /// stay responsive.
     pub fn notice(&self, notice: Notice) {
-        let _ = self.tx.send(Message::Notice(notice));
+        self.shared.push(Message::Notice(notice), 0);
+        self.flush();
+    }
+
+    /// Sends what is queued to the printer. The runtime calls it before it
+    /// waits for I/O.
+    pub fn flush(&self) {
+        self.shared.flush();
     }
 
     /// The run's output pacing (see [`crate::output::pacing`]).
@@ -133,6 +205,8 @@ impl Printer {
     ) -> std::io::Result<(OutputSender, Printer)> {
         let closed = Arc::new(closed);
         if stdout_is_pipe() {
+            // Fewer, larger writes and reads on both sides of it.
+            crate::output::pipe_size::grow(1);
             let notify = Arc::clone(&closed);
             std::thread::Builder::new()
                 .name("stdout-watch".into())
@@ -145,7 +219,10 @@ impl Printer {
         let closed = move |e: std::io::Error| closed(Some(e));
         let (tx, rx) = mpsc::unbounded_channel();
         let sender = OutputSender {
-            tx,
+            shared: Arc::new(Shared {
+                tx,
+                pending: Mutex::default(),
+            }),
             permits: Arc::new(Semaphore::new(IN_FLIGHT)),
             pacing: Pacing::default(),
         };
@@ -209,45 +286,70 @@ fn wait_for_reader_gone() -> bool {
     }
 }
 
+/// The printer thread: every message, every chunk of every instance with
+/// its key and stream, passes through `renderer.render` here, in order.
 fn print_loop(
     mut renderer: Renderer,
     tty: bool,
-    mut rx: mpsc::UnboundedReceiver<Message>,
+    mut rx: mpsc::UnboundedReceiver<Vec<Message>>,
     mut out: impl Write,
     ring: Option<&Ring>,
     closed: impl FnOnce(std::io::Error),
 ) {
     let mut buf = Vec::with_capacity(if tty { 4096 } else { BATCH });
     let mut closed = Some(closed);
-    // Kept once formatted (formatting a message never needs it again).
+    // Kept once formatted (formatting a message never needs it again): in
+    // the ring, which gives back the buffers it lets go of, or recycled for
+    // another read at once.
     let keep = |message: Message| match ring {
-        Some(ring) => ring.record(message),
-        None => drop(message),
-    };
-    while let Some(message) = rx.blocking_recv() {
-        if closed.is_none() {
-            keep(message); // stdout is gone: only the ring gets output
-            continue;
-        }
-        renderer.render(&message, &mut buf);
-        keep(message);
-        if !tty {
-            while buf.len() < BATCH {
-                let Ok(more) = rx.try_recv() else { break };
-                renderer.render(&more, &mut buf);
-                keep(more);
+        Some(ring) => ring.record(message, crate::output::lines::recycle),
+        None => {
+            if let Message::Output { chunk, .. } = message {
+                crate::output::lines::recycle(chunk.data);
             }
         }
-        let written = out.write_all(&buf).and_then(|()| out.flush());
-        buf.clear();
-        if buf.capacity() > 4 * BATCH {
-            buf.shrink_to(BATCH);
+    };
+    while let Some(batch) = rx.blocking_recv() {
+        let mut batch = Some(batch);
+        while let Some(messages) = batch.take() {
+            for message in messages {
+                if closed.is_none() {
+                    keep(message); // stdout is gone: only the ring gets output
+                    continue;
+                }
+                renderer.render(&message, &mut buf);
+                // Its permit goes back now (readers need not wait for the
+                // write), and its buffer to the ring or for another read.
+                keep(message);
+                if tty || buf.len() >= BATCH {
+                    write_out(&mut out, &mut buf, &mut closed);
+                }
+            }
+            if !tty && buf.len() < BATCH {
+                batch = rx.try_recv().ok();
+            }
         }
-        if let Err(e) = written
-            && let Some(notify) = closed.take()
-        {
-            notify(e);
+        if !buf.is_empty() {
+            write_out(&mut out, &mut buf, &mut closed);
         }
+    }
+}
+
+/// Writes `buf` and empties it; the first error goes to `closed`.
+fn write_out<F: FnOnce(std::io::Error)>(
+    out: &mut impl Write,
+    buf: &mut Vec<u8>,
+    closed: &mut Option<F>,
+) {
+    let written = out.write_all(buf).and_then(|()| out.flush());
+    buf.clear();
+    if buf.capacity() > 4 * BATCH {
+        buf.shrink_to(BATCH);
+    }
+    if let Err(e) = written
+        && let Some(notify) = closed.take()
+    {
+        notify(e);
     }
 }
 
@@ -315,11 +417,12 @@ pub(crate) mod tests {
             prefix_width: 0,
         };
         let (tx, rx) = mpsc::unbounded_channel();
-        tx.send(Message::Register(ident(0, "web.1", 0)))
-            .expect("open");
-        tx.send(output(0, Stream::Stdout, b"a\n", Tail::Lines))
-            .expect("open");
-        tx.send(output(0, Stream::Stdout, b"b\n", Tail::Lines))
+        tx.send(vec![
+            Message::Register(ident(0, "web.1", 0)),
+            output(0, Stream::Stdout, b"a\n", Tail::Lines),
+        ])
+        .expect("open");
+        tx.send(vec![output(0, Stream::Stdout, b"b\n", Tail::Lines)])
             .expect("open");
         drop(tx);
         let mut sink = Failing {
@@ -331,11 +434,11 @@ pub(crate) mod tests {
 
         let (tx, rx) = mpsc::unbounded_channel();
         let permits = Arc::new(Semaphore::new(4));
-        tx.send(Message::Register(ident(0, "web.1", 0)))
+        tx.send(vec![Message::Register(ident(0, "web.1", 0))])
             .expect("open");
         for _ in 0..3 {
             let permit = permits.clone().try_acquire_owned().expect("a permit");
-            tx.send(Message::Output {
+            tx.send(vec![Message::Output {
                 key: Key(0),
                 stream: Stream::Stdout,
                 chunk: Chunk {
@@ -343,7 +446,7 @@ pub(crate) mod tests {
                     tail: Tail::Lines,
                 },
                 permit,
-            })
+            }])
             .expect("open");
         }
         drop(tx);

@@ -147,8 +147,10 @@ impl Ring {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Records a message the printer has written.
-    pub fn record(&self, message: Message) {
+    /// Records a message the printer has written. The buffers of the
+    /// entries it lets go of (and of a short chunk, which is copied) go to
+    /// `recycle`, for another read.
+    pub fn record(&self, message: Message, mut recycle: impl FnMut(Vec<u8>)) {
         let item = match message {
             Message::Register(ident) => Item::Register(ident),
             Message::Output {
@@ -159,8 +161,11 @@ impl Ring {
             } => {
                 drop(permit);
                 if chunk.data.capacity() > 2 * chunk.data.len() + 4096 {
-                    // A large read buffer holding a short line: keep the line.
-                    chunk.data.shrink_to_fit();
+                    // A large read buffer holding a few lines: keep the
+                    // lines, give the buffer back.
+                    let read = std::mem::take(&mut chunk.data);
+                    chunk.data = read.as_slice().to_vec();
+                    recycle(read);
                 }
                 Item::Output { key, stream, chunk }
             }
@@ -196,6 +201,14 @@ impl Ring {
                 while lane.bytes > cap && lane.entries.len() > 1 {
                     if let Some(old) = lane.entries.pop_front() {
                         lane.bytes -= cost(&old.item);
+                        // Unless a follower still holds it.
+                        if let Ok(Entry {
+                            item: Item::Output { chunk, .. },
+                            ..
+                        }) = Arc::try_unwrap(old)
+                        {
+                            recycle(chunk.data);
+                        }
                     }
                 }
             }
@@ -349,12 +362,12 @@ mod tests {
     #[test]
     fn keeps_the_last_lines_per_instance_in_printing_order() {
         let ring = Ring::default();
-        ring.record(Message::Register(ident(0, "web.1", 0)));
-        ring.record(Message::Register(ident(1, "worker.1", 1)));
-        ring.record(output(0, Stream::Stdout, b"a\nb\nc\n", Tail::Lines));
-        ring.record(output(1, Stream::Stderr, b"x\n", Tail::Lines));
-        ring.record(Message::Notice(Notice::GaveUp));
-        ring.record(output(0, Stream::Stdout, b"d\n", Tail::Lines));
+        ring.record(Message::Register(ident(0, "web.1", 0)), drop);
+        ring.record(Message::Register(ident(1, "worker.1", 1)), drop);
+        ring.record(output(0, Stream::Stdout, b"a\nb\nc\n", Tail::Lines), drop);
+        ring.record(output(1, Stream::Stderr, b"x\n", Tail::Lines), drop);
+        ring.record(Message::Notice(Notice::GaveUp), drop);
+        ring.record(output(0, Stream::Stdout, b"d\n", Tail::Lines), drop);
         let all = ring.snapshot(None, 2, None);
         assert_eq!(all.idents.len(), 2);
         assert_eq!(
@@ -384,12 +397,15 @@ mod tests {
     fn memory_is_bounded_per_instance() {
         let ring = Ring::with_lane_bytes(1000);
         for i in 0..100 {
-            ring.record(output(
-                0,
-                Stream::Stdout,
-                format!("{i:0>99}\n").as_bytes(),
-                Tail::Lines,
-            ));
+            ring.record(
+                output(
+                    0,
+                    Stream::Stdout,
+                    format!("{i:0>99}\n").as_bytes(),
+                    Tail::Lines,
+                ),
+                drop,
+            );
         }
         let kept = ring.snapshot(None, 1000, None);
         assert!(kept.entries.len() < 10, "{}", kept.entries.len());
@@ -409,7 +425,10 @@ mod tests {
         for round in 0..50 {
             for key in 0..10 {
                 let line = format!("{round:0>199}\n");
-                ring.record(output(key, Stream::Stdout, line.as_bytes(), Tail::Lines));
+                ring.record(
+                    output(key, Stream::Stdout, line.as_bytes(), Tail::Lines),
+                    drop,
+                );
             }
         }
         let inner = ring.lock();
@@ -424,29 +443,27 @@ mod tests {
     #[test]
     fn followers_get_what_comes_after_their_snapshot_and_gaps_when_slow() {
         let ring = Ring::default();
-        ring.record(output(0, Stream::Stdout, b"old\n", Tail::Lines));
+        ring.record(output(0, Stream::Stdout, b"old\n", Tail::Lines), drop);
         let (tx, mut rx) = mpsc::channel(2);
         let snap = ring.snapshot(None, 10, Some(tx));
         assert_eq!(lines_of(&snap), ["0:old"]);
         for i in 0..5 {
-            ring.record(output(
-                0,
-                Stream::Stdout,
-                format!("{i}\n").as_bytes(),
-                Tail::Lines,
-            ));
+            ring.record(
+                output(0, Stream::Stdout, format!("{i}\n").as_bytes(), Tail::Lines),
+                drop,
+            );
         }
         let first = rx.try_recv().expect("an entry");
         assert!(matches!(first.item, Item::Output { .. }));
         let _second = rx.try_recv().expect("an entry");
         assert!(rx.try_recv().is_err(), "the rest were dropped");
-        ring.record(output(0, Stream::Stdout, b"late\n", Tail::Lines));
+        ring.record(output(0, Stream::Stdout, b"late\n", Tail::Lines), drop);
         match rx.try_recv().expect("a gap").item {
             Item::Gap(n) => assert_eq!(n, 3),
             ref other => panic!("expected a gap, got {other:?}"),
         }
         drop(rx);
-        ring.record(output(0, Stream::Stdout, b"gone\n", Tail::Lines));
+        ring.record(output(0, Stream::Stdout, b"gone\n", Tail::Lines), drop);
         assert_eq!(ring.followers(), 0, "a closed follower is dropped");
     }
 }

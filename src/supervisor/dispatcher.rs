@@ -377,7 +377,12 @@ impl Dispatcher {
                 self.window,
                 self.options.tty_color,
             )
-            .map(|(child, t, reader)| (child, Some((t, reader))))
+            .and_then(|(child, t, reader)| {
+                Ok((
+                    crate::supervisor::child::Child::from_tokio(child)?,
+                    Some((t, reader)),
+                ))
+            })
         } else {
             spawn(spec, self.options.spawn).map(|child| (child, None))
         };

@@ -10,13 +10,15 @@
 //! - [`unit`](mod@unit): one task per instance (wait, signal its group) plus its
 //!   output readers;
 //! - [`probe`]: readiness checks, run without blocking the dispatcher;
-//! - [`spawn`]: how an instance is started;
+//! - [`spawn`]: how an instance is started ([`vfork`]: without `fork()`
+//!   on Linux; [`child`]: the started process, as its unit holds it);
 //! - [`pty`]: how one is started on a terminal of its own, its output read,
 //!   and clients connected to it;
 //! - [`signals`]: group signalling, signal names, exit codes;
 //! - [`reap`]: descendants that left their group (Linux subreaper sweep);
 //! - [`watchdog`]: kills every group if procrun itself is killed.
 
+pub mod child;
 pub mod control;
 pub mod dispatcher;
 pub mod machine;
@@ -26,4 +28,6 @@ pub mod reap;
 pub mod signals;
 pub mod spawn;
 pub mod unit;
+#[cfg(target_os = "linux")]
+pub mod vfork;
 pub mod watchdog;

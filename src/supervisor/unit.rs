@@ -12,12 +12,12 @@
 //! [`DRAIN_IDLE`] without data and [`DRAIN_TOTAL`] in all, because a
 //! grandchild may hold them open forever.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncRead, AsyncReadExt as _};
-use tokio::process::Child;
+use tokio::net::unix::pipe;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
@@ -25,7 +25,9 @@ use crate::outcome::Outcome;
 use crate::output::json::Stream;
 use crate::output::lines::LineBuffer;
 use crate::output::notice::Key;
+use crate::output::pipe_size;
 use crate::output::printer::OutputSender;
+use crate::supervisor::child::Child;
 use crate::supervisor::probe::LogMatch;
 use crate::supervisor::signals::kill_group;
 
@@ -129,10 +131,44 @@ pub async fn run(
     let _ = events.send(Event::Exited { key, outcome });
 }
 
+/// Reads what `pipe` holds into the free capacity of `buf`. A read that
+/// did not fill the room it was given emptied the pipe: its readiness is
+/// cleared at once, so that the next wait is a real one rather than a
+/// read that fails with EAGAIN (a third of all reads with 16 busy
+/// writers).
+fn read_some(pipe: &pipe::Receiver, buf: &mut Vec<u8>) -> std::io::Result<usize> {
+    let mut emptied = None;
+    let read = pipe.try_io(|| {
+        let room = buf.spare_capacity_mut();
+        // SAFETY: reads at most `room.len()` bytes into the vector's free
+        // capacity, which is then marked as filled by exactly that much.
+        let n = unsafe { libc::read(pipe.as_raw_fd(), room.as_mut_ptr().cast(), room.len()) };
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = n as usize;
+        let full = n == room.len();
+        // SAFETY: the kernel wrote `n` bytes there.
+        unsafe { buf.set_len(buf.len() + n) };
+        if full {
+            Ok(n)
+        } else {
+            emptied = Some(n);
+            Err(std::io::ErrorKind::WouldBlock.into())
+        }
+    });
+    match emptied {
+        Some(n) => Ok(n),
+        None => read,
+    }
+}
+
 /// Reads one pipe into whole lines until end-of-file, or until the drain
-/// limits after the child's exit.
+/// limits after the child's exit. It waits for the pipe to be readable
+/// before it takes a buffer, and lets the buffer go again when no partial
+/// line is left in it: an instance that is quiet holds no memory here.
 async fn pump(
-    mut pipe: impl AsyncRead + Unpin,
+    pipe: pipe::Receiver,
     key: Key,
     stream: Stream,
     output: OutputSender,
@@ -143,12 +179,14 @@ async fn pump(
     let mut chunks = Vec::new();
     let mut drain_until: Option<Instant> = None;
     let mut pace = output.pacing().stream();
+    // A stream that writes flat out gets a larger pipe (within a budget).
+    let mut grown = None;
     loop {
         let read = match drain_until {
             None => {
                 tokio::select! {
                     biased;
-                    read = pipe.read_buf(lines.spare()) => read,
+                    ready = pipe.readable() => ready.and_then(|()| read_some(&pipe, lines.spare())),
                     _ = exited.wait_for(|e| *e) => {
                         drain_until = Some(Instant::now() + DRAIN_TOTAL);
                         continue;
@@ -157,8 +195,8 @@ async fn pump(
             }
             Some(until) => {
                 let deadline = (Instant::now() + DRAIN_IDLE).min(until);
-                match tokio::time::timeout_at(deadline, pipe.read_buf(lines.spare())).await {
-                    Ok(read) => read,
+                match tokio::time::timeout_at(deadline, pipe.readable()).await {
+                    Ok(ready) => ready.and_then(|()| read_some(&pipe, lines.spare())),
                     Err(_) => {
                         tracing::debug!("instance {}: pipe still open after exit, left", key.0);
                         break;
@@ -170,6 +208,12 @@ async fn pump(
             Ok(0) => break,
             Ok(n) => {
                 pace.read(n);
+                if n >= pipe_size::BUSY_READ && grown.is_none() {
+                    grown = pipe_size::grow_busy(pipe.as_raw_fd());
+                    if grown.is_some() {
+                        lines.allow_large_reads();
+                    }
+                }
                 lines.filled(&mut chunks);
                 for chunk in chunks.drain(..) {
                     match &log_match {
@@ -180,7 +224,10 @@ async fn pump(
                         _ => output.lines(key, stream, chunk).await,
                     }
                 }
+                lines.idle();
             }
+            // Readiness was stale (tokio cleared it).
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => lines.idle(),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => {
                 tracing::debug!("instance {}: reading output: {e}", key.0);
