@@ -1,10 +1,12 @@
 //! The limit multiplexer: the least a line-prefixing runner has to do, as
 //! the ceiling procrun is measured against.
 //!
-//! `mux K CMD [--pipe-size BYTES] [--read BYTES]` starts K copies of
+//! `mux K CMD [--pipe-size BYTES] [--read BYTES] [--out-pipe-size BYTES]`
+//! starts K copies of
 //! `/bin/sh -c CMD` (posix_spawn, through std without a `pre_exec` hook),
 //! each with its stdout on a pipe of its own (enlarged to `--pipe-size`,
-//! 1 MiB by default, as far as `/proc/sys/fs/pipe-max-size` allows), and
+//! 1 MiB by default, as far as `/proc/sys/fs/pipe-max-size` allows; its
+//! own stdout pipe too, as procrun enlarges its), and
 //! copies their lines to its stdout, each behind the same 18-byte prefix
 //! procrun prints (`HH:MM:SS w.1    | `, the time formatted once per
 //! second). One `epoll_wait` per round, one `read` per ready pipe, every

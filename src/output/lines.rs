@@ -42,10 +42,20 @@ static POOL: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 /// burst leaves behind.
 const POOL_BYTES: usize = 2 * 1024 * 1024;
 
+/// Lines shorter than this in all, in a buffer four times their size,
+/// are copied out of it rather than handed over with it.
+const SMALL_CHUNK: usize = 4 * 1024;
+
+/// The smallest buffer worth keeping.
+const POOL_MIN: usize = 32 * 1024;
+
 /// Gives a chunk's buffer back for another read (the printer calls this
 /// once it has formatted the chunk).
 pub fn recycle(mut buf: Vec<u8>) {
-    if buf.capacity() < READ_MIN || buf.capacity() > 2 * READ_LARGE {
+    // Only the buffers of busy streams: a quiet one reads a few lines at a
+    // time, and 1,000 of them would fill the pool with small buffers that
+    // no busy stream can use.
+    if buf.capacity() < POOL_MIN || buf.capacity() > 2 * READ_LARGE {
         return;
     }
     buf.clear();
@@ -227,20 +237,31 @@ impl LineBuffer {
             let end = self.scanned + i + 1;
             if end <= self.cap + 1 {
                 // No line in here can be longer than the cap: the buffer
-                // itself goes, the partial line after its lines moves.
-                let next = if end == self.buf.len() {
-                    Vec::new()
+                // itself goes, the partial line after its lines moves. A
+                // few lines in a large buffer are copied out instead: a
+                // thousand quiet instances would otherwise park a 4 KiB
+                // buffer each in the printer's queue for a 40-byte line.
+                if end < SMALL_CHUNK && end * 4 < self.buf.capacity() {
+                    out.push(Chunk {
+                        data: self.buf[..end].to_vec(),
+                        tail: Tail::Lines,
+                    });
+                    self.buf.drain(..end);
                 } else {
-                    let mut next = fresh();
-                    next.extend_from_slice(&self.buf[end..]);
-                    next
-                };
-                let mut data = std::mem::replace(&mut self.buf, next);
-                data.truncate(end);
-                out.push(Chunk {
-                    data,
-                    tail: Tail::Lines,
-                });
+                    let next = if end == self.buf.len() {
+                        Vec::new()
+                    } else {
+                        let mut next = fresh();
+                        next.extend_from_slice(&self.buf[end..]);
+                        next
+                    };
+                    let mut data = std::mem::replace(&mut self.buf, next);
+                    data.truncate(end);
+                    out.push(Chunk {
+                        data,
+                        tail: Tail::Lines,
+                    });
+                }
             } else {
                 self.split_long_lines(end, out);
                 self.buf.drain(..end);

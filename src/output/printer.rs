@@ -8,8 +8,8 @@
 //! The channel carries batches: the senders queue messages in one shared
 //! list, which goes to the printer when the runtime is about to wait for
 //! I/O ([`OutputSender::flush`], called from the runtime's park hook), when
-//! it holds a [`BATCH`] of output, when a reader must wait for a permit,
-//! and with every notice. So the printer is woken once per round of reads,
+//! it holds a [`BATCH`] of output or 256 messages, and when a reader must
+//! wait for a permit. So the printer is woken once per round of reads,
 //! not once per chunk: on a busy machine each wake-up of the other thread
 //! costs more than formatting the chunk (bench/RESULTS.md). The order of
 //! messages is the order they were queued in.
@@ -55,6 +55,11 @@ pub const PERMIT_BYTES: usize = 64 * 1024;
 /// The largest single write when stdout is not a terminal.
 pub const BATCH: usize = 128 * 1024;
 
+/// Messages queued at most before they go to the printer, if the runtime
+/// has not waited for I/O meanwhile (a busy runtime must not hold
+/// procrun's notices back).
+const BATCH_MESSAGES: usize = 256;
+
 /// Shown after a piece of a line longer than [`MAX_LINE`].
 pub const SPLIT_MARK: &str = " [procrun: line longer than 1 MiB, continued on the next line]";
 
@@ -96,11 +101,12 @@ struct Shared {
 }
 
 impl Shared {
+    /// Queues `message`; true when the queue should go now.
     fn push(&self, message: Message, bytes: usize) -> bool {
         let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         pending.messages.push(message);
         pending.bytes += bytes;
-        pending.bytes >= BATCH
+        pending.bytes >= BATCH || pending.messages.len() >= BATCH_MESSAGES
     }
 
     fn flush(&self) {
@@ -163,15 +169,17 @@ impl OutputSender {
 
     /// Makes an instance known to the printer (its prefix, its colour).
     pub fn register(&self, ident: Ident) {
-        self.shared.push(Message::Register(ident), 0);
+        if self.shared.push(Message::Register(ident), 0) {
+            self.flush();
+        }
     }
 
-    /// Queues one of procrun's messages, and sends it with whatever is
-    /// queued before it. Never waits: they are few, and the dispatcher must
-    /// stay responsive.
+    /// Queues one of procrun's messages (sent with the round's output, in
+    /// order). Never waits: the dispatcher must stay responsive.
     pub fn notice(&self, notice: Notice) {
-        self.shared.push(Message::Notice(notice), 0);
-        self.flush();
+        if self.shared.push(Message::Notice(notice), 0) {
+            self.flush();
+        }
     }
 
     /// Sends what is queued to the printer. The runtime calls it before it
@@ -386,6 +394,48 @@ pub(crate) mod tests {
             },
             permit,
         }
+    }
+
+    #[test]
+    fn the_sender_queues_in_order_and_sends_a_batch_when_flushed_or_dropped() {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let sender = OutputSender {
+            shared: Arc::new(Shared {
+                tx,
+                pending: Mutex::default(),
+            }),
+            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
+            pacing: Pacing::default(),
+        };
+        sender.register(ident(0, "web.1", 0));
+        sender.notice(Notice::GaveUp);
+        assert!(rx.try_recv().is_err(), "queued until the flush");
+        sender.flush();
+        let batch = rx.try_recv().expect("one batch");
+        assert!(matches!(
+            batch[..],
+            [Message::Register(_), Message::Notice(Notice::GaveUp)]
+        ));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        // A BATCH of output goes at once.
+        rt.block_on(sender.lines(
+            Key(0),
+            Stream::Stdout,
+            Chunk {
+                data: vec![b'x'; BATCH],
+                tail: Tail::Lines,
+            },
+        ));
+        assert_eq!(rx.try_recv().expect("sent").len(), 1);
+        // The last sender gone, what is queued goes too.
+        let clone = sender.clone();
+        drop(sender);
+        clone.notice(Notice::GaveUp);
+        assert!(rx.try_recv().is_err());
+        drop(clone);
+        assert_eq!(rx.try_recv().expect("sent on drop").len(), 1);
     }
 
     /// A writer that fails after `ok` writes.

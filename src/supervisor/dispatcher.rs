@@ -84,6 +84,9 @@ struct Dispatcher {
     watchdog: Option<Watchdog>,
     /// When descendants last got SIGKILL.
     killed_at: Option<Instant>,
+    /// A signal for the strays, sent once the units have signalled their
+    /// groups (see [`Dispatcher::signal_strays`]).
+    strays_due: Option<Signal>,
     /// The readiness probes, by key.
     probes: Probes,
     /// The plan without its instances: what scaling up builds new ones from.
@@ -133,6 +136,7 @@ pub async fn supervise(
         events_tx,
         watchdog,
         killed_at: None,
+        strays_due: None,
         probes: Probes::new(count),
         plan,
         requests: Requests::default(),
@@ -229,6 +233,14 @@ pub async fn supervise(
                 d.window = pty::window_size();
                 for t in d.units.iter().flatten().filter_map(|u| u.terminal.as_ref()) {
                     t.set_own_size(d.window);
+                }
+                continue;
+            }
+            // Lets the units run (they signal their groups) before the
+            // sweep for strays.
+            () = tokio::task::yield_now(), if d.strays_due.is_some() => {
+                if let Some(signal) = d.strays_due.take() {
+                    d.sweep_strays(signal);
                 }
                 continue;
             }
@@ -434,12 +446,22 @@ impl Dispatcher {
 
     /// SIGTERM (and SIGCONT) to descendants outside every live group (those
     /// inside get their group's signal); SIGKILL to every descendant.
+    ///
+    /// The SIGTERM sweep waits until the units have run: it reads every
+    /// `/proc/PID/stat` on the machine (1,100 files with 1,000 instances),
+    /// and done first it held back every group's signal by as long.
     fn signal_strays(&mut self, signal: Signal) {
         if signal == Signal::SIGKILL {
+            self.strays_due = None;
             self.killed_at = Some(Instant::now());
             self.freeze_and_kill();
             return;
         }
+        self.strays_due = Some(signal);
+    }
+
+    /// The sweep of [`Dispatcher::signal_strays`].
+    fn sweep_strays(&mut self, signal: Signal) {
         let groups = self.live_groups();
         let strays = self.strays();
         tracing::debug!(

@@ -108,19 +108,31 @@ fn scan() -> Vec<Proc> {
         return Vec::new();
     };
     let mut all = Vec::new();
+    let mut buf = [0u8; 1024];
     for entry in dir.flatten() {
         let name = entry.file_name();
         let Some(pid) = name.to_str().and_then(|n| n.parse::<i32>().ok()) else {
             continue;
         };
-        let Ok(stat) = std::fs::read(entry.path().join("stat")) else {
+        let Some(stat) = read_small(&entry.path().join("stat"), &mut buf) else {
             continue; // gone meanwhile
         };
-        if let Some(p) = parse_stat(pid, &stat) {
+        if let Some(p) = parse_stat(pid, stat) {
             all.push(p);
         }
     }
     all
+}
+
+/// The start of the file at `path`, read into `buf` with one `read`: the
+/// fields of `/proc/PID/stat` that matter come first, within a kilobyte
+/// (the command name is at most 64 bytes). Three system calls per process
+/// where `fs::read` makes five (it also asks for the size, and reads again
+/// to see the end): with 1,000 instances a sweep reads 1,000 files.
+fn read_small<'b>(path: &std::path::Path, buf: &'b mut [u8]) -> Option<&'b [u8]> {
+    use std::io::Read as _;
+    let n = std::fs::File::open(path).ok()?.read(buf).ok()?;
+    Some(&buf[..n])
 }
 
 /// Parses `/proc/PID/stat`: `pid (comm) state ppid pgrp …`, where comm may

@@ -98,27 +98,40 @@ pub fn spawn(spec: &ProcessSpec, ctx: SpawnContext) -> std::io::Result<Child> {
 }
 
 /// What `/bin/sh -c COMMAND` is given: what the `Command` above is told,
-/// as C strings. The environment is procrun's, with the plan's on top.
+/// as C strings. The environment is procrun's, with the plan's on top;
+/// procrun's own is turned into C strings once, not per spawn.
 #[cfg(target_os = "linux")]
-fn program(spec: &ProcessSpec, ctx: SpawnContext) -> std::io::Result<super::vfork::Program> {
-    use std::ffi::OsString;
+fn program(
+    spec: &ProcessSpec,
+    ctx: SpawnContext,
+) -> std::io::Result<super::vfork::Program<'static>> {
+    use std::borrow::Cow;
     use std::os::unix::ffi::OsStrExt as _;
 
     use super::vfork::{Program, c_string, env_entry};
-    let mut env: std::collections::BTreeMap<OsString, OsString> = std::env::vars_os().collect();
-    for (k, v) in &spec.env {
-        env.insert(k.into(), v.into());
-    }
-    if !spec.policy.port {
-        env.remove(std::ffi::OsStr::new("PORT"));
+    // Each of the plan's names, at its last place (the last one wins, as
+    // with `Command::env`).
+    let last: std::collections::HashMap<&[u8], usize> = spec
+        .env
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.as_bytes(), i))
+        .collect();
+    let set_here = |name: &[u8]| last.contains_key(name) || (name == b"PORT" && !spec.policy.port);
+    let mut envp: Vec<Cow<'static, std::ffi::CStr>> = procrun_env()
+        .iter()
+        .filter(|(name, _)| !set_here(name))
+        .map(|(_, entry)| Cow::Borrowed(entry.as_c_str()))
+        .collect();
+    for (i, (k, v)) in spec.env.iter().enumerate() {
+        if last.get(k.as_bytes()) != Some(&i) || (k == "PORT" && !spec.policy.port) {
+            continue;
+        }
+        envp.push(Cow::Owned(env_entry(k.as_bytes(), v.as_bytes())?));
     }
     if python_buffering_unset(spec) {
-        env.insert(PYTHONUNBUFFERED.into(), "1".into());
+        envp.push(Cow::Borrowed(c"PYTHONUNBUFFERED=1"));
     }
-    let envp = env
-        .iter()
-        .map(|(k, v)| env_entry(k.as_bytes(), v.as_bytes()))
-        .collect::<std::io::Result<Vec<_>>>()?;
     let script = crate::shell::script(&spec.command);
     Ok(Program {
         path: c"/bin/sh".to_owned(),
@@ -130,6 +143,22 @@ fn program(spec: &ProcessSpec, ctx: SpawnContext) -> std::io::Result<super::vfor
         envp,
         cwd: c_string(spec.cwd.as_os_str().as_bytes(), "the working directory")?,
         nofile: ctx.nofile,
+    })
+}
+
+/// procrun's environment as `NAME=value` C strings, with each name; read
+/// at the first spawn (nothing in procrun changes it afterwards).
+#[cfg(target_os = "linux")]
+fn procrun_env() -> &'static [(Vec<u8>, std::ffi::CString)] {
+    use std::os::unix::ffi::OsStrExt as _;
+    static ENV: std::sync::OnceLock<Vec<(Vec<u8>, std::ffi::CString)>> = std::sync::OnceLock::new();
+    ENV.get_or_init(|| {
+        std::env::vars_os()
+            .filter_map(|(k, v)| {
+                let entry = super::vfork::env_entry(k.as_bytes(), v.as_bytes()).ok()?;
+                Some((k.as_bytes().to_vec(), entry))
+            })
+            .collect()
     })
 }
 
@@ -242,6 +271,56 @@ fn in_child(ctx: SpawnContext) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_environment_is_procruns_with_the_plans_on_top() {
+        let spec = ProcessSpec {
+            name: "web.1".into(),
+            type_name: "web".into(),
+            type_index: 0,
+            number: 1,
+            command: "run".into(),
+            port: 5000,
+            cwd: "/".into(),
+            env: vec![
+                ("PORT".into(), "1".into()),
+                ("PATH".into(), "/plan".into()),
+                ("PORT".into(), "5000".into()),
+            ],
+            policy: crate::policy::Policy::default(),
+            readiness: crate::readiness::Readiness::default(),
+        };
+        let ctx = SpawnContext::current(None);
+        let env = |spec: &ProcessSpec| -> Vec<String> {
+            program(spec, ctx)
+                .expect("program")
+                .envp
+                .iter()
+                .map(|e| e.to_string_lossy().into_owned())
+                .collect()
+        };
+        let all = env(&spec);
+        let of = |all: &[String], name: &str| -> Vec<String> {
+            all.iter()
+                .filter(|e| e.split('=').next() == Some(name))
+                .cloned()
+                .collect()
+        };
+        // Once each, the plan's last value winning over procrun's.
+        assert_eq!(of(&all, "PORT"), ["PORT=5000"]);
+        assert_eq!(of(&all, "PATH"), ["PATH=/plan"]);
+        if let Ok(home) = std::env::var("HOME") {
+            assert_eq!(of(&all, "HOME"), [format!("HOME={home}")]);
+        }
+        if std::env::var_os(PYTHONUNBUFFERED).is_none() {
+            assert_eq!(of(&all, PYTHONUNBUFFERED), ["PYTHONUNBUFFERED=1"]);
+        }
+        // A type without a port gets no PORT, not even procrun's.
+        let mut no_port = spec.clone();
+        no_port.policy.port = false;
+        assert!(of(&env(&no_port), "PORT").is_empty());
+    }
 
     #[test]
     fn secret_looking_names() {

@@ -1,7 +1,7 @@
 //! One running instance: a task that owns the child, waits for it and
-//! signals its process group on request, and two reader tasks that pump its
-//! stdout and stderr into the printer (one that reads its terminal, for an
-//! instance on a pty: [`super::pty::pump`]).
+//! signals its process group on request, and one reader task that pumps
+//! its stdout and stderr into the printer (one that reads its terminal, for
+//! an instance on a pty: [`super::pty::pump`]).
 //!
 //! Only this task reaps the child, so it alone knows whether the pid is
 //! still the child's: signals requested after the child was reaped are
@@ -23,8 +23,9 @@ use tokio::time::Instant;
 
 use crate::outcome::Outcome;
 use crate::output::json::Stream;
-use crate::output::lines::LineBuffer;
+use crate::output::lines::{Chunk, LineBuffer};
 use crate::output::notice::Key;
+use crate::output::pacing::Pace;
 use crate::output::pipe_size;
 use crate::output::printer::OutputSender;
 use crate::supervisor::child::Child;
@@ -81,26 +82,14 @@ pub async fn run(
             log_match.clone(),
         )));
     }
-    if let Some(stdout) = child.stdout.take() {
-        pumps.push(tokio::spawn(pump(
-            stdout,
-            key,
-            Stream::Stdout,
-            output.clone(),
-            exited_rx.clone(),
-            log_match.clone(),
-        )));
-    }
-    if let Some(stderr) = child.stderr.take() {
-        pumps.push(tokio::spawn(pump(
-            stderr,
-            key,
-            Stream::Stderr,
-            output,
-            exited_rx,
-            log_match,
-        )));
-    }
+    pumps.push(tokio::spawn(pump(
+        child.stdout.take(),
+        child.stderr.take(),
+        key,
+        output,
+        exited_rx,
+        log_match,
+    )));
 
     let status = loop {
         tokio::select! {
@@ -163,83 +152,169 @@ fn read_some(pipe: &pipe::Receiver, buf: &mut Vec<u8>) -> std::io::Result<usize>
     }
 }
 
-/// Reads one pipe into whole lines until end-of-file, or until the drain
-/// limits after the child's exit. It waits for the pipe to be readable
-/// before it takes a buffer, and lets the buffer go again when no partial
-/// line is left in it: an instance that is quiet holds no memory here.
-async fn pump(
+/// One of the child's pipes as its reader holds it.
+struct Pipe {
     pipe: pipe::Receiver,
-    key: Key,
     stream: Stream,
+    lines: LineBuffer,
+    pace: Pace,
+    /// Its share of the pipe budget, once it was enlarged.
+    grown: Option<pipe_size::Grown>,
+    /// After the child's exit: when this pipe is given up if silent.
+    idle_until: Option<Instant>,
+}
+
+impl Pipe {
+    fn new(pipe: pipe::Receiver, stream: Stream, output: &OutputSender) -> Self {
+        Pipe {
+            pipe,
+            stream,
+            lines: LineBuffer::new(),
+            pace: output.pacing().stream(),
+            grown: None,
+            idle_until: None,
+        }
+    }
+
+    /// Reads what the pipe holds; `Ok(0)` at end-of-file.
+    fn read(&mut self) -> std::io::Result<usize> {
+        let n = read_some(&self.pipe, self.lines.spare())?;
+        self.pace.read(n);
+        if n >= pipe_size::BUSY_READ && self.grown.is_none() {
+            // A stream that writes flat out gets a larger pipe (within a
+            // budget), and reads to match.
+            self.grown = pipe_size::grow_busy(self.pipe.as_raw_fd());
+            if self.grown.is_some() {
+                self.lines.allow_large_reads();
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Waits until `pipe` (if still open) is readable; never for a closed one.
+async fn readable(pipe: &Option<Pipe>) -> std::io::Result<()> {
+    match pipe {
+        Some(p) => p.pipe.readable().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the child's two pipes into whole lines until end-of-file, or
+/// until the drain limits after the child's exit. One task for both: a
+/// task per pipe cost another kilobyte per instance. It waits for a pipe
+/// to be readable before it takes a buffer, and lets the buffer go again
+/// when no partial line is left in it: an instance that is quiet holds no
+/// memory here.
+async fn pump(
+    stdout: Option<pipe::Receiver>,
+    stderr: Option<pipe::Receiver>,
+    key: Key,
     output: OutputSender,
     mut exited: watch::Receiver<bool>,
     log_match: Option<Arc<LogMatch>>,
 ) {
-    let mut lines = LineBuffer::new();
+    let mut pipes = [
+        stdout.map(|p| Pipe::new(p, Stream::Stdout, &output)),
+        stderr.map(|p| Pipe::new(p, Stream::Stderr, &output)),
+    ];
     let mut chunks = Vec::new();
     let mut drain_until: Option<Instant> = None;
-    let mut pace = output.pacing().stream();
-    // A stream that writes flat out gets a larger pipe (within a budget).
-    let mut grown = None;
-    loop {
-        let read = match drain_until {
-            None => {
-                tokio::select! {
-                    biased;
-                    ready = pipe.readable() => ready.and_then(|()| read_some(&pipe, lines.spare())),
-                    _ = exited.wait_for(|e| *e) => {
-                        drain_until = Some(Instant::now() + DRAIN_TOTAL);
-                        continue;
-                    }
+    let far = Instant::now() + Duration::from_secs(86_400 * 365);
+    while pipes.iter().any(Option::is_some) {
+        // After the exit: the earliest moment a pipe is given up.
+        let give_up = pipes
+            .iter()
+            .flatten()
+            .filter_map(|p| p.idle_until)
+            .min()
+            .map_or(far, |idle| drain_until.map_or(idle, |all| idle.min(all)));
+        let [first, second] = &pipes;
+        // Not biased: a pipe written flat out must not starve the other.
+        let which = tokio::select! {
+            ready = readable(first) => (0, ready),
+            ready = readable(second) => (1, ready),
+            // The Ref the wait returns must not live on: it is not Send.
+            () = async { drop(exited.wait_for(|e| *e).await) }, if drain_until.is_none() => {
+                let now = Instant::now();
+                drain_until = Some(now + DRAIN_TOTAL);
+                for p in pipes.iter_mut().flatten() {
+                    p.idle_until = Some(now + DRAIN_IDLE);
                 }
+                continue;
             }
-            Some(until) => {
-                let deadline = (Instant::now() + DRAIN_IDLE).min(until);
-                match tokio::time::timeout_at(deadline, pipe.readable()).await {
-                    Ok(ready) => ready.and_then(|()| read_some(&pipe, lines.spare())),
-                    Err(_) => {
+            () = tokio::time::sleep_until(give_up), if give_up < far => {
+                let now = Instant::now();
+                for slot in &mut pipes {
+                    let expired = slot.as_ref().is_some_and(|p| {
+                        drain_until.is_some_and(|all| now >= all)
+                            || p.idle_until.is_some_and(|idle| now >= idle)
+                    });
+                    if expired {
                         tracing::debug!("instance {}: pipe still open after exit, left", key.0);
-                        break;
+                        if let Some(p) = slot.take() {
+                            finish(p, key, &output, &log_match).await;
+                        }
                     }
                 }
+                continue;
             }
         };
+        let (i, ready) = which;
+        let Some(p) = pipes[i].as_mut() else { continue };
+        let read = ready.and_then(|()| p.read());
         match read {
-            Ok(0) => break,
-            Ok(n) => {
-                pace.read(n);
-                if n >= pipe_size::BUSY_READ && grown.is_none() {
-                    grown = pipe_size::grow_busy(pipe.as_raw_fd());
-                    if grown.is_some() {
-                        lines.allow_large_reads();
-                    }
+            Ok(0) => {}
+            Ok(_) => {
+                if drain_until.is_some() {
+                    p.idle_until = Some(Instant::now() + DRAIN_IDLE);
                 }
-                lines.filled(&mut chunks);
+                let stream = p.stream;
+                p.lines.filled(&mut chunks);
+                // Before waiting for the printer: a thousand instances
+                // waiting with a read buffer each were most of procrun's
+                // memory at start.
+                p.lines.idle();
                 for chunk in chunks.drain(..) {
-                    match &log_match {
-                        Some(m) if m.scan(&chunk) => {
-                            output.lines(key, stream, chunk).await;
-                            m.report();
-                        }
-                        _ => output.lines(key, stream, chunk).await,
-                    }
+                    send(key, stream, chunk, &output, &log_match).await;
                 }
-                lines.idle();
+                continue;
             }
             // Readiness was stale (tokio cleared it).
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => lines.idle(),
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                tracing::debug!("instance {}: reading output: {e}", key.0);
-                break;
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                p.lines.idle();
+                continue;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => tracing::debug!("instance {}: reading output: {e}", key.0),
+        }
+        // End of file, or an error: this pipe is done.
+        if let Some(p) = pipes[i].take() {
+            finish(p, key, &output, &log_match).await;
         }
     }
-    if let Some(last) = lines.finish() {
-        let found = log_match.as_ref().is_some_and(|m| m.scan(&last));
-        output.lines(key, stream, last).await;
-        if let Some(m) = log_match.as_ref().filter(|_| found) {
+}
+
+/// Sends a chunk to the printer, telling the log check when it matched.
+async fn send(
+    key: Key,
+    stream: Stream,
+    chunk: Chunk,
+    output: &OutputSender,
+    log_match: &Option<Arc<LogMatch>>,
+) {
+    match log_match {
+        Some(m) if m.scan(&chunk) => {
+            output.lines(key, stream, chunk).await;
             m.report();
         }
+        _ => output.lines(key, stream, chunk).await,
+    }
+}
+
+/// A pipe ended: its last line, if it had no newline, goes out.
+async fn finish(mut p: Pipe, key: Key, output: &OutputSender, log_match: &Option<Arc<LogMatch>>) {
+    if let Some(last) = p.lines.finish() {
+        send(key, p.stream, last, output, log_match).await;
     }
 }
