@@ -8,44 +8,13 @@ mod support;
 use std::io::{Read as _, Write as _};
 use std::os::unix::fs::PermissionsExt as _;
 use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::{Running, Test, WAIT};
+use support::{Running, Runtime, Test, WAIT};
 
 /// A long-running instance that says where it is.
 const UP: &str = "web: echo \"up $PORT $PS\"; exec sleep 60\n";
-
-/// A private runtime directory, so that the test knows where the socket is.
-struct Runtime {
-    dir: tempfile::TempDir,
-}
-
-impl Runtime {
-    fn new() -> Runtime {
-        Runtime {
-            dir: tempfile::tempdir().expect("a temp dir"),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    /// The sockets in `$XDG_RUNTIME_DIR/procrun`.
-    fn sockets(&self) -> Vec<PathBuf> {
-        let dir = self.path().join("procrun");
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return Vec::new();
-        };
-        entries
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "sock"))
-            .collect()
-    }
-}
 
 /// A client command run in the app's directory, with the same runtime dir.
 fn client(r: &Running, rt: &Runtime, args: &[&str]) -> support::Output {

@@ -6,28 +6,10 @@
 
 mod support;
 
-use std::path::Path;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use support::{Cleanup, Running, Test, WAIT, alive, gone_within, number_after};
-
-/// A private runtime directory, so that clients find the socket.
-struct Runtime {
-    dir: tempfile::TempDir,
-}
-
-impl Runtime {
-    fn new() -> Runtime {
-        Runtime {
-            dir: tempfile::tempdir().expect("a temp dir"),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-}
+use support::{Cleanup, Running, Runtime, Test, WAIT, alive, gone_within, number_after};
 
 fn start(rt: &Runtime, procfile: &str, extra: &[&str]) -> Running {
     Test::new()

@@ -541,3 +541,44 @@ pub fn free_port() -> u16 {
     }
     panic!("no free block of ports found");
 }
+
+/// A private runtime directory (`XDG_RUNTIME_DIR` for the procruns of a
+/// test), so that the test knows where the control sockets are and clients
+/// find them.
+#[derive(Debug)]
+pub struct Runtime {
+    dir: tempfile::TempDir,
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Runtime::new()
+    }
+}
+
+impl Runtime {
+    /// A new, empty one.
+    pub fn new() -> Runtime {
+        Runtime {
+            dir: tempfile::tempdir().expect("a temp dir"),
+        }
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The sockets in `$XDG_RUNTIME_DIR/procrun`.
+    pub fn sockets(&self) -> Vec<PathBuf> {
+        let dir = self.path().join("procrun");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sock"))
+            .collect()
+    }
+}
