@@ -138,6 +138,18 @@ pub struct OutputSender {
 }
 
 impl OutputSender {
+    /// A sender whose batches go to `tx`.
+    fn new(tx: mpsc::UnboundedSender<Vec<Message>>) -> Self {
+        OutputSender {
+            shared: Arc::new(Shared {
+                tx,
+                pending: Mutex::default(),
+            }),
+            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
+            pacing: Pacing::default(),
+        }
+    }
+
     /// Queues lines of instance `key`, waiting while [`IN_FLIGHT`] permits
     /// are taken by output already queued.
     pub async fn lines(&self, key: Key, stream: Stream, chunk: Chunk) {
@@ -226,14 +238,7 @@ impl Printer {
         }
         let closed = move |e: std::io::Error| closed(Some(e));
         let (tx, rx) = mpsc::unbounded_channel();
-        let sender = OutputSender {
-            shared: Arc::new(Shared {
-                tx,
-                pending: Mutex::default(),
-            }),
-            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
-            pacing: Pacing::default(),
-        };
+        let sender = OutputSender::new(tx);
         let thread = std::thread::Builder::new()
             .name("printer".into())
             .spawn(move || {
@@ -399,14 +404,7 @@ pub(crate) mod tests {
     #[test]
     fn the_sender_queues_in_order_and_sends_a_batch_when_flushed_or_dropped() {
         let (tx, mut rx) = mpsc::unbounded_channel();
-        let sender = OutputSender {
-            shared: Arc::new(Shared {
-                tx,
-                pending: Mutex::default(),
-            }),
-            permits: Arc::new(Semaphore::new(IN_FLIGHT)),
-            pacing: Pacing::default(),
-        };
+        let sender = OutputSender::new(tx);
         sender.register(ident(0, "web.1", 0));
         sender.notice(Notice::GaveUp);
         assert!(rx.try_recv().is_err(), "queued until the flush");

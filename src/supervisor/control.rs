@@ -62,71 +62,64 @@ impl Requests {
             from,
             reply,
         } = request;
+        if let Command::Ps = command {
+            let keys: Vec<Key> = machine.shown().collect();
+            let _ = reply.send(Ok(Reply::Instances(statuses(machine, &keys))));
+            return Vec::new();
+        }
         if machine.stop().is_some() {
             match command {
                 Command::Quit => self.quits.push(reply),
-                Command::Ps => {
-                    let keys: Vec<Key> = machine.shown().collect();
-                    let _ = reply.send(Ok(Reply::Instances(statuses(machine, &keys))));
-                }
                 _ => {
                     let _ = reply.send(Err(WireError::new("stopping", "the app is stopping")));
                 }
             }
             return Vec::new();
         }
+        // The names of a request that acts on instances, resolved once.
+        let keys = match &command {
+            Command::Restart(names) | Command::Stop(names) | Command::Signal(_, names) => {
+                match resolve(machine, plan, names, false) {
+                    Ok(keys) => keys,
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                        return Vec::new();
+                    }
+                }
+            }
+            _ => Vec::new(),
+        };
         let control = |request: Control, machine: &mut Machine| {
             machine.handle(Input::Control { request, from }, now)
         };
         match command {
-            Command::Ps => {
-                let keys: Vec<Key> = machine.shown().collect();
-                let _ = reply.send(Ok(Reply::Instances(statuses(machine, &keys))));
-                Vec::new()
-            }
+            // Answered above.
+            Command::Ps => Vec::new(),
             Command::Select(names) => {
                 let answer = resolve(machine, plan, &names, true).map(Reply::Keys);
                 let _ = reply.send(answer);
                 Vec::new()
             }
-            Command::Restart(names) => match resolve(machine, plan, &names, false) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    Vec::new()
-                }
-                Ok(keys) => {
-                    let until = keys
-                        .iter()
-                        .map(|&k| (k, Until::Runs(machine.runs(k) + 1)))
-                        .collect();
-                    let actions = control(Control::Restart(keys), machine);
-                    self.wait(until, reply);
-                    actions
-                }
-            },
-            Command::Stop(names) => match resolve(machine, plan, &names, false) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    Vec::new()
-                }
-                Ok(keys) => {
-                    let until = keys.iter().map(|&k| (k, Until::Ended)).collect();
-                    let actions = control(Control::Stop(keys), machine);
-                    self.wait(until, reply);
-                    actions
-                }
-            },
-            Command::Signal(signal, names) => match resolve(machine, plan, &names, false) {
-                Err(e) => {
-                    let _ = reply.send(Err(e));
-                    Vec::new()
-                }
-                Ok(keys) => {
-                    let actions = control(Control::Signal(keys.clone(), signal), machine);
-                    let _ = reply.send(Ok(Reply::Instances(statuses(machine, &keys))));
-                    actions
-                }
-            },
+            Command::Restart(_) => {
+                let until = keys
+                    .iter()
+                    .map(|&k| (k, Until::Runs(machine.runs(k) + 1)))
+                    .collect();
+                let actions = control(Control::Restart(keys), machine);
+                self.wait(until, reply);
+                actions
+            }
+            Command::Stop(_) => {
+                let until = keys.iter().map(|&k| (k, Until::Ended)).collect();
+                let actions = control(Control::Stop(keys), machine);
+                self.wait(until, reply);
+                actions
+            }
+            Command::Signal(signal, _) => {
+                let actions = control(Control::Signal(keys.clone(), signal), machine);
+                let _ = reply.send(Ok(Reply::Instances(statuses(machine, &keys))));
+                actions
+            }
             Command::Scale(counts) => {
                 if let Err(e) = check_scale(machine, plan, &counts) {
                     let _ = reply.send(Err(e));
