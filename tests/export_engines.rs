@@ -117,8 +117,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use engines::{
-    Container, Engine, children, comm, exported, free_base_port, gone, http_get, inspect, is_root,
-    lookup, run, wait_until, web_script, webs_answer, worker_line, worker_logged,
+    Container, Engine, exported, free_base_port, gone, http_get, inspect, is_root, lookup, run,
+    wait_until, web_script, webs_answer, worker_line, worker_logged,
 };
 use export_support::{EXPECTED_ENV, expected_self};
 
@@ -237,6 +237,9 @@ fn runit_runs_the_export(tools: &[PathBuf]) {
 
     let (code, stdout, stderr) = sv(&["-w", "10", "down"]);
     assert_eq!(code, 0, "sv down: {stdout}{stderr}");
+    // The runsv that supervise now: runsvdir rescans its folder every few
+    // seconds and may start new ones for services it still sees.
+    let runsvs = engines::runsvs(engine.pid());
     let (code, stdout, stderr) = sv(&["exit"]);
     assert_eq!(code, 0, "sv exit: {stdout}{stderr}");
     assert!(
@@ -245,9 +248,7 @@ fn runit_runs_the_export(tools: &[PathBuf]) {
     );
     // runsvdir exits (111) on HUP once its runsv are gone.
     assert!(
-        wait_until(Duration::from_secs(10), || children(engine.pid())
-            .iter()
-            .all(|p| comm(*p).as_deref() != Some("runsv") || gone(*p))),
+        wait_until(Duration::from_secs(10), || runsvs.iter().all(|p| gone(*p))),
         "runsv still running after sv exit"
     );
     engine.signal(libc::SIGHUP);
@@ -696,12 +697,13 @@ fn runit_control_t_sends_the_stop_signal(tools: &[PathBuf]) {
         "nothing stopped it"
     );
     assert_eq!(read(), "INT\n");
+    // The runsv that supervise now: runsvdir rescans its folder every few
+    // seconds and may start new ones for services it still sees.
+    let runsvs = engines::runsvs(engine.pid());
     let (code, stdout, stderr) = sv(&["exit"]);
     assert_eq!(code, 0, "sv exit: {stdout}{stderr}");
     assert!(
-        wait_until(Duration::from_secs(10), || children(engine.pid())
-            .iter()
-            .all(|p| comm(*p).as_deref() != Some("runsv") || gone(*p))),
+        wait_until(Duration::from_secs(10), || runsvs.iter().all(|p| gone(*p))),
         "runsv still running after sv exit"
     );
     engine.signal(libc::SIGHUP);

@@ -408,6 +408,14 @@ pub fn children(pid: i32) -> Vec<i32> {
     all
 }
 
+/// The runsv children of runsvdir `pid`.
+pub fn runsvs(pid: i32) -> Vec<i32> {
+    children(pid)
+        .into_iter()
+        .filter(|p| comm(*p).as_deref() == Some("runsv"))
+        .collect()
+}
+
 pub fn comm(pid: i32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm"))
         .ok()
