@@ -2,7 +2,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use support::{Test, WAIT, alive};
@@ -86,7 +86,17 @@ fn leftovers_are_found_and_killed_when_the_run_is_dropped() {
     let orphan = support::number_after(&line, "pid ");
     r.signal(Signal::SIGKILL);
     assert_eq!(r.wait_exit(), None);
-    assert!(r.leftovers().contains(&orphan), "{:?}", r.leftovers());
+    // The orphan may still be between its two execs (setsid, then sleep),
+    // when its environment cannot be read: wait, within a bound, to see it.
+    let deadline = Instant::now() + WAIT;
+    while !r.leftovers().contains(&orphan) {
+        assert!(
+            Instant::now() < deadline,
+            "{orphan} not found: {:?}",
+            r.leftovers()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     drop(r);
     assert!(support::gone_within(orphan, WAIT), "{orphan} survived");
     assert!(!alive(orphan));
