@@ -393,24 +393,33 @@ pub fn stop(client: &mut Client, names: &[String]) -> Result<i32, Error> {
 /// Parses `web=3,worker=1`.
 pub fn parse_counts(specs: &[String]) -> Result<serde_json::Map<String, Value>, Error> {
     let mut counts = serde_json::Map::new();
-    for item in specs.iter().flat_map(|s| s.split(',')) {
-        let item = item.trim();
-        if item.is_empty() {
-            continue;
-        }
-        let parsed = item
-            .split_once('=')
-            .and_then(|(name, n)| Some((name.trim(), n.trim().parse::<u32>().ok()?)))
-            .filter(|(name, _)| !name.is_empty());
-        match parsed {
-            Some((name, n)) => {
-                counts.insert(name.to_owned(), Value::from(n));
+    for spec in specs {
+        for item in spec.split(',') {
+            let item = item.trim();
+            if item.is_empty() {
+                return Err(Diagnostic::error(format!("empty item in `{spec}`"))
+                    .help("write TYPE=N[,TYPE=N], e.g. procrun scale web=2,worker=3")
+                    .into());
             }
-            None => {
-                return Err(Diagnostic::error(format!(
-                    "`{item}` is not TYPE=N (a process type and a whole number, e.g. worker=3)"
-                ))
-                .into());
+            let parsed = item
+                .split_once('=')
+                .and_then(|(name, n)| Some((name.trim(), n.trim().parse::<u32>().ok()?)))
+                .filter(|(name, _)| !name.is_empty());
+            match parsed {
+                Some((name, n)) => {
+                    if counts.insert(name.to_owned(), Value::from(n)).is_some() {
+                        return Err(Diagnostic::error(format!(
+                            "`{name}` is given twice: say its number once"
+                        ))
+                        .into());
+                    }
+                }
+                None => {
+                    return Err(Diagnostic::error(format!(
+                        "`{item}` is not TYPE=N (a process type and a whole number, e.g. worker=3)"
+                    ))
+                    .into());
+                }
             }
         }
     }
@@ -426,7 +435,15 @@ pub fn parse_counts(specs: &[String]) -> Result<serde_json::Map<String, Value>, 
 pub fn scale(client: &mut Client, specs: &[String]) -> Result<i32, Error> {
     let counts = parse_counts(specs)?;
     let result = client.call("scale", json!({ "counts": counts }))?;
-    print(&report("scaled", &result));
+    if result["instances"].as_array().is_none_or(Vec::is_empty) {
+        let already: Vec<String> = counts.iter().map(|(t, n)| format!("{t}={n}")).collect();
+        print(&format!(
+            "nothing to scale: already {}\n",
+            already.join(",")
+        ));
+    } else {
+        print(&report("scaled", &result));
+    }
     Ok(ExitCode::OK)
 }
 
@@ -459,7 +476,16 @@ mod tests {
         let c = parse_counts(&["web=3,worker=0".into()]).expect("parsed");
         assert_eq!(c["web"], 3);
         assert_eq!(c["worker"], 0);
-        for bad in ["web", "web=x", "=3", "web=-1", ""] {
+        for bad in [
+            "web",
+            "web=x",
+            "=3",
+            "web=-1",
+            "",
+            "web=1,",
+            ",web=1",
+            "web=1,web=2",
+        ] {
             assert!(parse_counts(&[bad.into()]).is_err(), "{bad}");
         }
     }
