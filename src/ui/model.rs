@@ -358,7 +358,11 @@ impl Model {
         self.overlay = Overlay::None;
         // Its terminal went with the app.
         let mut effects = match self.tty.take() {
-            Some(_) => vec![Effect::Detach],
+            Some(tty) => {
+                let text = format!("disconnected from {}: the app has ended", tty.name);
+                self.say(text, false, Instant::now());
+                vec![Effect::Detach]
+            }
             None => Vec::new(),
         };
         if self.quitting {

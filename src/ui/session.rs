@@ -11,7 +11,9 @@
 //!   answered, an instance's event);
 //! - one thread per request (`restart`, `stop`, …), each on a connection of
 //!   its own, since the server answers a connection's requests in order and
-//!   a restart is answered only once the instance runs again.
+//!   a restart is answered only once the instance runs again;
+//! - while the pane is connected to an instance's terminal, the two of its
+//!   connection ([`super::tty_link`]).
 //!
 //! Redraws are coalesced: at most one per [`FRAME`], and one a second when
 //! nothing happens (uptimes move).

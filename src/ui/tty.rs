@@ -67,8 +67,10 @@ pub enum Event {
     Ended {
         /// The connection.
         link: u64,
-        /// The instance's terminal closed (it exited or was restarted).
-        exited: bool,
+        /// Not in the normal course of things: procrun dropped a client
+        /// that read too slowly, or the connection was lost (not: the
+        /// instance exited or was restarted, or the app ended).
+        failed: bool,
         /// procrun's words (`web.1 has exited`), or why it was lost.
         message: String,
     },
@@ -355,10 +357,10 @@ impl Model {
                 vec![Effect::Detach]
             }
             Event::Ended {
-                exited, message, ..
+                failed, message, ..
             } => {
                 self.tty = None;
-                self.say(format!("{message}: disconnected"), !exited, now);
+                self.say(format!("{message}: disconnected"), failed, now);
                 vec![Effect::Detach, Effect::Poll]
             }
         }

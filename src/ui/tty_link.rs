@@ -132,7 +132,7 @@ fn read(stream: &mut UnixStream, link: u64, report: &mut impl FnMut(Event) -> bo
                 // about a connection the dashboard let go, and ignored.
                 report(Event::Ended {
                     link,
-                    exited: false,
+                    failed: true,
                     message: format!("the connection to procrun was lost ({e})"),
                 });
                 return;
@@ -150,10 +150,11 @@ fn read(stream: &mut UnixStream, link: u64, report: &mut impl FnMut(Event) -> bo
                 if let Ok(Envelope::Bye { code, message, .. }) =
                     serde_json::from_slice::<Envelope>(&frame.payload)
                 {
-                    let exited = code == "exited";
+                    // `exited`, `app_ended`: as things go; `too_slow`.
+                    let failed = !matches!(code.as_str(), "exited" | "app_ended");
                     report(Event::Ended {
                         link,
-                        exited,
+                        failed,
                         message,
                     });
                     return;

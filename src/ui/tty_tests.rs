@@ -234,7 +234,7 @@ fn reports_of_an_earlier_connection_are_ignored() {
         },
         Event::Ended {
             link: 1,
-            exited: false,
+            failed: true,
             message: "lost".into(),
         },
         Event::Refused {
@@ -256,7 +256,7 @@ fn the_end_of_the_instance_or_the_app_leaves_the_view() {
     let mut m = connected();
     let ended = Event::Ended {
         link: 1,
-        exited: true,
+        failed: false,
         message: "web.1 has exited".into(),
     };
     assert_eq!(m.apply_tty(ended, now), [Effect::Detach, Effect::Poll]);
@@ -271,6 +271,7 @@ fn the_end_of_the_instance_or_the_app_leaves_the_view() {
     });
     assert_eq!(effects, [Effect::Detach]);
     assert!(m.tty.is_none());
+    assert_eq!(said(&m), "disconnected from web.1: the app has ended");
 
     let mut m = app();
     m.apply(Intent::Select(1), now);
