@@ -336,3 +336,14 @@ fn a_frame_shows_the_terminal_in_the_pane_with_its_cursor() {
     t.backend_mut().assert_cursor_position((1 + 2, top + 2));
     assert!(m.take_tty_resize().is_some(), "a new size for the instance");
 }
+
+#[test]
+fn a_terminal_too_small_says_how_to_detach() {
+    let mut m = connected();
+    let mut t = Terminal::new(TestBackend::new(20, 5)).expect("a test terminal");
+    t.draw(|f| crate::ui::view::draw(f, &mut m, Instant::now(), SystemTime::now()))
+        .expect("drawn");
+    let buffer = t.backend().buffer().clone();
+    let text: String = buffer.content().iter().map(|c| c.symbol()).collect();
+    assert!(text.contains("Ctrl-] detaches"), "{text}");
+}

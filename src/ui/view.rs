@@ -13,7 +13,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Table};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Table, Wrap};
 use unicode_width::UnicodeWidthChar as _;
 
 use crate::control::client::{bytes, uptime};
@@ -572,11 +572,17 @@ fn boxed(frame: &mut Frame<'_>, title: &str, lines: Vec<Line<'static>>) {
 pub fn draw(frame: &mut Frame<'_>, model: &mut Model, now: Instant, wall: SystemTime) {
     let area = frame.area();
     if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
+        // While connected, q goes to the instance.
+        let leave = if model.tty.is_some() {
+            "Ctrl-] detaches"
+        } else {
+            "q quits"
+        };
         let text = format!(
-            "{}×{}: too small (at least {}×{}); q quits",
+            "{}×{}: too small (at least {}×{}); {leave}",
             area.width, area.height, MIN_SIZE.0, MIN_SIZE.1
         );
-        frame.render_widget(Paragraph::new(text), area);
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
         return;
     }
     let rows = model.rows();
