@@ -257,3 +257,117 @@ fn without_a_terminal_or_a_running_app_the_dashboard_says_why() {
         "the screen was never taken: {output:?}"
     );
 }
+
+/// The pane's inner size (rows, columns) on `screen`: between the borders
+/// of the pane whose title starts with `title`.
+fn pane_size(screen: &str, title: &str) -> (usize, usize) {
+    let lines: Vec<&str> = screen.lines().collect();
+    let top = lines
+        .iter()
+        .position(|l| l.starts_with(&format!("┌ {title}")))
+        .unwrap_or_else(|| panic!("no pane titled {title}:\n{screen}"));
+    let bottom = top
+        + lines[top..]
+            .iter()
+            .position(|l| l.starts_with('└'))
+            .unwrap_or_else(|| panic!("the pane has no bottom:\n{screen}"));
+    let width = lines[top].chars().count();
+    (bottom - top - 1, width - 2)
+}
+
+/// An instance on a terminal that answers each line it reads, and says
+/// its terminal's size when asked; one on pipes.
+const TTY_APP: &str = "echo: while IFS= read -r l; do if [ \"$l\" = size ]; then echo \"size: $(stty size)\"; else echo \"got: $l\"; fi; done\n\
+plain: echo plain up; exec sleep 60\n";
+
+#[test]
+fn enter_connects_the_pane_to_a_tty_instance_and_ctrl_bracket_detaches() {
+    let rt = runtime();
+    let mut r = Test::new()
+        .procfile(TTY_APP)
+        .env("XDG_RUNTIME_DIR", rt.path())
+        .start(&["--tty=echo", "--can-die=echo"]);
+    r.wait_for("plain up");
+    let pid = r.pid_of("echo.1");
+    let t = tmux(
+        r.path(),
+        rt.path(),
+        &format!("{} ui", procrun_quoted()),
+        100,
+        30,
+    );
+    t.wait_screen("both instances running", |s| {
+        s.contains("● echo.1") && s.contains("● plain.1")
+    });
+    t.keys(&["j"]);
+    t.wait_for("echo.1 · following");
+    t.keys(&["Enter"]);
+    let title = format!("echo.1 · connected (pid {pid}) · Ctrl-] detaches");
+    let screen = t.wait_for(&title);
+
+    // Typed text reaches the program; its answer is drawn in the pane.
+    t.type_text("hello there");
+    t.keys(&["Enter"]);
+    let screen_after = t.wait_for("got: hello there");
+    assert!(
+        screen_after
+            .lines()
+            .any(|l| l.starts_with("│got: hello there ")),
+        "{screen_after}"
+    );
+    // Its terminal has the pane's size, and follows the window's.
+    let (rows, cols) = pane_size(&screen, "echo.1 · connected");
+    t.type_text("size");
+    t.keys(&["Enter"]);
+    t.wait_for(&format!("size: {rows} {cols}"));
+    t.resize(80, 24);
+    let screen = t.wait_screen("the pane redrawn at 80×24", |s| {
+        let lines: Vec<&str> = s.lines().collect();
+        let top = lines
+            .iter()
+            .position(|l| l.starts_with("┌ echo.1 · connected"));
+        top.is_some_and(|top| {
+            lines[top].chars().count() == 80 && lines[top..].iter().any(|l| l.starts_with('└'))
+        })
+    });
+    let (rows, cols) = pane_size(&screen, "echo.1 · connected");
+    assert_eq!(cols, 78, "{screen}");
+    t.type_text("size");
+    t.keys(&["Enter"]);
+    t.wait_for(&format!("size: {rows} {cols}"));
+
+    // Ctrl-] detaches: the dashboard is back, the instance runs on.
+    t.keys(&["C-]"]);
+    t.wait_for("detached from echo.1; it keeps running");
+    let screen = t.wait_for("echo.1 · following");
+    assert!(!screen.contains("connected (pid"), "{screen}");
+    let i = instance(r.path(), rt.path(), "echo.1");
+    assert_eq!(i["state"], "running", "{i}");
+    assert_eq!(i["pid"].as_i64(), Some(i64::from(pid)), "the same process");
+
+    // An instance on pipes cannot be connected to, and the status says why.
+    t.keys(&["j"]);
+    t.wait_for("plain.1 · following");
+    t.keys(&["Enter"]);
+    t.wait_for("plain.1 runs without a terminal: start it with `procrun start --tty=plain`");
+
+    // Ctrl-C goes to the instance (its terminal interrupts the loop): the
+    // view says it ended and is left.
+    t.keys(&["k", "Enter"]);
+    t.wait_for("echo.1 · connected");
+    t.keys(&["C-c"]);
+    t.wait_for("echo.1 has exited: disconnected");
+    t.wait_screen("the list back", |s| !s.contains("echo.1 · connected"));
+    wait_ps(r.path(), rt.path(), "echo.1", "ended", |i| {
+        i["pid"].is_null()
+    });
+
+    t.keys(&["q"]);
+    assert_eq!(t.wait_code(), 0, "{}", t.screen());
+    assert_terminal_restored(&t);
+    assert_gone(&t.mark);
+    assert_eq!(instance(r.path(), rt.path(), "plain.1")["state"], "running");
+    r.signal(Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143));
+    r.assert_no_leftovers();
+}

@@ -63,6 +63,8 @@ pub enum Intent {
     Kill,
     /// Leave the dashboard (under `start --ui`: stop the app).
     Quit,
+    /// Connect the pane to the selected instance's terminal (`--tty`).
+    Connect,
 }
 
 /// The keys, as the help overlay shows them.
@@ -80,6 +82,10 @@ pub const HELP: &[(&str, &str)] = &[
     ("g  G", "oldest line; newest line, and follow"),
     ("/  n  N", "search; older match; newer match (Esc clears)"),
     ("w", "wrap long lines, or cut them"),
+    (
+        "Enter",
+        "connect to a --tty instance: keys go to it, Ctrl-] detaches",
+    ),
     ("?", "this help"),
     ("q", "quit"),
 ];
@@ -148,6 +154,7 @@ pub fn intent(overlay: &Overlay, key: KeyEvent) -> Intent {
             KeyCode::Char('-') => Intent::ScaleDown,
             KeyCode::Char('x') => Intent::Kill,
             KeyCode::Char('q') => Intent::Quit,
+            KeyCode::Enter => Intent::Connect,
             _ => Intent::None,
         },
     }
@@ -180,6 +187,7 @@ mod tests {
         assert_eq!(i(KeyCode::Char('x')), Intent::Kill);
         assert_eq!(i(KeyCode::Char('q')), Intent::Quit);
         assert_eq!(i(KeyCode::Char('/')), Intent::SearchStart);
+        assert_eq!(i(KeyCode::Enter), Intent::Connect);
         assert_eq!(i(KeyCode::Char('z')), Intent::None);
         assert_eq!(intent(&none, ctrl('c')), Intent::Quit);
         assert_eq!(intent(&none, ctrl('u')), Intent::HalfUp);

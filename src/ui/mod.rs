@@ -17,7 +17,9 @@
 //! - [`logs`] and [`clean`]: the followed records as safe lines, within
 //!   caps;
 //! - [`terminal`]: raw mode and the alternate screen, restored on every
-//!   way out; stdout and stderr set aside under `start --ui`.
+//!   way out; stdout and stderr set aside under `start --ui`;
+//! - [`tty`] (with [`tty_keys`] and [`tty_link`]): the pane connected to an
+//!   instance's terminal (`Enter` on a `--tty` instance), emulated.
 
 pub mod actions;
 pub mod clean;
@@ -27,6 +29,9 @@ pub mod model;
 pub mod session;
 pub mod status;
 pub mod terminal;
+pub mod tty;
+pub mod tty_keys;
+pub mod tty_link;
 pub mod view;
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use serde_json::Value;
 use crate::ui::keys::Intent;
 use crate::ui::logs::{self, Incoming, Kind, Lines, Store};
 pub use crate::ui::status::{Instance, Ps, State, TypeCount};
+use crate::ui::tty::Tty;
 
 /// How long a message stays in the status line.
 pub const MESSAGE_TIME: Duration = Duration::from_secs(6);
@@ -63,6 +64,29 @@ pub enum Effect {
     Poll,
     /// Leave the dashboard.
     Quit,
+    /// Connect to `name`'s terminal, sized `rows` × `cols`, on a
+    /// connection of its own, `link` ([`super::tty`]).
+    Attach {
+        /// Which connection (its reports carry it).
+        link: u64,
+        /// The instance.
+        name: String,
+        /// The pane's text rows.
+        rows: u16,
+        /// The pane's text columns.
+        cols: u16,
+    },
+    /// Bytes typed for the connected instance.
+    Type(Vec<u8>),
+    /// Give the connected instance's terminal this size.
+    Resize {
+        /// Rows.
+        rows: u16,
+        /// Columns.
+        cols: u16,
+    },
+    /// Close the connection to the instance's terminal.
+    Detach,
 }
 
 /// What covers the panes.
@@ -94,6 +118,8 @@ pub struct Pane {
     pub wrap: bool,
     /// The pane's text rows, as last drawn.
     pub rows: u16,
+    /// The pane's text columns, as last drawn.
+    pub cols: u16,
 }
 
 /// How the app ended, as far as the dashboard knows.
@@ -152,6 +178,10 @@ pub struct Model {
     pub in_flight: usize,
     /// The counts asked for by `+`/`-` not yet seen in `ps`.
     pub(super) scale_to: HashMap<String, u32>,
+    /// The instance terminal the pane is connected to (`Enter`).
+    pub tty: Option<Tty>,
+    /// Connections to instance terminals made so far.
+    pub(super) links: u64,
 }
 
 impl Model {
@@ -169,6 +199,7 @@ impl Model {
                 follow: true,
                 wrap: true,
                 rows: 10,
+                cols: 80,
             },
             search: None,
             search_at: None,
@@ -179,6 +210,8 @@ impl Model {
             quitting: false,
             in_flight: 0,
             scale_to: HashMap::new(),
+            tty: None,
+            links: 0,
         }
     }
 
@@ -323,11 +356,19 @@ impl Model {
             self.ended = Some(ended);
         }
         self.overlay = Overlay::None;
+        // Its terminal went with the app.
+        let mut effects = match self.tty.take() {
+            Some(tty) => {
+                let text = format!("disconnected from {}: the app has ended", tty.name);
+                self.say(text, false, Instant::now());
+                vec![Effect::Detach]
+            }
+            None => Vec::new(),
+        };
         if self.quitting {
-            vec![Effect::Quit]
-        } else {
-            Vec::new()
+            effects.push(Effect::Quit);
         }
+        effects
     }
 
     /// A request was answered.
@@ -494,6 +535,7 @@ impl Model {
             Intent::ScaleDown => return self.scale(-1, now),
             Intent::Kill => return self.kill(now),
             Intent::Quit => return self.quit(now),
+            Intent::Connect => return self.connect(now),
         }
         Vec::new()
     }

@@ -11,7 +11,9 @@
 //!   answered, an instance's event);
 //! - one thread per request (`restart`, `stop`, …), each on a connection of
 //!   its own, since the server answers a connection's requests in order and
-//!   a restart is answered only once the instance runs again.
+//!   a restart is answered only once the instance runs again;
+//! - while the pane is connected to an instance's terminal, the two of its
+//!   connection ([`super::tty_link`]).
 //!
 //! Redraws are coalesced: at most one per [`FRAME`], and one a second when
 //! nothing happens (uptimes move).
@@ -31,7 +33,8 @@ use crate::error::Error;
 
 use crate::ui::model::{Call, Effect, Ended, Model, Ps};
 use crate::ui::terminal::Screen;
-use crate::ui::{keys, view};
+use crate::ui::tty_link::Link;
+use crate::ui::{tty, view};
 
 /// The shortest time between two redraws (at most 30 a second).
 pub const FRAME: Duration = Duration::from_millis(33);
@@ -74,6 +77,7 @@ enum Msg {
     PsFailed(String),
     Done(Call, Result<Value, String>),
     Ended(Ended),
+    Tty(tty::Event),
 }
 
 /// An error as one line for the status bar.
@@ -162,6 +166,8 @@ fn event_loop(
     draw(screen, model)?;
     let mut drawn = Instant::now();
     let mut dirty = false;
+    // The connected view's connection (`Enter` on a tty instance).
+    let mut link: Option<Link> = None;
     loop {
         let now = Instant::now();
         let wait = if dirty {
@@ -208,12 +214,17 @@ fn event_loop(
                     let _ = poke.send(());
                 }
                 Effect::Call(call) => request(target, call, tx, model),
+                effect => tty_effect(effect, &mut link, target, tx, model),
             }
         }
         if dirty && drawn.elapsed() >= FRAME {
             draw(screen, model)?;
             drawn = Instant::now();
             dirty = false;
+            // Drawn at a new size: the connected terminal takes it too.
+            if let Some(resize) = model.take_tty_resize() {
+                tty_effect(resize, &mut link, target, tx, model);
+            }
         }
     }
 }
@@ -222,10 +233,7 @@ fn event_loop(
 fn handle(model: &mut Model, msg: Msg, effects: &mut Vec<Effect>) -> Option<String> {
     let now = Instant::now();
     match msg {
-        Msg::Input(Event::Key(key)) => {
-            let intent = keys::intent(&model.overlay, key);
-            effects.extend(model.apply(intent, now));
-        }
+        Msg::Input(Event::Key(key)) => effects.extend(model.apply_key(key, now)),
         Msg::Input(_) => {}
         Msg::InputFailed(e) => return Some(e),
         Msg::Records(bytes) => {
@@ -238,8 +246,58 @@ fn handle(model: &mut Model, msg: Msg, effects: &mut Vec<Effect>) -> Option<Stri
         Msg::PsFailed(e) => model.apply_ps_failed(&e, now),
         Msg::Done(call, result) => effects.extend(model.apply_done(&call, result, now)),
         Msg::Ended(ended) => effects.extend(model.apply_end(ended)),
+        Msg::Tty(event) => effects.extend(model.apply_tty(event, now)),
     }
     None
+}
+
+/// Carries out what the connected view asks ([`tty`]).
+fn tty_effect(
+    effect: Effect,
+    link: &mut Option<Link>,
+    target: &Target,
+    tx: &SyncSender<Msg>,
+    model: &mut Model,
+) {
+    match effect {
+        Effect::Attach {
+            link: id,
+            name,
+            rows,
+            cols,
+        } => {
+            let tx = tx.clone();
+            let report = move |event| tx.send(Msg::Tty(event)).is_ok();
+            match Link::open(target, id, name, (rows, cols), report) {
+                Ok(opened) => *link = Some(opened),
+                Err(e) => {
+                    let reason = format!("cannot connect: {e}");
+                    let refused = tty::Event::Refused { link: id, reason };
+                    let _ = model.apply_tty(refused, Instant::now());
+                }
+            }
+        }
+        Effect::Type(bytes) => {
+            if let Some(l) = link
+                && !l.send(bytes)
+            {
+                let now = Instant::now();
+                model.say(
+                    "typing faster than procrun takes it: keys left out",
+                    true,
+                    now,
+                );
+            }
+        }
+        Effect::Resize { rows, cols } => {
+            if let Some(l) = link {
+                l.resize(rows, cols);
+            }
+        }
+        // Dropping the link closes the connection: detached.
+        Effect::Detach => *link = None,
+        Effect::Call(_) | Effect::Poll | Effect::Quit => {}
+    }
 }
 
 /// Sends `call` on a thread and connection of its own.

@@ -31,6 +31,8 @@ pub struct Instance {
     pub cpu_percent: Option<f64>,
     /// Resident memory.
     pub rss_bytes: Option<u64>,
+    /// It runs on a terminal of its own (`start --tty`).
+    pub tty: bool,
 }
 
 impl Instance {

@@ -13,7 +13,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Table};
+use ratatui::widgets::{Block, Borders, Cell, Clear, Paragraph, Row as TableRow, Table, Wrap};
 use unicode_width::UnicodeWidthChar as _;
 
 use crate::control::client::{bytes, uptime};
@@ -21,6 +21,7 @@ use crate::output::style::{Clock, SYSTEM};
 use crate::ui::keys::HELP;
 use crate::ui::logs::{self, Kind};
 use crate::ui::model::{Model, Overlay, Row, State};
+use crate::ui::tty::Tty;
 
 /// From this width on, the list stands beside the output.
 pub const SIDE_BY_SIDE: u16 = 120;
@@ -475,13 +476,23 @@ pub fn status_line(model: &Model, now: Instant) -> Line<'static> {
         };
         return Line::from(Span::styled(m.text.clone(), style));
     }
+    if let Some(tty) = &model.tty {
+        let bold = Style::new().add_modifier(Modifier::BOLD);
+        return Line::from(vec![
+            Span::raw(format!("connected to {}: every key goes to it  ", tty.name)),
+            Span::styled(crate::control::connect::DETACH_NAME, bold),
+            Span::raw(" detach"),
+        ]);
+    }
     let quit = if model.foreground {
         "q stop the app"
     } else {
         "q quit"
     };
+    let connect = model.instance().is_some_and(|i| i.tty);
     let keys = [
         quit,
+        if connect { "Enter connect" } else { "" },
         "? help",
         "r restart",
         "s stop",
@@ -492,7 +503,7 @@ pub fn status_line(model: &Model, now: Instant) -> Line<'static> {
         "w wrap",
     ];
     let mut spans = Vec::new();
-    for (i, k) in keys.iter().enumerate() {
+    for (i, k) in keys.iter().filter(|k| !k.is_empty()).enumerate() {
         if i > 0 {
             spans.push(Span::raw("  "));
         }
@@ -561,11 +572,17 @@ fn boxed(frame: &mut Frame<'_>, title: &str, lines: Vec<Line<'static>>) {
 pub fn draw(frame: &mut Frame<'_>, model: &mut Model, now: Instant, wall: SystemTime) {
     let area = frame.area();
     if area.width < MIN_SIZE.0 || area.height < MIN_SIZE.1 {
+        // While connected, q goes to the instance.
+        let leave = if model.tty.is_some() {
+            "Ctrl-] detaches"
+        } else {
+            "q quits"
+        };
         let text = format!(
-            "{}×{}: too small (at least {}×{}); q quits",
+            "{}×{}: too small (at least {}×{}); {leave}",
             area.width, area.height, MIN_SIZE.0, MIN_SIZE.1
         );
-        frame.render_widget(Paragraph::new(text), area);
+        frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
         return;
     }
     let rows = model.rows();
@@ -609,6 +626,38 @@ pub fn draw(frame: &mut Frame<'_>, model: &mut Model, now: Instant, wall: System
 
     let inner = Block::default().borders(Borders::ALL).inner(areas.pane);
     model.pane.rows = inner.height;
+    model.pane.cols = inner.width;
+    if let Some(tty) = &mut model.tty {
+        draw_tty(frame, tty, areas.pane, inner);
+    } else {
+        draw_output(frame, model, areas.pane, inner);
+    }
+    frame.render_widget(Paragraph::new(status_line(model, now)), areas.status);
+    if model.ended.is_none()
+        && model.overlay == Overlay::None
+        && let Some((row, col)) = model.tty.as_ref().and_then(Tty::cursor)
+    {
+        // The program's cursor, where it is in the pane.
+        let x = inner.x + col.min(inner.width.saturating_sub(1));
+        let y = inner.y + row.min(inner.height.saturating_sub(1));
+        frame.set_cursor_position((x, y));
+    }
+    draw_overlays(frame, model);
+}
+
+/// The pane connected to an instance's terminal: its emulated screen.
+fn draw_tty(frame: &mut Frame<'_>, tty: &mut Tty, area: Rect, inner: Rect) {
+    tty.fit(inner.height, inner.width);
+    let block = Block::default()
+        .borders(Borders::ALL)
+        .border_style(Style::new().fg(Color::Cyan))
+        .title(tty.title())
+        .title_style(Style::new().add_modifier(Modifier::BOLD));
+    frame.render_widget(Paragraph::new(tty.lines()).block(block), area);
+}
+
+/// The output pane: the selected lines.
+fn draw_output(frame: &mut Frame<'_>, model: &mut Model, area: Rect, inner: Rect) {
     let (rows, offset) = pane_rows(model, inner.width, inner.height);
     model.pane.offset = offset;
     let pane_block = Block::default()
@@ -633,9 +682,11 @@ pub fn draw(frame: &mut Frame<'_>, model: &mut Model, now: Instant, wall: System
     } else {
         text
     };
-    frame.render_widget(Paragraph::new(text).block(pane_block), areas.pane);
-    frame.render_widget(Paragraph::new(status_line(model, now)), areas.status);
+    frame.render_widget(Paragraph::new(text).block(pane_block), area);
+}
 
+/// What covers the panes: the end of the app, the help, a question.
+fn draw_overlays(frame: &mut Frame<'_>, model: &Model) {
     if let Some(ended) = &model.ended {
         let leave = if model.quitting {
             "leaving…"
