@@ -187,7 +187,7 @@ fn event_loop(
             let mut next = Some(msg);
             let mut taken = 0;
             while let Some(msg) = next {
-                if let Some(failed) = handle(model, msg, &mut effects) {
+                if let Some(failed) = handle(model, msg, link.as_ref(), &mut effects) {
                     return Err(Error::io(
                         "reading the terminal",
                         std::io::Error::other(failed),
@@ -230,7 +230,12 @@ fn event_loop(
 }
 
 /// Applies one message; returns why the terminal failed, if it did.
-fn handle(model: &mut Model, msg: Msg, effects: &mut Vec<Effect>) -> Option<String> {
+fn handle(
+    model: &mut Model,
+    msg: Msg,
+    link: Option<&Link>,
+    effects: &mut Vec<Effect>,
+) -> Option<String> {
     let now = Instant::now();
     match msg {
         Msg::Input(Event::Key(key)) => effects.extend(model.apply_key(key, now)),
@@ -246,7 +251,24 @@ fn handle(model: &mut Model, msg: Msg, effects: &mut Vec<Effect>) -> Option<Stri
         Msg::PsFailed(e) => model.apply_ps_failed(&e, now),
         Msg::Done(call, result) => effects.extend(model.apply_done(&call, result, now)),
         Msg::Ended(ended) => effects.extend(model.apply_end(ended)),
-        Msg::Tty(event) => effects.extend(model.apply_tty(event, now)),
+        Msg::Tty(event) => {
+            // Output waits in the link's inbox: take all of it, also before
+            // an end is shown.
+            let id = match &event {
+                tty::Event::Output { link, .. } | tty::Event::Ended { link, .. } => Some(*link),
+                _ => None,
+            };
+            if let (Some(id), Some(l)) = (id, link) {
+                let bytes = l.take_output(id);
+                if !bytes.is_empty() {
+                    let output = tty::Event::Output { link: id, bytes };
+                    effects.extend(model.apply_tty(output, now));
+                }
+            }
+            if !matches!(&event, tty::Event::Output { bytes, .. } if bytes.is_empty()) {
+                effects.extend(model.apply_tty(event, now));
+            }
+        }
     }
     None
 }

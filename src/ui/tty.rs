@@ -49,7 +49,8 @@ pub enum Event {
         /// Its pid.
         pid: Option<u32>,
     },
-    /// Bytes its terminal wrote.
+    /// Bytes its terminal wrote. The connection sends it without bytes to
+    /// say that output waits to be taken ([`super::tty_link::Link::take_output`]).
     Output {
         /// The connection.
         link: u64,

@@ -6,11 +6,19 @@
 //! bytes as input frames, `resize` requests). Dropping the [`Link`] ends
 //! both: the writer, seeing its queue closed, shuts the connection down,
 //! which ends the reader and detaches (the instance runs on).
+//!
+//! The reader does not queue each output frame for the drawing thread: it
+//! gathers the bytes in one bounded [`Inbox`] and says only that some are
+//! waiting; the drawing thread takes them all at once. So a program that
+//! floods its terminal (`yes`) is held back by the socket, as a terminal
+//! holds it back, instead of filling the dashboard's queue with seconds of
+//! output that every key would wait behind.
 
 use std::io::Write as _;
 use std::net::Shutdown;
 use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use serde_json::json;
@@ -33,10 +41,70 @@ enum Out {
     Resize(u16, u16),
 }
 
+/// Output bytes the reader holds for the drawing thread; beyond, the
+/// reader waits (and with it the instance's terminal).
+const INBOX: usize = 256 * 1024;
+
+/// Output read and not yet taken by the drawing thread.
+#[derive(Debug, Default)]
+struct Inbox {
+    state: Mutex<Waiting>,
+    taken: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Waiting {
+    bytes: Vec<u8>,
+    /// The drawing thread was told and has not taken them yet.
+    told: bool,
+    /// The drawing thread let go of the connection.
+    closed: bool,
+}
+
+impl Inbox {
+    /// Adds `bytes`; true when the drawing thread is to be told (it was
+    /// not yet). Waits while the inbox is full; false also when closed.
+    fn put(&self, bytes: &[u8]) -> Option<bool> {
+        let mut w = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        while w.bytes.len() >= INBOX && !w.closed {
+            w = self.taken.wait(w).unwrap_or_else(PoisonError::into_inner);
+        }
+        if w.closed {
+            return None;
+        }
+        w.bytes.extend_from_slice(bytes);
+        Some(!std::mem::replace(&mut w.told, true))
+    }
+
+    fn take(&self) -> Vec<u8> {
+        let mut w = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        w.told = false;
+        let bytes = std::mem::take(&mut w.bytes);
+        self.taken.notify_all();
+        bytes
+    }
+
+    fn close(&self) {
+        let mut w = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        w.closed = true;
+        self.taken.notify_all();
+    }
+}
+
 /// The drawing thread's end of the connection.
 #[derive(Debug)]
 pub struct Link {
+    /// Which connection this is ([`Event`]s name it).
+    id: u64,
     out: SyncSender<Out>,
+    inbox: Arc<Inbox>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        // A reader waiting for room gives up (the writer shuts the socket).
+        self.inbox.close();
+    }
 }
 
 impl Link {
@@ -52,10 +120,37 @@ impl Link {
     ) -> std::io::Result<Link> {
         let (out, outbox) = mpsc::sync_channel(QUEUE);
         let target = target.clone();
+        let inbox = Arc::new(Inbox::default());
+        let filled = Arc::clone(&inbox);
         std::thread::Builder::new()
             .name("ui-tty".into())
-            .spawn(move || run(&target, link, &name, (rows, cols), outbox, &mut report))?;
-        Ok(Link { out })
+            .spawn(move || {
+                run(
+                    &target,
+                    link,
+                    &name,
+                    (rows, cols),
+                    outbox,
+                    &filled,
+                    &mut report,
+                );
+            })?;
+        Ok(Link {
+            id: link,
+            out,
+            inbox,
+        })
+    }
+
+    /// The output read on connection `id` since the last call (after an
+    /// [`Event::Output`] said some is waiting); nothing for another
+    /// connection.
+    pub fn take_output(&self, id: u64) -> Vec<u8> {
+        if id == self.id {
+            self.inbox.take()
+        } else {
+            Vec::new()
+        }
     }
 
     /// Queues typed bytes; false when the queue is full and they were
@@ -80,6 +175,7 @@ fn run(
     name: &str,
     (rows, cols): (u16, u16),
     outbox: Receiver<Out>,
+    inbox: &Inbox,
     report: &mut impl FnMut(Event) -> bool,
 ) {
     let attached = target.connect().and_then(|mut client| {
@@ -119,11 +215,13 @@ fn run(
     if !report(attached) {
         return;
     }
-    read(&mut stream, link, report);
+    read(&mut stream, link, inbox, report);
 }
 
-/// Hands on output frames until a bye or the end of the connection.
-fn read(stream: &mut UnixStream, link: u64, report: &mut impl FnMut(Event) -> bool) {
+/// Gathers output frames in `inbox` until a bye or the end of the
+/// connection; tells the drawing thread when there is output to take, with
+/// an [`Event::Output`] without bytes.
+fn read(stream: &mut UnixStream, link: u64, inbox: &Inbox, report: &mut impl FnMut(Event) -> bool) {
     loop {
         let frame = match wire::read_frame_blocking(stream, MAX_FRAME) {
             Ok(frame) => frame,
@@ -139,12 +237,16 @@ fn read(stream: &mut UnixStream, link: u64, report: &mut impl FnMut(Event) -> bo
             }
         };
         match frame.kind {
-            KIND_OUTPUT => {
-                let bytes = frame.payload;
-                if !report(Event::Output { link, bytes }) {
-                    return;
+            KIND_OUTPUT => match inbox.put(&frame.payload) {
+                None => return,
+                Some(true) => {
+                    let bytes = Vec::new();
+                    if !report(Event::Output { link, bytes }) {
+                        return;
+                    }
                 }
-            }
+                Some(false) => {}
+            },
             KIND_JSON => {
                 // Else the answer to a resize: nothing to say.
                 if let Ok(Envelope::Bye { code, message, .. }) =
