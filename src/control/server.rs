@@ -40,6 +40,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Output gathered into one frame while following.
 const FRAME_BYTES: usize = 64 * 1024;
 
+/// How long a `"format":"lines"` follower's output is gathered before
+/// it is written.
+const GATHER: Duration = Duration::from_millis(10);
+
 /// After the app ended: how long clients get to receive their last replies.
 const LINGER: Duration = Duration::from_secs(2);
 
@@ -651,9 +655,14 @@ async fn logs(
             entry = rx.recv() => match entry {
                 Some(entry) => {
                     feed.entry(&entry, 0, &mut buf);
-                    while buf.len() < FRAME_BYTES {
-                        let Ok(more) = rx.try_recv() else { break };
-                        feed.entry(&more, 0, &mut buf);
+                    feed.drain(rx, &mut buf);
+                    if feed.lines && buf.len() < FRAME_BYTES {
+                        // Nothing more waits: what comes in the next few
+                        // milliseconds goes in the same write. A dashboard
+                        // draws at most every 33 ms, and a write per entry
+                        // costs both sides a system call and a wake-up.
+                        tokio::time::sleep(GATHER).await;
+                        feed.drain(rx, &mut buf);
                     }
                     if feed.flush(wr, &mut buf).await.is_err() {
                         return false;
@@ -743,6 +752,14 @@ impl Feed {
                     out.extend_from_slice(&wire::encode(KIND_OUTPUT, &self.scratch));
                 }
             }
+        }
+    }
+
+    /// Appends the entries waiting in `rx`, up to a frame's worth.
+    fn drain(&mut self, rx: &mut mpsc::Receiver<Arc<Entry>>, out: &mut Vec<u8>) {
+        while out.len() < FRAME_BYTES {
+            let Ok(more) = rx.try_recv() else { break };
+            self.entry(&more, 0, out);
         }
     }
 
