@@ -57,6 +57,16 @@ const QUEUE: usize = 256;
 /// The follow connection's reads.
 const READ: usize = 256 * 1024;
 
+/// The most output the dashboard reads a second (200,000 lines of 100
+/// bytes), after a first [`BURST`] (the replay): beyond, `start` leaves
+/// entries out for it, which costs `start` nothing, where sending them
+/// all would take CPU from the app on a small machine. No one reads
+/// faster than that on a screen; the store keeps the last lines anyway.
+const RATE: f64 = 20e6;
+
+/// What the dashboard may read at once beyond [`RATE`].
+const BURST: f64 = 8e6;
+
 /// How to reach the app.
 #[derive(Clone, Debug)]
 pub struct Target {
@@ -358,8 +368,9 @@ enum Relayed {
     Gone,
 }
 
-/// Reads the follow's frames and hands them on as they come, in batches
-/// of whole frames: one message per read, however many frames it holds.
+/// Reads the follow's frames (at most [`RATE`] bytes a second) and hands
+/// them on as they come, in batches of whole frames: one message per
+/// read, however many frames it holds.
 /// They are read into lines on the drawing thread, which keeps the lines:
 /// memory is then allocated and freed by one thread (across threads,
 /// malloc's arenas contend, and at 100,000 lines a second that costs more
@@ -367,13 +378,23 @@ enum Relayed {
 fn relay(mut stream: impl std::io::Read, tx: &SyncSender<Msg>) -> Relayed {
     let mut read = vec![0u8; READ];
     let mut buf: Vec<u8> = Vec::with_capacity(READ);
+    // A token bucket of bytes: full at first, refilled at RATE.
+    let mut allowance = BURST;
+    let mut since = Instant::now();
     loop {
+        allowance = (allowance + since.elapsed().as_secs_f64() * RATE).min(BURST);
+        since = Instant::now();
+        if allowance < 0.0 {
+            std::thread::sleep(Duration::from_secs_f64(-allowance / RATE));
+            continue;
+        }
         let n = match stream.read(&mut read) {
             Ok(0) => return Relayed::Lost("the connection to procrun was lost".into()),
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => return Relayed::Lost(format!("reading from procrun: {e}")),
         };
+        allowance -= n as f64;
         buf.extend_from_slice(&read[..n]);
         let mut whole = 0;
         let mut bye = None;
