@@ -326,15 +326,29 @@ pub async fn read_frame(r: &mut (impl AsyncRead + Unpin), max: usize) -> Result<
     Ok(Frame { kind, payload })
 }
 
+/// A frame in a buffer, not copied out of it ([`frame_at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    /// Its kind.
+    pub kind: u8,
+    /// Its payload.
+    pub payload: &'a [u8],
+    /// The bytes of the buffer it takes, header included.
+    pub len: usize,
+}
+
 /// The first whole frame of at most `max` bytes in `buf`, without copying
-/// it: its kind, its payload and how many bytes of `buf` it takes;
-/// `Ok(None)` until one is complete.
-pub fn frame_at(buf: &[u8], max: usize) -> Result<Option<(u8, &[u8], usize)>, FrameError> {
+/// it; `Ok(None)` until one is complete.
+pub fn frame_at(buf: &[u8], max: usize) -> Result<Option<FrameRef<'_>>, FrameError> {
     let Some(head) = buf.first_chunk::<5>() else {
         return Ok(None);
     };
     let (kind, len) = header(*head, max)?;
-    Ok(buf.get(5..5 + len).map(|payload| (kind, payload, 5 + len)))
+    Ok(buf.get(5..5 + len).map(|payload| FrameRef {
+        kind,
+        payload,
+        len: 5 + len,
+    }))
 }
 
 /// Takes the first whole frame of at most `max` bytes out of `buf`, which
@@ -342,14 +356,14 @@ pub fn frame_at(buf: &[u8], max: usize) -> Result<Option<(u8, &[u8], usize)>, Fr
 /// readers that must not lose a partial frame when they wait on something
 /// else too (reading into a buffer is cancel-safe, [`read_frame`] is not).
 pub fn take_frame(buf: &mut Vec<u8>, max: usize) -> Result<Option<Frame>, FrameError> {
-    let Some((kind, payload, used)) = frame_at(buf, max)? else {
+    let Some(at) = frame_at(buf, max)? else {
         return Ok(None);
     };
     let frame = Frame {
-        kind,
-        payload: payload.to_vec(),
+        kind: at.kind,
+        payload: at.payload.to_vec(),
     };
-    buf.drain(..used);
+    buf.drain(..at.len);
     Ok(Some(frame))
 }
 
@@ -483,9 +497,9 @@ mod tests {
     /// Every frame in `bytes`, as (kind, payload).
     fn frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
         let mut all = Vec::new();
-        while let Some((kind, payload, used)) = frame_at(bytes, MAX_FRAME).expect("valid") {
-            all.push((kind, payload.to_vec()));
-            bytes = &bytes[used..];
+        while let Some(at) = frame_at(bytes, MAX_FRAME).expect("valid") {
+            all.push((at.kind, at.payload.to_vec()));
+            bytes = &bytes[at.len..];
         }
         assert!(bytes.is_empty(), "no partial frame left");
         all

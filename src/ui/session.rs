@@ -317,9 +317,10 @@ impl Feed {
     /// of procrun's messages was among them.
     fn apply(&mut self, mut bytes: &[u8], model: &mut Model) -> bool {
         let mut events = false;
-        while let Ok(Some((kind, payload, used))) = wire::frame_at(bytes, MAX_FRAME) {
-            bytes = &bytes[used..];
-            match kind {
+        while let Ok(Some(frame)) = wire::frame_at(bytes, MAX_FRAME) {
+            bytes = &bytes[frame.len..];
+            let payload = frame.payload;
+            match frame.kind {
                 KIND_LINES => match wire::read_lines(payload) {
                     Ok((head, data)) => {
                         let id = head.id;
@@ -400,18 +401,18 @@ fn relay(mut stream: impl std::io::Read, tx: &SyncSender<Msg>) -> Relayed {
         let mut bye = None;
         loop {
             match wire::frame_at(&buf[whole..], MAX_FRAME) {
-                Ok(Some((kind, payload, used))) => {
-                    if kind == KIND_JSON
+                Ok(Some(frame)) => {
+                    if frame.kind == KIND_JSON
                         && let Ok(Envelope::Bye {
                             message, exit_code, ..
-                        }) = serde_json::from_slice(payload)
+                        }) = serde_json::from_slice(frame.payload)
                     {
                         bye = Some(Ended {
                             exit_code,
                             reason: message,
                         });
                     }
-                    whole += used;
+                    whole += frame.len;
                 }
                 Ok(None) => break,
                 Err(e) => return Relayed::Lost(format!("procrun sent an unreadable frame: {e}")),
@@ -550,10 +551,11 @@ mod tests {
         let mut feed = Feed::default();
         let mut events = false;
         while let Ok(Msg::Feed(bytes)) = rx.try_recv() {
-            assert!(
-                matches!(wire::frame_at(&bytes, MAX_FRAME), Ok(Some((_, _, used))) if used <= bytes.len()),
-                "whole frames only"
-            );
+            let mut rest = &bytes[..];
+            while let Ok(Some(frame)) = wire::frame_at(rest, MAX_FRAME) {
+                rest = &rest[frame.len..];
+            }
+            assert!(rest.is_empty() && !bytes.is_empty(), "whole frames only");
             events |= feed.apply(&bytes, &mut model);
         }
         assert!(events, "procrun's message asks for a ps");
