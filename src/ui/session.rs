@@ -517,8 +517,15 @@ mod tests {
             time_ms: 1_764_000_000_000,
         };
         wire::push_lines(&mut stream, head(0, Stream::Stdout), b"one\ntwo\n");
-        let record = br#"{"name":"web.1","pid":42,"stream":"system","event":"start"}"#;
-        stream.extend(wire::encode(KIND_OUTPUT, &[&record[..], b"\n"].concat()));
+        // procrun's messages come as records; so does everything from a
+        // procrun that does not know the lines format.
+        let records = concat!(
+            r#"{"name":"web.1","pid":42,"stream":"system","event":"start"}"#,
+            "\n",
+            r#"{"name":"web.1","stream":"stdout","msg":"from a record"}"#,
+            "\n"
+        );
+        stream.extend(wire::encode(KIND_OUTPUT, records.as_bytes()));
         wire::push_lines(
             &mut stream,
             head(1, Stream::Stderr),
@@ -565,6 +572,7 @@ mod tests {
                 "web.1 one",
                 "web.1 two",
                 "web.1 web.1 started with pid 42",
+                "web.1 from a record",
                 "worker.1 oops",
                 "instance 9 who"
             ]
