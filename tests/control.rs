@@ -537,3 +537,148 @@ fn ps_lists_every_type_and_a_followers_bye_carries_the_exit_code() {
     assert_eq!(r.wait_exit(), Some(143));
     r.assert_no_leftovers();
 }
+
+/// What a `"format":"lines"` follower reads: the instances' ids and
+/// names, their chunks (id, stream, bytes) and procrun's records.
+#[derive(Debug, Default)]
+struct LinesFeed {
+    names: std::collections::HashMap<u64, String>,
+    chunks: Vec<(u64, u8, Vec<u8>)>,
+    records: Vec<Value>,
+    bye: Option<Value>,
+}
+
+impl LinesFeed {
+    /// Reads frames until `done` holds (at most [`WAIT`]).
+    fn read_until(&mut self, s: &mut UnixStream, done: impl Fn(&LinesFeed) -> bool) {
+        let deadline = std::time::Instant::now() + WAIT;
+        while !done(self) {
+            assert!(std::time::Instant::now() < deadline, "never came: {self:?}");
+            let (kind, payload) = frame(s);
+            match kind {
+                0 => {
+                    let v: Value = serde_json::from_slice(&payload).expect("JSON");
+                    match v["type"].as_str() {
+                        Some("instance") => {
+                            let id = v["id"].as_u64().expect("an id");
+                            let name = v["name"].as_str().expect("a name");
+                            self.names.insert(id, name.to_owned());
+                        }
+                        Some("bye") => self.bye = Some(v),
+                        _ => panic!("unexpected message {v}"),
+                    }
+                }
+                1 => self.records.extend(
+                    payload
+                        .split(|&b| b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .map(|l| serde_json::from_slice::<Value>(l).expect("a record")),
+                ),
+                3 => {
+                    // The documented header: id, stream, tail, time in ms.
+                    assert!(payload.len() >= 14, "{payload:?}");
+                    let id = u64::from(u32::from_be_bytes(payload[..4].try_into().expect("4")));
+                    assert!(self.names.contains_key(&id), "id {id} announced first");
+                    assert_eq!(payload[5], 0, "whole lines");
+                    let ms = u64::from_be_bytes(payload[6..14].try_into().expect("8"));
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .expect("after 1970")
+                        .as_millis() as u64;
+                    assert!(ms <= now && now - ms < 600_000, "a recent time: {ms}");
+                    self.chunks.push((id, payload[4], payload[14..].to_vec()));
+                }
+                other => panic!("a frame of kind {other}"),
+            }
+        }
+    }
+
+    /// The lines `name` wrote, in order.
+    fn lines_of(&self, name: &str) -> Vec<Vec<u8>> {
+        self.chunks
+            .iter()
+            .filter(|(id, ..)| self.names.get(id).map(String::as_str) == Some(name))
+            .flat_map(|(_, _, bytes)| {
+                bytes
+                    .strip_suffix(b"\n")
+                    .unwrap_or(bytes)
+                    .split(|&b| b == b'\n')
+                    .map(<[u8]>::to_vec)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    fn starts(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|r| r["event"] == "start")
+            .count()
+    }
+}
+
+#[test]
+fn a_lines_follower_gets_the_raw_lines_across_a_restart() {
+    let rt = Runtime::new();
+    let procfile = "web: printf 'caf\\351\\n'; echo \"up $PS\"; exec sleep 60\nother: echo hi; exec sleep 60\n";
+    let mut r = start(&rt, procfile, &[]);
+    r.wait_for("web.1   | up web.1");
+    r.wait_for("other.1 | hi");
+    let socket = rt.sockets().pop().expect("a socket");
+    let mut s = UnixStream::connect(&socket).expect("connected");
+    s.set_read_timeout(Some(WAIT)).expect("a timeout");
+    json_frame(&mut s);
+    send_json(&mut s, r#"{"type":"hello","protocol":1}"#);
+    send_json(
+        &mut s,
+        r#"{"type":"request","id":1,"method":"logs","params":{"follow":true,"format":"lines","lines":10,"names":["web"]}}"#,
+    );
+    let reply = json_frame(&mut s);
+    assert_eq!(reply["result"]["follow"], true, "{reply}");
+    assert_eq!(reply["result"]["format"], "lines", "{reply}");
+    let mut feed = LinesFeed::default();
+    // The replay: the bytes as written (not UTF-8: not replaced), and
+    // procrun's records.
+    feed.read_until(&mut s, |f| {
+        f.lines_of("web.1").len() >= 2 && f.starts() >= 1
+    });
+    let up: &[&[u8]] = &[b"caf\xe9", b"up web.1"];
+    assert_eq!(feed.lines_of("web.1"), up);
+    assert!(feed.chunks.iter().all(|c| c.1 == 0), "stdout: {feed:?}");
+    assert!(
+        feed.lines_of("other.1").is_empty(),
+        "only what was asked for"
+    );
+    let out = client(&r, &rt, &["restart", "web"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    feed.read_until(&mut s, |f| {
+        f.lines_of("web.1").len() >= 4 && f.starts() >= 2
+    });
+    assert_eq!(feed.lines_of("web.1"), [up, up].concat(), "{feed:?}");
+    assert!(
+        feed.records
+            .iter()
+            .any(|r| r["event"] == "exit" && r["name"] == "web.1"),
+        "{:?}",
+        feed.records
+    );
+    // A format nobody knows is refused, and the connection goes on.
+    let mut s2 = UnixStream::connect(&socket).expect("connected");
+    s2.set_read_timeout(Some(WAIT)).expect("a timeout");
+    json_frame(&mut s2);
+    send_json(&mut s2, r#"{"type":"hello","protocol":1}"#);
+    send_json(
+        &mut s2,
+        r#"{"type":"request","id":1,"method":"logs","params":{"format":"yaml"}}"#,
+    );
+    assert_eq!(json_frame(&mut s2)["error"]["code"], "invalid_params");
+    let out = client(&r, &rt, &["quit"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    feed.read_until(&mut s, |f| f.bye.is_some());
+    assert_eq!(
+        feed.bye.as_ref().map(|b| b["exit_code"].clone()),
+        Some(143.into())
+    );
+    assert_eq!(r.wait_exit(), Some(143));
+    r.assert_no_leftovers();
+}

@@ -37,7 +37,8 @@ USAGE: procrun-bench [OPTIONS]
                      multiplexer and launcher; printed first), throughput, linebuffered (one line per
                      write, K = 1 and 16), backpressure, json (16 writers,
                      --log-format json beside text), startup, shutdown,
-                     stubborn, exit, restart, restart-soak [default: all]
+                     stubborn, exit, restart, restart-soak, ui (the
+                     dashboard's cost, paced and flat out) [default: all]
   --reps N           repetitions [default: 5; --quick: 1]
   --quick            smoke run in seconds: small volumes, K ≤ 100, 1 rep
   --mib N            MiB per throughput run for procrun and the raw pipe
@@ -501,6 +502,7 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
         want("exit"),
     );
     let (rs, soak) = (want("restart"), want("restart-soak"));
+    let ui = want("ui");
     if want("limit") {
         bench.limit();
     }
@@ -540,6 +542,17 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
     }
     if soak {
         bench.restart_soak();
+    }
+    if ui {
+        let builds: Vec<(String, PathBuf)> = bench
+            .runners
+            .iter()
+            .filter(|r| r.kind == Kind::Procrun)
+            .map(|r| (r.name.to_string(), r.exe.clone()))
+            .collect();
+        let secs = if bench.opts.quick { 2.0 } else { 10.0 };
+        let tables = crate::ui::scenario(&builds, &bench.exe, bench.opts.reps, secs);
+        bench.tables.extend(tables);
     }
     let elapsed = sys::secs(now_ns() - started);
     let mut md = header.clone();

@@ -9,6 +9,7 @@
 //! - `launch`: the baseline launcher, a bare fork/exec of `sh -c CMD`;
 //! - `mux`: the limit multiplexer, the least a line-prefixing runner does
 //!   (`limit.rs`);
+//! - `pace`: a writer of lines at a set rate (the `ui` scenario, `ui.rs`);
 //! - `check`: the checker on stdin, for manual use.
 
 mod harness;
@@ -18,6 +19,7 @@ mod line;
 mod report;
 mod runners;
 mod sys;
+mod ui;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -34,7 +36,7 @@ fn main() -> ExitCode {
     let role = args.first().cloned().unwrap_or_default();
     let rest = if matches!(
         role.as_str(),
-        "produce" | "ready" | "launch" | "mux" | "check" | "run"
+        "produce" | "ready" | "launch" | "mux" | "pace" | "check" | "run"
     ) {
         args.remove(0);
         args
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         "ready" => ready(&rest),
         "launch" => launch(&rest),
         "mux" => limit::mux(&rest),
+        "pace" => ui::pace(&rest),
         "check" => check(&rest),
         _ => harness::main(&rest),
     };

@@ -27,10 +27,10 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::control::request::{Command, InstanceStatus, Reply, Request};
 use crate::control::wire::{
-    self, Envelope, FrameError, KIND_JSON, KIND_OUTPUT, MAX_REQUEST, PROTOCOL, WireError,
+    self, Envelope, FrameError, KIND_JSON, KIND_OUTPUT, LinesHead, MAX_REQUEST, PROTOCOL, WireError,
 };
 use crate::output::lines::Chunk;
-use crate::output::notice::Notice;
+use crate::output::notice::{Ident, Notice};
 use crate::output::render::{Looks, Renderer};
 use crate::output::ring::{self, Entry, Item, Ring};
 
@@ -39,6 +39,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Output gathered into one frame while following.
 const FRAME_BYTES: usize = 64 * 1024;
+
+/// How long a `"format":"lines"` follower's output is gathered before
+/// it is written.
+const GATHER: Duration = Duration::from_millis(10);
 
 /// After the app ended: how long clients get to receive their last replies.
 const LINGER: Duration = Duration::from_secs(2);
@@ -293,7 +297,7 @@ async fn connection(
                     return;
                 }
             }
-            Envelope::Response { .. } | Envelope::Bye { .. } => {
+            Envelope::Response { .. } | Envelope::Bye { .. } | Envelope::Instance { .. } => {
                 let error = WireError::new(
                     "bad_request",
                     "a client sends hello and request messages only",
@@ -379,6 +383,8 @@ struct LogsParams {
     follow: bool,
     color: bool,
     json: bool,
+    /// `text`, `json` or `lines`; absent: `json` says.
+    format: Option<String>,
 }
 
 impl Default for LogsParams {
@@ -389,6 +395,35 @@ impl Default for LogsParams {
             follow: false,
             color: false,
             json: false,
+            format: None,
+        }
+    }
+}
+
+/// How `logs` sends the ring.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// Kind-1 frames of what `start` printed.
+    Text,
+    /// Kind-1 frames of the records of `--log-format json`.
+    Json,
+    /// Kind-3 frames of each chunk's lines as the instance wrote them, and
+    /// procrun's messages as JSON records in kind-1 frames: for a program
+    /// that keeps the lines (a dashboard), nothing rendered or escaped.
+    Lines,
+}
+
+impl LogsParams {
+    fn format(&self) -> Result<Format, WireError> {
+        match self.format.as_deref() {
+            None if self.json => Ok(Format::Json),
+            None | Some("text") => Ok(Format::Text),
+            Some("json") => Ok(Format::Json),
+            Some("lines") => Ok(Format::Lines),
+            Some(other) => Err(WireError::new(
+                "invalid_params",
+                format!("no logs format `{other}` (text, json, lines)"),
+            )),
         }
     }
 }
@@ -560,6 +595,10 @@ async fn logs(
         Ok(p) => p,
         Err(e) => return respond(wr, Some(id), Err(e)).await.is_ok(),
     };
+    let format = match p.format() {
+        Ok(f) => f,
+        Err(e) => return respond(wr, Some(id), Err(e)).await.is_ok(),
+    };
     let keys = if p.names.is_empty() {
         None
     } else {
@@ -576,28 +615,35 @@ async fn logs(
         (None, None)
     };
     let snapshot = ctx.ring.snapshot(keys.as_deref(), p.lines, tx);
-    if respond(wr, Some(id), Ok(json!({ "follow": p.follow })))
-        .await
-        .is_err()
-    {
+    let mut answer = json!({ "follow": p.follow });
+    if format == Format::Lines {
+        // Says that this server knows the format: one that does not
+        // ignores the field and sends records.
+        answer["format"] = "lines".into();
+    }
+    if respond(wr, Some(id), Ok(answer)).await.is_err() {
         return false;
     }
-    let mut renderer = Renderer::new(Looks {
-        color: p.color,
-        json: p.json,
-        ..ctx.looks
-    });
-    for ident in snapshot.idents {
-        renderer.register(ident);
-    }
+    let mut feed = Feed {
+        renderer: Renderer::new(Looks {
+            color: p.color,
+            json: format != Format::Text,
+            ..ctx.looks
+        }),
+        lines: format == Format::Lines,
+        scratch: Vec::new(),
+    };
     let mut buf = Vec::with_capacity(FRAME_BYTES);
+    for ident in snapshot.idents {
+        feed.register(ident, &mut buf);
+    }
     for (entry, skip) in &snapshot.entries {
-        render(&mut renderer, entry, *skip, &mut buf);
-        if buf.len() >= FRAME_BYTES && flush(wr, &mut buf).await.is_err() {
+        feed.entry(entry, *skip, &mut buf);
+        if buf.len() >= FRAME_BYTES && feed.flush(wr, &mut buf).await.is_err() {
             return false;
         }
     }
-    if flush(wr, &mut buf).await.is_err() {
+    if feed.flush(wr, &mut buf).await.is_err() {
         return false;
     }
     let Some(rx) = rx.as_mut() else {
@@ -608,12 +654,17 @@ async fn logs(
         tokio::select! {
             entry = rx.recv() => match entry {
                 Some(entry) => {
-                    render(&mut renderer, &entry, 0, &mut buf);
-                    while buf.len() < FRAME_BYTES {
-                        let Ok(more) = rx.try_recv() else { break };
-                        render(&mut renderer, &more, 0, &mut buf);
+                    feed.entry(&entry, 0, &mut buf);
+                    feed.drain(rx, &mut buf);
+                    if feed.lines && buf.len() < FRAME_BYTES {
+                        // Nothing more waits: what comes in the next few
+                        // milliseconds goes in the same write. A dashboard
+                        // draws at most every 33 ms, and a write per entry
+                        // costs both sides a system call and a wake-up.
+                        tokio::time::sleep(GATHER).await;
+                        feed.drain(rx, &mut buf);
                     }
-                    if flush(wr, &mut buf).await.is_err() {
+                    if feed.flush(wr, &mut buf).await.is_err() {
                         return false;
                     }
                 }
@@ -628,13 +679,101 @@ async fn logs(
             _ = rd.read(&mut probe) => return false,
             _ = stopped.changed() => {
                 while let Ok(more) = rx.try_recv() {
-                    render(&mut renderer, &more, 0, &mut buf);
+                    feed.entry(&more, 0, &mut buf);
                 }
-                let _ = flush(wr, &mut buf).await;
+                let _ = feed.flush(wr, &mut buf).await;
                 let _ = bye(wr, stopped).await;
                 return false;
             }
         }
+    }
+}
+
+/// Turns ring entries into what one `logs` client gets.
+struct Feed {
+    renderer: Renderer,
+    /// [`Format::Lines`]: the buffer holds whole frames (lines frames,
+    /// announcements, records); otherwise it is the payload of one kind-1
+    /// frame.
+    lines: bool,
+    /// One notice's records, before they are framed.
+    scratch: Vec<u8>,
+}
+
+impl Feed {
+    /// Makes an instance known (with lines: announces its id).
+    fn register(&mut self, ident: Ident, out: &mut Vec<u8>) {
+        if self.lines {
+            let announce = Envelope::Instance {
+                id: ident.key.0,
+                name: ident.name.clone(),
+            };
+            out.extend_from_slice(&wire::encode_json(&announce));
+        }
+        self.renderer.register(ident);
+    }
+
+    /// Appends one entry, leaving out its first `skip` lines.
+    fn entry(&mut self, entry: &Entry, skip: usize, out: &mut Vec<u8>) {
+        if !self.lines {
+            render(&mut self.renderer, entry, skip, out);
+            return;
+        }
+        match &entry.item {
+            Item::Output { key, stream, chunk } => {
+                let start = if skip == 0 {
+                    0
+                } else {
+                    memchr::memchr_iter(b'\n', &chunk.data)
+                        .nth(skip - 1)
+                        .map_or(chunk.data.len(), |i| i + 1)
+                };
+                let data = &chunk.data[start..];
+                if data.is_empty() && chunk.tail == crate::output::lines::Tail::Lines {
+                    return;
+                }
+                let time_ms = entry
+                    .time
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+                let head = LinesHead {
+                    id: key.0,
+                    stream: *stream,
+                    tail: chunk.tail,
+                    time_ms,
+                };
+                wire::push_lines(out, head, data);
+            }
+            Item::Register(ident) => self.register(ident.clone(), out),
+            Item::Notice(_) | Item::Gap(_) => {
+                self.scratch.clear();
+                render(&mut self.renderer, entry, 0, &mut self.scratch);
+                if !self.scratch.is_empty() {
+                    out.extend_from_slice(&wire::encode(KIND_OUTPUT, &self.scratch));
+                }
+            }
+        }
+    }
+
+    /// Appends the entries waiting in `rx`, up to a frame's worth.
+    fn drain(&mut self, rx: &mut mpsc::Receiver<Arc<Entry>>, out: &mut Vec<u8>) {
+        while out.len() < FRAME_BYTES {
+            let Ok(more) = rx.try_recv() else { break };
+            self.entry(&more, 0, out);
+        }
+    }
+
+    /// Sends what `buf` holds, in one write.
+    async fn flush(&self, wr: &mut OwnedWriteHalf, buf: &mut Vec<u8>) -> std::io::Result<()> {
+        if self.lines {
+            if buf.is_empty() {
+                return Ok(());
+            }
+            let sent = send(wr, buf).await;
+            buf.clear();
+            return sent;
+        }
+        flush(wr, buf).await
     }
 }
 

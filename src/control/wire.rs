@@ -5,13 +5,20 @@
 //! hello, a request, a response, a bye); kind 1 carries output bytes exactly
 //! as `procrun start` printed them (or, after `attach`, as the instance's
 //! terminal wrote them), so child output of any bytes crosses the socket
-//! unchanged; kind 2 carries what an attached client types. A length prefix, not a text line: a request can hold
+//! unchanged; kind 2 carries what an attached client types; kind 3
+//! carries one chunk of one instance's lines for a `logs` follower that
+//! asked for them (`"format":"lines"`): a small header, then the lines'
+//! bytes as the instance wrote them, so neither side renders, escapes or
+//! parses anything per line. A length prefix, not a text line: a request can hold
 //! any character, and a reader always knows where a message ends.
 
 use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
+
+use crate::output::json::Stream;
+use crate::output::lines::Tail;
 
 /// The protocol version; bumped only when the framing or the envelope
 /// changes incompatibly (new fields and methods need no bump: unknown
@@ -33,6 +40,19 @@ pub const KIND_OUTPUT: u8 = 1;
 /// A frame of input bytes: what a client connected to an instance's
 /// terminal types (`attach`).
 pub const KIND_INPUT: u8 = 2;
+
+/// A frame of lines: one chunk of one instance's output
+/// ([`push_lines`], [`read_lines`]).
+pub const KIND_LINES: u8 = 3;
+
+/// The bytes before the lines in a [`KIND_LINES`] frame: the instance's id
+/// (4, big-endian), the stream (1), how the lines end (1), the time in
+/// milliseconds since the Unix epoch (8, big-endian).
+pub const LINES_HEAD: usize = 14;
+
+/// The most bytes of lines in one [`KIND_LINES`] frame; a longer chunk
+/// (none is, as read) goes in several.
+pub const LINES_MAX: usize = 4 * 1024 * 1024;
 
 /// One message, as JSON in a [`KIND_JSON`] frame.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -86,6 +106,15 @@ pub enum Envelope {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         exit_code: Option<i32>,
     },
+    /// In a `"format":"lines"` follow: the id that the [`KIND_LINES`]
+    /// frames of an instance carry, sent before its first one.
+    Instance {
+        /// The id ([`LinesHead::id`]); an instance keeps it through
+        /// restarts, and ids are never reused.
+        id: u32,
+        /// `web.1`.
+        name: String,
+    },
 }
 
 /// An error reply.
@@ -137,6 +166,120 @@ pub enum FrameError {
     Io(#[from] std::io::Error),
 }
 
+/// The header of a [`KIND_LINES`] frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LinesHead {
+    /// The instance, as an [`Envelope::Instance`] announced it.
+    pub id: u32,
+    /// Which of its streams.
+    pub stream: Stream,
+    /// How the bytes end: [`Tail::Lines`], every line with its `\n`;
+    /// otherwise the bytes after the last `\n` are a line too: the
+    /// stream's last, without a newline ([`Tail::Eof`]), or the first
+    /// piece of a longer line ([`Tail::Split`]).
+    pub tail: Tail,
+    /// When procrun read them, in milliseconds since the Unix epoch.
+    pub time_ms: u64,
+}
+
+/// Why a [`KIND_LINES`] frame could not be read.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinesError {
+    /// Fewer bytes than the header.
+    #[error("a lines frame of {0} bytes is shorter than its {LINES_HEAD}-byte header")]
+    Short(usize),
+    /// A stream code this reader does not know.
+    #[error("a lines frame names stream {0}, which is not 0, 1 or 2")]
+    Stream(u8),
+    /// A tail code this reader does not know.
+    #[error("a lines frame ends its lines with code {0}, which is not 0, 1 or 2")]
+    Tail(u8),
+    /// Whole lines that do not end with a newline.
+    #[error("a lines frame of whole lines does not end with a newline")]
+    Unterminated,
+}
+
+fn stream_code(stream: Stream) -> u8 {
+    match stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+        Stream::Pty => 2,
+    }
+}
+
+fn tail_code(tail: Tail) -> u8 {
+    match tail {
+        Tail::Lines => 0,
+        Tail::Eof => 1,
+        Tail::Split => 2,
+    }
+}
+
+/// Appends `data` (lines of one stream, ending as `head.tail` says) to
+/// `out` as [`KIND_LINES`] frames: one, unless `data` holds more than
+/// [`LINES_MAX`] bytes.
+pub fn push_lines(out: &mut Vec<u8>, head: LinesHead, data: &[u8]) {
+    let mut rest = data;
+    loop {
+        let (piece, after) = rest.split_at(rest.len().min(LINES_MAX));
+        let tail = if after.is_empty() {
+            head.tail
+        } else if piece.ends_with(b"\n") {
+            Tail::Lines
+        } else {
+            // Cut inside a line: it goes on in the next frame.
+            Tail::Split
+        };
+        let len = u32::try_from(LINES_HEAD + piece.len()).unwrap_or(u32::MAX);
+        out.reserve(5 + LINES_HEAD + piece.len());
+        out.extend_from_slice(&len.to_be_bytes());
+        out.push(KIND_LINES);
+        out.extend_from_slice(&head.id.to_be_bytes());
+        out.push(stream_code(head.stream));
+        out.push(tail_code(tail));
+        out.extend_from_slice(&head.time_ms.to_be_bytes());
+        out.extend_from_slice(piece);
+        rest = after;
+        if rest.is_empty() {
+            return;
+        }
+    }
+}
+
+/// The header and the lines of a [`KIND_LINES`] frame's payload.
+pub fn read_lines(payload: &[u8]) -> Result<(LinesHead, &[u8]), LinesError> {
+    let Some((head, data)) = payload.split_first_chunk::<LINES_HEAD>() else {
+        return Err(LinesError::Short(payload.len()));
+    };
+    let id = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
+    let stream = match head[4] {
+        0 => Stream::Stdout,
+        1 => Stream::Stderr,
+        2 => Stream::Pty,
+        other => return Err(LinesError::Stream(other)),
+    };
+    let tail = match head[5] {
+        0 => Tail::Lines,
+        1 => Tail::Eof,
+        2 => Tail::Split,
+        other => return Err(LinesError::Tail(other)),
+    };
+    if tail == Tail::Lines && data.last().is_some_and(|&b| b != b'\n') {
+        return Err(LinesError::Unterminated);
+    }
+    let mut time = [0u8; 8];
+    time.copy_from_slice(&head[6..]);
+    Ok((
+        LinesHead {
+            id,
+            stream,
+            tail,
+            time_ms: u64::from_be_bytes(time),
+        },
+        data,
+    ))
+}
+
 /// The bytes of a frame.
 pub fn encode(kind: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 5);
@@ -183,21 +326,45 @@ pub async fn read_frame(r: &mut (impl AsyncRead + Unpin), max: usize) -> Result<
     Ok(Frame { kind, payload })
 }
 
+/// A frame in a buffer, not copied out of it ([`frame_at`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameRef<'a> {
+    /// Its kind.
+    pub kind: u8,
+    /// Its payload.
+    pub payload: &'a [u8],
+    /// The bytes of the buffer it takes, header included.
+    pub len: usize,
+}
+
+/// The first whole frame of at most `max` bytes in `buf`, without copying
+/// it; `Ok(None)` until one is complete.
+pub fn frame_at(buf: &[u8], max: usize) -> Result<Option<FrameRef<'_>>, FrameError> {
+    let Some(head) = buf.first_chunk::<5>() else {
+        return Ok(None);
+    };
+    let (kind, len) = header(*head, max)?;
+    Ok(buf.get(5..5 + len).map(|payload| FrameRef {
+        kind,
+        payload,
+        len: 5 + len,
+    }))
+}
+
 /// Takes the first whole frame of at most `max` bytes out of `buf`, which
 /// holds what was read so far; `Ok(None)` until one is complete. For
 /// readers that must not lose a partial frame when they wait on something
 /// else too (reading into a buffer is cancel-safe, [`read_frame`] is not).
 pub fn take_frame(buf: &mut Vec<u8>, max: usize) -> Result<Option<Frame>, FrameError> {
-    let Some(head) = buf.first_chunk::<5>() else {
+    let Some(at) = frame_at(buf, max)? else {
         return Ok(None);
     };
-    let (kind, len) = header(*head, max)?;
-    if buf.len() < 5 + len {
-        return Ok(None);
-    }
-    let payload = buf[5..5 + len].to_vec();
-    buf.drain(..5 + len);
-    Ok(Some(Frame { kind, payload }))
+    let frame = Frame {
+        kind: at.kind,
+        payload: at.payload.to_vec(),
+    };
+    buf.drain(..at.len);
+    Ok(Some(frame))
 }
 
 /// Writes one frame.
@@ -316,5 +483,115 @@ mod tests {
                 params: serde_json::Value::Null
             }
         );
+    }
+
+    fn head(id: u32, stream: Stream, tail: Tail) -> LinesHead {
+        LinesHead {
+            id,
+            stream,
+            tail,
+            time_ms: 1_764_000_000_123,
+        }
+    }
+
+    /// Every frame in `bytes`, as (kind, payload).
+    fn frames(mut bytes: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut all = Vec::new();
+        while let Some(at) = frame_at(bytes, MAX_FRAME).expect("valid") {
+            all.push((at.kind, at.payload.to_vec()));
+            bytes = &bytes[at.len..];
+        }
+        assert!(bytes.is_empty(), "no partial frame left");
+        all
+    }
+
+    #[test]
+    fn lines_frames_round_trip_any_bytes() {
+        let mut data: Vec<u8> = (0..=255u8).filter(|&b| b != b'\n').collect();
+        data.extend_from_slice(b"\n\xff\xfe not UTF-8\r\n");
+        let mut out = Vec::new();
+        let sent = head(7, Stream::Stderr, Tail::Lines);
+        push_lines(&mut out, sent, &data);
+        push_lines(&mut out, head(u32::MAX, Stream::Pty, Tail::Eof), b"last");
+        let got = frames(&out);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, KIND_LINES);
+        assert_eq!(read_lines(&got[0].1), Ok((sent, &data[..])));
+        let (h, bytes) = read_lines(&got[1].1).expect("valid");
+        assert_eq!(
+            (h.id, h.stream, h.tail, bytes),
+            (u32::MAX, Stream::Pty, Tail::Eof, &b"last"[..])
+        );
+        assert_eq!(h.time_ms, 1_764_000_000_123);
+    }
+
+    #[test]
+    fn a_chunk_of_many_lines_is_one_frame() {
+        let data: Vec<u8> = (0..10_000)
+            .flat_map(|i| format!("line {i}\n").into_bytes())
+            .collect();
+        let mut out = Vec::new();
+        push_lines(&mut out, head(1, Stream::Stdout, Tail::Lines), &data);
+        assert_eq!(out.len(), 5 + LINES_HEAD + data.len());
+        let got = frames(&out);
+        let (_, bytes) = read_lines(&got[0].1).expect("valid");
+        assert_eq!(memchr::memchr_iter(b'\n', bytes).count(), 10_000);
+        assert_eq!(bytes, &data[..]);
+    }
+
+    #[test]
+    fn a_chunk_above_the_limit_goes_in_pieces_that_say_where_a_line_was_cut() {
+        let mut data = vec![b'x'; LINES_MAX + 10];
+        data.push(b'\n');
+        let mut out = Vec::new();
+        push_lines(&mut out, head(1, Stream::Stdout, Tail::Lines), &data);
+        let got = frames(&out);
+        let pieces: Vec<_> = got
+            .iter()
+            .map(|(_, p)| read_lines(p).expect("valid"))
+            .collect();
+        assert_eq!(pieces.len(), 2);
+        assert_eq!(pieces[0].0.tail, Tail::Split);
+        assert_eq!(pieces[1].0.tail, Tail::Lines);
+        assert_eq!([pieces[0].1, pieces[1].1].concat(), data);
+    }
+
+    #[test]
+    fn a_bad_lines_frame_is_an_error() {
+        let mut out = Vec::new();
+        push_lines(&mut out, head(3, Stream::Stdout, Tail::Lines), b"a\nb\n");
+        let payload = &out[5..];
+        for n in 0..LINES_HEAD {
+            assert_eq!(read_lines(&payload[..n]), Err(LinesError::Short(n)));
+        }
+        let mut bad = payload.to_vec();
+        bad[4] = 9;
+        assert_eq!(read_lines(&bad), Err(LinesError::Stream(9)));
+        let mut bad = payload.to_vec();
+        bad[5] = 200;
+        assert_eq!(read_lines(&bad), Err(LinesError::Tail(200)));
+        assert_eq!(
+            read_lines(&payload[..payload.len() - 1]),
+            Err(LinesError::Unterminated)
+        );
+        // Garbage of every length: an error or a frame, never a panic.
+        let mut seed = 0x2545_f491_u32;
+        for len in 0..64 {
+            let junk: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 17;
+                    seed ^= seed << 5;
+                    seed as u8
+                })
+                .collect();
+            let _ = read_lines(&junk);
+            let _ = frame_at(&junk, MAX_FRAME);
+        }
+        // A frame cut short is not complete yet.
+        assert!(matches!(
+            frame_at(&out[..out.len() - 1], MAX_FRAME),
+            Ok(None)
+        ));
     }
 }

@@ -1,11 +1,12 @@
-//! The output the dashboard shows: the records of `procrun logs --follow
-//! --json` (docs/json.md) read into lines, and kept per instance and merged
-//! ("all", as `start` prints them), within caps.
+//! The output the dashboard shows: the chunks of lines of a `logs` follow
+//! with `"format":"lines"` ([`chunk_lines`]) and the records of procrun's
+//! messages (docs/json.md, [`parse`]) read into lines, and kept per
+//! instance and merged ("all", as `start` prints them), within caps.
 //!
-//! Records are parsed ([`parse`]) and stored on the dashboard's thread;
-//! the store shares each line between the instance's list and the merged
-//! one. One file, about 300 lines without its tests: reading a record and
-//! keeping its line are one path.
+//! Lines are read and stored on the dashboard's thread; the store shares
+//! each line between the instance's list and the merged one. One file,
+//! about 350 lines without its tests: reading a line and keeping it are
+//! one path.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
@@ -15,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine as _;
 use serde::Deserialize;
 
-use crate::ui::clean::{clean, clean_owned};
+use crate::ui::clean::{MAX_CHARS, clean, clean_owned};
 
 /// Lines kept per instance (the log ring holds about 2,000 of 128 bytes).
 pub const INSTANCE_LINES: usize = 5_000;
@@ -100,7 +101,8 @@ pub fn parse(line: &[u8]) -> Option<Incoming<'_>> {
         .as_deref()
         .and_then(|t| humantime::parse_rfc3339(t).ok());
     let kind = match &*record.stream {
-        "stdout" => Kind::Out,
+        // A terminal's output (`--tty`) is the instance's too.
+        "stdout" | "pty" => Kind::Out,
         "stderr" => Kind::Err,
         _ => Kind::Event,
     };
@@ -123,6 +125,45 @@ pub fn parse(line: &[u8]) -> Option<Incoming<'_>> {
         kind,
         text,
     })
+}
+
+/// The lines of one chunk of an instance's output (a lines frame's bytes:
+/// lines ending in `\n`, perhaps a last one without), cleaned like a
+/// record's text. One scan of the chunk says whether every line is plain
+/// printable ASCII (most output): each is then copied as it is.
+pub fn chunk_lines<'a>(
+    name: &'a str,
+    kind: Kind,
+    time: Option<SystemTime>,
+    data: &'a [u8],
+) -> impl Iterator<Item = Incoming<'a>> + 'a {
+    let plain = printable(data);
+    let last = (!data.is_empty() && !data.ends_with(b"\n")).then_some(data.len());
+    let mut from = 0;
+    memchr::memchr_iter(b'\n', data)
+        .chain(last)
+        .map(move |end| {
+            let line = &data[from..end];
+            from = end + 1;
+            let text = match std::str::from_utf8(line) {
+                Ok(text) if plain && line.len() <= MAX_CHARS => text.to_owned(),
+                _ => clean(&String::from_utf8_lossy(line)),
+            };
+            Incoming {
+                time,
+                name: Cow::Borrowed(name),
+                kind,
+                text,
+            }
+        })
+}
+
+/// Whether `data` holds only printable ASCII and newlines. Branch-free,
+/// so that it vectorises.
+fn printable(data: &[u8]) -> bool {
+    data.iter().fold(0u8, |bad, &b| {
+        bad | u8::from(b.wrapping_sub(b' ') > b'~' - b' ' && b != b'\n')
+    }) == 0
 }
 
 fn seconds(ms: u64) -> String {
@@ -462,6 +503,88 @@ mod tests {
         let w = s.of("w.0").expect("lines");
         assert!(w.bytes <= MIN_SHARE, "{}", w.bytes);
         assert!(s.merged().bytes <= TOTAL_BYTES / 4);
+    }
+
+    #[test]
+    fn chunks_become_clean_lines() {
+        let texts = |data: &[u8]| -> Vec<String> {
+            chunk_lines("web.1", Kind::Out, None, data)
+                .map(|l| l.text)
+                .collect()
+        };
+        assert_eq!(texts(b"a\n\nb c\n"), ["a", "", "b c"]);
+        assert_eq!(
+            texts(b"one\nlast"),
+            ["one", "last"],
+            "a last line without \\n"
+        );
+        assert_eq!(texts(b""), Vec::<String>::new());
+        assert_eq!(
+            texts(b"\x1b[31mred\x1b[0m\r\nok\n\xff bad\n"),
+            ["red", "ok", "\u{fffd} bad"]
+        );
+        assert_eq!(texts(b"50%\r100%\n"), ["100%"]);
+        let long = format!("{}\n", "x".repeat(MAX_CHARS + 1));
+        assert!(texts(long.as_bytes())[0].ends_with("(1 more characters)"));
+        let l = chunk_lines("w.2", Kind::Err, None, b"x\n")
+            .next()
+            .expect("a line");
+        assert_eq!((&*l.name, l.kind), ("w.2", Kind::Err));
+        assert!(printable(b"GET / 200\n~ \n"));
+        assert!(!printable(b"tab\there\n") && !printable(b"\x7f") && !printable("é".as_bytes()));
+    }
+
+    /// The dashboard's cost per line: `cargo test --release --lib
+    /// per_line_cost -- --ignored --nocapture` (a measurement, not a test).
+    #[test]
+    #[ignore = "a measurement: run by hand"]
+    fn per_line_cost() {
+        use std::time::Instant;
+        let line = |i: usize| {
+            format!(
+                "2026-12-02T06:00:00Z GET /products/{i:06} 200 3ms {}\n",
+                "x".repeat(40)
+            )
+        };
+        let chunk: Vec<u8> = (0..64).flat_map(|i| line(i).into_bytes()).collect();
+        let records: Vec<u8> = (0..64)
+            .flat_map(|i| {
+                let msg = line(i);
+                let record = serde_json::json!({"ts":"2026-12-02T06:00:00.123456Z","name":"web.1","type":"web","instance":1,"pid":42,"stream":"stdout","seq":i,"msg":msg.trim_end()});
+                format!("{record}\n").into_bytes()
+            })
+            .collect();
+        let rounds = 4_000;
+        let n = (rounds * 64) as f64;
+        let per = |t: Instant| t.elapsed().as_nanos() as f64 / n;
+        let t = Instant::now();
+        let mut kept = 0;
+        for _ in 0..rounds {
+            kept += chunk_lines("web.1", Kind::Out, None, &chunk)
+                .map(|l| l.text.len())
+                .sum::<usize>();
+        }
+        let lines = per(t);
+        let t = Instant::now();
+        for _ in 0..rounds {
+            let mut start = 0;
+            for end in memchr::memchr_iter(b'\n', &records) {
+                kept += parse(&records[start..end]).map_or(0, |l| l.text.len());
+                start = end + 1;
+            }
+        }
+        let json = per(t);
+        let mut store = Store::default();
+        let t = Instant::now();
+        for _ in 0..rounds {
+            for l in chunk_lines("web.1", Kind::Out, None, &chunk) {
+                store.push(l);
+            }
+        }
+        let stored = per(t);
+        println!(
+            "per line: {lines:.0} ns read from a lines chunk, {json:.0} ns parsed from a JSON record; {stored:.0} ns read and stored ({kept} bytes)"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //! - [`model`] (with [`actions`]) and [`status`]: the state, changed by
 //!   protocol messages and keys, pure;
 //! - [`keys`]: keys to intents, pure; [`view`]: layout and drawing;
-//! - [`logs`] and [`clean`]: the followed records as safe lines, within
+//! - [`logs`] and [`clean`]: the followed output as safe lines, within
 //!   caps;
 //! - [`terminal`]: raw mode and the alternate screen, restored on every
 //!   way out; stdout and stderr set aside under `start --ui`;

@@ -4,9 +4,11 @@
 //! screen.
 //!
 //! - input: the terminal's keys and resizes;
-//! - follow: `logs --follow --json` on a connection of its own, parsed into
-//!   lines (a bounded channel: a dashboard that cannot keep up slows this
-//!   reader, and then the server leaves entries out for it, never the app);
+//! - follow: `logs` with `follow` and `"format":"lines"` on a connection
+//!   of its own, handed on in batches of whole frames, read into lines on
+//!   the drawing thread (a bounded channel: a dashboard that cannot keep up
+//!   slows this reader, and then the server leaves entries out for it,
+//!   never the app);
 //! - poll: `ps` once a second, and soon after anything changed (a request
 //!   answered, an instance's event);
 //! - one thread per request (`restart`, `stop`, …), each on a connection of
@@ -18,7 +20,9 @@
 //! Redraws are coalesced: at most one per [`FRAME`], and one a second when
 //! nothing happens (uptimes move).
 
+use std::collections::HashMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, mpsc};
@@ -28,8 +32,10 @@ use ratatui::crossterm::event::{self, Event};
 use serde_json::{Value, json};
 
 use crate::control::client::Client;
-use crate::control::wire::Envelope;
+use crate::control::wire::{self, Envelope, KIND_JSON, KIND_LINES, KIND_OUTPUT, MAX_FRAME};
 use crate::error::Error;
+use crate::output::json::Stream;
+use crate::ui::logs::{self, Incoming, Kind};
 
 use crate::ui::model::{Call, Effect, Ended, Model, Ps};
 use crate::ui::terminal::Screen;
@@ -50,6 +56,19 @@ const REPLAY: usize = 2_000;
 
 /// Messages waiting for the drawing thread; beyond, the senders wait.
 const QUEUE: usize = 256;
+
+/// The follow connection's reads.
+const READ: usize = 256 * 1024;
+
+/// The most output the dashboard reads a second (200,000 lines of 100
+/// bytes), after a first [`BURST`] (the replay): beyond, `start` leaves
+/// entries out for it, which costs `start` nothing, where sending them
+/// all would take CPU from the app on a small machine. No one reads
+/// faster than that on a screen; the store keeps the last lines anyway.
+const RATE: f64 = 20e6;
+
+/// What the dashboard may read at once beyond [`RATE`].
+const BURST: f64 = 8e6;
 
 /// How to reach the app.
 #[derive(Clone, Debug)]
@@ -72,7 +91,8 @@ impl Target {
 enum Msg {
     Input(Event),
     InputFailed(String),
-    Records(Vec<u8>),
+    /// Whole frames of the follow.
+    Feed(Vec<u8>),
     Ps(Ps),
     PsFailed(String),
     Done(Call, Result<Value, String>),
@@ -166,6 +186,7 @@ fn event_loop(
     draw(screen, model)?;
     let mut drawn = Instant::now();
     let mut dirty = false;
+    let mut feed = Feed::default();
     // The connected view's connection (`Enter` on a tty instance).
     let mut link: Option<Link> = None;
     loop {
@@ -187,7 +208,7 @@ fn event_loop(
             let mut next = Some(msg);
             let mut taken = 0;
             while let Some(msg) = next {
-                if let Some(failed) = handle(model, msg, link.as_ref(), &mut effects) {
+                if let Some(failed) = handle(model, &mut feed, msg, link.as_ref(), &mut effects) {
                     return Err(Error::io(
                         "reading the terminal",
                         std::io::Error::other(failed),
@@ -232,6 +253,7 @@ fn event_loop(
 /// Applies one message; returns why the terminal failed, if it did.
 fn handle(
     model: &mut Model,
+    feed: &mut Feed,
     msg: Msg,
     link: Option<&Link>,
     effects: &mut Vec<Effect>,
@@ -241,9 +263,9 @@ fn handle(
         Msg::Input(Event::Key(key)) => effects.extend(model.apply_key(key, now)),
         Msg::Input(_) => {}
         Msg::InputFailed(e) => return Some(e),
-        Msg::Records(bytes) => {
+        Msg::Feed(bytes) => {
             // procrun's events change what ps shows: ask now.
-            if model.apply_records(&bytes) {
+            if feed.apply(&bytes, model) {
                 effects.push(Effect::Poll);
             }
         }
@@ -359,71 +381,158 @@ fn read_input(tx: &SyncSender<Msg>, stop: &AtomicBool) {
     }
 }
 
-/// A writer of the follow stream's bytes that sends them on as whole
-/// records. They are parsed on the drawing thread, which keeps the lines:
-/// memory is then allocated and freed by one thread (across threads,
-/// malloc's arenas contend, and at 100,000 lines a second that costs more
-/// than the parsing).
-struct Records<'a> {
-    tx: &'a SyncSender<Msg>,
-    partial: Vec<u8>,
+/// What the drawing thread knows of the follow: the names of the ids that
+/// lines frames carry.
+#[derive(Debug, Default)]
+struct Feed {
+    names: HashMap<u32, Rc<str>>,
 }
 
-impl std::io::Write for Records<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // Frames hold whole records; one cut by a frame's end waits for the
-        // next frame.
-        let Some(end) = memchr::memrchr(b'\n', buf) else {
-            self.partial.extend_from_slice(buf);
-            return Ok(buf.len());
-        };
-        let mut whole = std::mem::take(&mut self.partial);
-        whole.extend_from_slice(&buf[..=end]);
-        self.partial.extend_from_slice(&buf[end + 1..]);
-        if self.tx.send(Msg::Records(whole)).is_err() {
-            // The dashboard is gone: end the follow.
-            return Err(std::io::ErrorKind::BrokenPipe.into());
+impl Feed {
+    /// Reads whole frames of the follow into the model; returns whether one
+    /// of procrun's messages was among them.
+    fn apply(&mut self, mut bytes: &[u8], model: &mut Model) -> bool {
+        let mut events = false;
+        while let Ok(Some(frame)) = wire::frame_at(bytes, MAX_FRAME) {
+            bytes = &bytes[frame.len..];
+            let payload = frame.payload;
+            match frame.kind {
+                KIND_LINES => match wire::read_lines(payload) {
+                    Ok((head, data)) => {
+                        let id = head.id;
+                        let name = self
+                            .names
+                            .entry(id)
+                            .or_insert_with(|| Rc::from(format!("instance {id}")));
+                        let kind = match head.stream {
+                            Stream::Stderr => Kind::Err,
+                            Stream::Stdout | Stream::Pty => Kind::Out,
+                        };
+                        let time =
+                            SystemTime::UNIX_EPOCH.checked_add(Duration::from_millis(head.time_ms));
+                        model.apply_lines(logs::chunk_lines(name, kind, time, data));
+                    }
+                    // Shown, never dropped in silence.
+                    Err(e) => model.apply_lines([Incoming {
+                        time: None,
+                        name: "procrun".into(),
+                        kind: Kind::Event,
+                        text: format!("procrun sent an unreadable frame: {e}"),
+                    }]),
+                },
+                // procrun's messages, as records (and everything, from a
+                // procrun that sends records only).
+                KIND_OUTPUT => events |= model.apply_records(payload),
+                KIND_JSON => {
+                    if let Ok(Envelope::Instance { id, name }) = serde_json::from_slice(payload) {
+                        self.names.insert(id, Rc::from(name));
+                    }
+                }
+                _ => {}
+            }
         }
-        Ok(buf.len())
+        events
     }
+}
 
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+/// How a follow ended.
+enum Relayed {
+    /// With the server's bye.
+    Bye(Ended),
+    /// Without one.
+    Lost(String),
+    /// The dashboard left.
+    Gone,
+}
+
+/// Reads the follow's frames (at most [`RATE`] bytes a second) and hands
+/// them on as they come, in batches of whole frames: one message per
+/// read, however many frames it holds.
+/// They are read into lines on the drawing thread, which keeps the lines:
+/// memory is then allocated and freed by one thread (across threads,
+/// malloc's arenas contend, and at 100,000 lines a second that costs more
+/// than reading them).
+fn relay(mut stream: impl std::io::Read, tx: &SyncSender<Msg>) -> Relayed {
+    let mut read = vec![0u8; READ];
+    let mut buf: Vec<u8> = Vec::with_capacity(READ);
+    // A token bucket of bytes: full at first, refilled at RATE.
+    let mut allowance = BURST;
+    let mut since = Instant::now();
+    loop {
+        allowance = (allowance + since.elapsed().as_secs_f64() * RATE).min(BURST);
+        since = Instant::now();
+        if allowance < 0.0 {
+            std::thread::sleep(Duration::from_secs_f64(-allowance / RATE));
+            continue;
+        }
+        let n = match stream.read(&mut read) {
+            Ok(0) => return Relayed::Lost("the connection to procrun was lost".into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Relayed::Lost(format!("reading from procrun: {e}")),
+        };
+        allowance -= n as f64;
+        buf.extend_from_slice(&read[..n]);
+        let mut whole = 0;
+        let mut bye = None;
+        loop {
+            match wire::frame_at(&buf[whole..], MAX_FRAME) {
+                Ok(Some(frame)) => {
+                    if frame.kind == KIND_JSON
+                        && let Ok(Envelope::Bye {
+                            message, exit_code, ..
+                        }) = serde_json::from_slice(frame.payload)
+                    {
+                        bye = Some(Ended {
+                            exit_code,
+                            reason: message,
+                        });
+                    }
+                    whole += frame.len;
+                }
+                Ok(None) => break,
+                Err(e) => return Relayed::Lost(format!("procrun sent an unreadable frame: {e}")),
+            }
+        }
+        if whole > 0 {
+            let mut rest = Vec::with_capacity(READ.max(buf.len() - whole));
+            rest.extend_from_slice(&buf[whole..]);
+            buf.truncate(whole);
+            if tx
+                .send(Msg::Feed(std::mem::replace(&mut buf, rest)))
+                .is_err()
+            {
+                return Relayed::Gone;
+            }
+        }
+        if let Some(bye) = bye {
+            return Relayed::Bye(bye);
+        }
     }
 }
 
 fn follow(target: &Target, tx: &SyncSender<Msg>) {
-    let lost = |reason: String| {
-        Msg::Ended(Ended {
+    let start = || -> Result<std::os::unix::net::UnixStream, Error> {
+        let mut client = target.connect()?;
+        // `json` for a procrun that does not know `format`: it sends
+        // records, which are read as well.
+        let params = json!({ "follow": true, "format": "lines", "json": true, "lines": REPLAY });
+        client.call("logs", params)?;
+        Ok(client.into_stream())
+    };
+    let ended = match start().map(|stream| relay(stream, tx)) {
+        Ok(Relayed::Bye(ended)) => ended,
+        Ok(Relayed::Lost(reason)) => Ended {
             exit_code: None,
             reason,
-        })
+        },
+        Ok(Relayed::Gone) => return,
+        Err(e) => Ended {
+            exit_code: None,
+            reason: describe(&e),
+        },
     };
-    let mut client = match target.connect() {
-        Ok(c) => c,
-        Err(e) => {
-            let _ = tx.send(lost(describe(&e)));
-            return;
-        }
-    };
-    let mut sink = Records {
-        tx,
-        partial: Vec::new(),
-    };
-    let params = json!({ "follow": true, "json": true, "lines": REPLAY });
-    let msg = match client.logs(params, &mut sink) {
-        Ok(Some(Envelope::Bye {
-            message, exit_code, ..
-        })) => Msg::Ended(Ended {
-            exit_code,
-            reason: message,
-        }),
-        Ok(_) => lost("the connection to procrun was lost".into()),
-        // The dashboard left (its channel is closed).
-        Err(e) if e.exit_code() == crate::exit_code::ExitCode::OK => return,
-        Err(e) => lost(describe(&e)),
-    };
-    let _ = tx.send(msg);
+    let _ = tx.send(Msg::Ended(ended));
 }
 
 fn poll(mut client: Client, tx: &SyncSender<Msg>, pokes: &Receiver<()>) {
@@ -454,39 +563,128 @@ fn poll(mut client: Client, tx: &SyncSender<Msg>, pokes: &Receiver<()>) {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write as _;
-
     use super::*;
+    use crate::control::wire::LinesHead;
+    use crate::output::lines::Tail;
+
+    fn texts(model: &Model) -> Vec<String> {
+        let merged = model.store.merged();
+        (0..merged.len())
+            .filter_map(|i| merged.get(i))
+            .map(|l| format!("{} {}", l.name, l.text))
+            .collect()
+    }
 
     #[test]
-    fn records_cut_by_a_frame_are_joined() {
-        let (tx, rx) = mpsc::sync_channel(8);
-        let mut sink = Records {
-            tx: &tx,
-            partial: Vec::new(),
+    fn the_follows_frames_become_lines_in_order() {
+        let mut stream = Vec::new();
+        let announce = |id, name: &str| {
+            wire::encode_json(&Envelope::Instance {
+                id,
+                name: name.into(),
+            })
         };
-        let a = br#"{"name":"web.1","stream":"stdout","msg":"one"}"#;
-        let b = br#"{"name":"web.1","stream":"stderr","msg":"two \"quoted\""}"#;
-        let mut bytes = [&a[..], b"\n", &b[..], b"\n", &a[..], b"\n"].concat();
-        let tail = bytes.split_off(a.len() + 10);
-        sink.write_all(&bytes).expect("written");
-        let mut middle = tail;
-        let end = middle.split_off(middle.len() - 4);
-        sink.write_all(&middle).expect("written");
-        sink.write_all(&end).expect("written");
-        let mut model = Model::new("t".into(), false);
-        while let Ok(Msg::Records(bytes)) = rx.try_recv() {
-            assert_eq!(bytes.last(), Some(&b'\n'), "whole records only");
-            assert!(!model.apply_records(&bytes), "no event");
+        stream.extend(announce(0, "web.1"));
+        stream.extend(announce(1, "worker.1"));
+        let head = |id, stream| LinesHead {
+            id,
+            stream,
+            tail: Tail::Lines,
+            time_ms: 1_764_000_000_000,
+        };
+        wire::push_lines(&mut stream, head(0, Stream::Stdout), b"one\ntwo\n");
+        // procrun's messages come as records; so does everything from a
+        // procrun that does not know the lines format.
+        let records = concat!(
+            r#"{"name":"web.1","pid":42,"stream":"system","event":"start"}"#,
+            "\n",
+            r#"{"name":"web.1","stream":"stdout","msg":"from a record"}"#,
+            "\n"
+        );
+        stream.extend(wire::encode(KIND_OUTPUT, records.as_bytes()));
+        wire::push_lines(
+            &mut stream,
+            head(1, Stream::Stderr),
+            b"\x1b[1moops\x1b[0m\n",
+        );
+        wire::push_lines(&mut stream, head(9, Stream::Stdout), b"who\n");
+        stream.extend(wire::encode_json(&Envelope::Bye {
+            code: "app_ended".into(),
+            message: "the app has stopped (exit code 0)".into(),
+            exit_code: Some(0),
+        }));
+        stream.extend(announce(2, "never.1"));
+        // Read a few bytes at a time: frames are handed on whole.
+        struct Trickle(Vec<u8>, usize);
+        impl std::io::Read for Trickle {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(7).min(self.0.len() - self.1);
+                buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
         }
-        let texts: Vec<&str> = (0..3)
-            .filter_map(|i| model.store.merged().get(i))
-            .map(|l| l.text.as_str())
-            .collect();
-        assert_eq!(texts, ["one", "two \"quoted\"", "one"]);
-        assert!(sink.partial.is_empty());
+        let (tx, rx) = mpsc::sync_channel(1024);
+        let ended = relay(Trickle(stream, 0), &tx);
+        assert!(
+            matches!(&ended, Relayed::Bye(e) if e.exit_code == Some(0)),
+            "the bye ends the relay"
+        );
+        let mut model = Model::new("t".into(), false);
+        let mut feed = Feed::default();
+        let mut events = false;
+        while let Ok(Msg::Feed(bytes)) = rx.try_recv() {
+            let mut rest = &bytes[..];
+            while let Ok(Some(frame)) = wire::frame_at(rest, MAX_FRAME) {
+                rest = &rest[frame.len..];
+            }
+            assert!(rest.is_empty() && !bytes.is_empty(), "whole frames only");
+            events |= feed.apply(&bytes, &mut model);
+        }
+        assert!(events, "procrun's message asks for a ps");
+        assert_eq!(
+            texts(&model),
+            [
+                "web.1 one",
+                "web.1 two",
+                "web.1 web.1 started with pid 42",
+                "web.1 from a record",
+                "worker.1 oops",
+                "instance 9 who"
+            ]
+        );
+        let oops = model
+            .store
+            .of("worker.1")
+            .and_then(|l| l.get(0))
+            .expect("a line");
+        assert_eq!(oops.kind, Kind::Err);
+        assert!(oops.time.is_some());
         drop(rx);
-        let gone = sink.write(b"{}\n");
-        assert!(gone.is_err(), "the dashboard left: the follow ends");
+        let mut more = Vec::new();
+        wire::push_lines(&mut more, head(0, Stream::Stdout), b"late\n");
+        assert!(
+            matches!(relay(&more[..], &tx), Relayed::Gone),
+            "the dashboard left: the follow ends"
+        );
+    }
+
+    #[test]
+    fn a_garbled_follow_ends_with_a_reason() {
+        let (tx, _rx) = mpsc::sync_channel(8);
+        let garbage = [0x7f, 0xff, 0xff, 0xff, 3, 1, 2];
+        assert!(
+            matches!(relay(&garbage[..], &tx), Relayed::Lost(r) if r.contains("unreadable")),
+            "an oversized frame"
+        );
+        let mut model = Model::new("t".into(), false);
+        let bad = wire::encode(KIND_LINES, b"short");
+        assert!(!Feed::default().apply(&bad, &mut model));
+        assert_eq!(
+            texts(&model),
+            [
+                "procrun procrun sent an unreadable frame: a lines frame of 5 bytes is shorter than its 14-byte header"
+            ]
+        );
     }
 }
