@@ -218,6 +218,9 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
     // The last answers (a `quit`'s) go out, then the socket and the lock
     // are removed.
     if let Some(server) = server {
+        if let Some(f) = &foreground {
+            f.wait_followed();
+        }
         server.finish(result.as_ref().ok().map(|(code, _)| *code));
     }
     drop(endpoint);

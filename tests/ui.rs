@@ -86,11 +86,18 @@ fn assert_terminal_restored(t: &Tmux) {
 fn assert_gone(mark: &str) {
     let deadline = Instant::now() + WAIT;
     while !support::running::marked(mark).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "left running: {:?}",
-            support::running::marked(mark)
-        );
+        if Instant::now() > deadline {
+            let left = support::running::marked(mark);
+            let names: Vec<String> = left
+                .iter()
+                .map(|&p| support::running::describe(p))
+                .collect();
+            // Nothing of this test outlives it, failed or not.
+            for pid in left {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), Signal::SIGKILL);
+            }
+            panic!("left running: {names:?}");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -226,6 +233,50 @@ fn start_ui_says_when_the_app_has_ended_and_waits_for_a_key() {
     assert_eq!(t.wait_code(), 3);
     assert_terminal_restored(&t);
     assert_gone(&t.mark);
+}
+
+/// Closing the terminal ends the dashboard and, under `start --ui`, the
+/// app: nothing is left running, and nothing spins on the dead terminal.
+#[test]
+fn a_closed_terminal_ends_the_dashboard_and_leaves_nothing_behind() {
+    let rt = runtime();
+    // `start --ui`, the app running.
+    let app = Project::with_procfile("web: echo web up; exec sleep 60\n");
+    let command = format!(
+        "{} start -p {} --ui",
+        procrun_quoted(),
+        support::free_port()
+    );
+    let t = tmux(app.path(), rt.path(), &command, 80, 24);
+    t.wait_for("web up");
+    t.close();
+    assert_gone(&t.mark);
+    // `start --ui`, the app ended, the dashboard waiting for a key.
+    let app = Project::with_procfile("web: echo going; exit 3\n");
+    let command = format!(
+        "{} start -p {} --ui",
+        procrun_quoted(),
+        support::free_port()
+    );
+    let t = tmux(app.path(), rt.path(), &command, 80, 24);
+    t.wait_for("press any key");
+    t.close();
+    assert_gone(&t.mark);
+    // `procrun ui` beside a `start`: the dashboard ends, the app runs on.
+    let started = start(rt.path());
+    let t = tmux(
+        started.path(),
+        rt.path(),
+        &format!("{} ui", procrun_quoted()),
+        80,
+        24,
+    );
+    t.wait_for("web.1");
+    t.close();
+    assert_gone(&t.mark);
+    wait_ps(started.path(), rt.path(), "web.1", "running", |i| {
+        i["state"] == "running"
+    });
 }
 
 #[test]

@@ -38,7 +38,9 @@ pub mod view;
 mod model_tests;
 
 use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use crate::diagnostic::Diagnostic;
 use crate::error::Error;
@@ -56,7 +58,11 @@ pub fn check_terminal() -> Result<(), Error> {
 /// app keeps running.
 pub fn ui(root: PathBuf, socket: Option<PathBuf>) -> Result<i32, Error> {
     check_terminal()?;
-    let target = Target { root, socket };
+    let target = Target {
+        root,
+        socket,
+        followed: None,
+    };
     let attached = session::attach(&target)?;
     let out = terminal::stdout_terminal().map_err(|e| Error::io("opening the terminal", e))?;
     let screen = Screen::enter(out).map_err(|e| Error::io("setting up the terminal", e))?;
@@ -66,12 +72,17 @@ pub fn ui(root: PathBuf, socket: Option<PathBuf>) -> Result<i32, Error> {
     Ok(ExitCode::OK)
 }
 
+/// How long `start --ui` keeps its socket open at the end for a dashboard
+/// that does not follow the output yet.
+const FOLLOW_WAIT: Duration = Duration::from_secs(5);
+
 /// The dashboard of `start --ui`: a thread of `start`, attached to its
 /// socket, drawing on the terminal that stdout and stderr were taken from.
 #[derive(Debug)]
 pub struct Foreground {
     redirect: Redirect,
     thread: JoinHandle<Result<Option<Ended>, Error>>,
+    followed: Receiver<()>,
 }
 
 impl Foreground {
@@ -81,15 +92,30 @@ impl Foreground {
     /// its plain output.
     pub fn start(redirect: Redirect, root: PathBuf, socket: PathBuf) -> Result<Foreground, String> {
         let out = redirect.terminal().map_err(|e| e.to_string())?;
+        let (told, followed) = mpsc::sync_channel(1);
         let target = Target {
             root,
             socket: Some(socket),
+            followed: Some(told),
         };
         let thread = std::thread::Builder::new()
             .name("ui".into())
             .spawn(move || foreground(&target, out))
             .map_err(|e| e.to_string())?;
-        Ok(Foreground { redirect, thread })
+        Ok(Foreground {
+            redirect,
+            thread,
+            followed,
+        })
+    }
+
+    /// Waits (at most [`FOLLOW_WAIT`]) until the dashboard follows the
+    /// app's output, or has failed to: before `start` closes its socket,
+    /// so that an app that ended at once is still shown, with its output
+    /// and its exit code.
+    pub fn wait_followed(&self) {
+        // Disconnected: the dashboard's threads are gone.
+        let _ = self.followed.recv_timeout(FOLLOW_WAIT);
     }
 
     /// Once `start` is done: waits for the dashboard (it shows the end and

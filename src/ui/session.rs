@@ -21,6 +21,7 @@
 //! nothing happens (uptimes move).
 
 use std::collections::HashMap;
+use std::os::fd::AsFd as _;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +29,8 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
+use nix::errno::Errno;
+use nix::poll::{self as unix_poll, PollFd, PollFlags, PollTimeout};
 use ratatui::crossterm::event::{self, Event};
 use serde_json::{Value, json};
 
@@ -77,6 +80,10 @@ pub struct Target {
     pub root: PathBuf,
     /// An explicit socket.
     pub socket: Option<PathBuf>,
+    /// Told once the follow has started, or could not (`start --ui`
+    /// keeps its socket open until then: an app that ends at once is
+    /// still shown ending).
+    pub followed: Option<SyncSender<()>>,
 }
 
 impl Target {
@@ -90,6 +97,8 @@ impl Target {
 #[derive(Debug)]
 enum Msg {
     Input(Event),
+    /// A key (or an input failure) waits in the keys' own queue.
+    Key,
     InputFailed(String),
     /// Whole frames of the follow.
     Feed(Vec<u8>),
@@ -140,6 +149,9 @@ pub fn run(
     let mut model = Model::new(title, foreground);
     model.apply_ps(first);
     let (tx, rx) = mpsc::sync_channel(QUEUE);
+    // Keys have a queue of their own, read before anything else, so that
+    // a key never waits behind a flood of output.
+    let (keys_tx, keys) = mpsc::sync_channel(QUEUE);
     let stop = Arc::new(AtomicBool::new(false));
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
@@ -149,7 +161,10 @@ pub fn run(
     };
     let input = {
         let (tx, stop) = (tx.clone(), Arc::clone(&stop));
-        spawn("ui-input", Box::new(move || read_input(&tx, &stop)))?
+        spawn(
+            "ui-input",
+            Box::new(move || read_input(&keys_tx, &tx, &stop)),
+        )?
     };
     {
         let (tx, target) = (tx.clone(), target.clone());
@@ -160,7 +175,8 @@ pub fn run(
         let tx = tx.clone();
         spawn("ui-poll", Box::new(move || poll(client, &tx, &pokes)))?;
     }
-    let result = event_loop(&mut model, &mut screen, &rx, &tx, &poke, target);
+    let inbox = Inbox { keys, rx };
+    let result = event_loop(&mut model, &mut screen, &inbox, &tx, &poke, target);
     stop.store(true, Ordering::SeqCst);
     drop(screen);
     // Polls its stop flag every 100 ms.
@@ -168,10 +184,23 @@ pub fn run(
     result.map(|()| model.ended)
 }
 
+/// What the drawing thread hears: keys first, then the rest.
+struct Inbox {
+    keys: Receiver<Msg>,
+    rx: Receiver<Msg>,
+}
+
+impl Inbox {
+    /// A key if one waits, else the next message if one waits.
+    fn try_next(&self) -> Option<Msg> {
+        self.keys.try_recv().or_else(|_| self.rx.try_recv()).ok()
+    }
+}
+
 fn event_loop(
     model: &mut Model,
     screen: &mut Screen,
-    rx: &Receiver<Msg>,
+    inbox: &Inbox,
     tx: &SyncSender<Msg>,
     poke: &mpsc::Sender<()>,
     target: &Target,
@@ -196,10 +225,16 @@ fn event_loop(
         } else {
             (drawn + POLL).saturating_duration_since(now)
         };
-        let first = match rx.recv_timeout(wait) {
-            Ok(msg) => Some(msg),
-            Err(RecvTimeoutError::Timeout) => None,
-            Err(RecvTimeoutError::Disconnected) => return Ok(()),
+        // The input thread wakes this wait with `Msg::Key`, its key waiting
+        // in `inbox.keys`.
+        let first = match inbox.keys.try_recv() {
+            Ok(key) => Some(key),
+            Err(_) => match inbox.rx.recv_timeout(wait) {
+                Ok(Msg::Key) => inbox.keys.try_recv().ok(),
+                Ok(msg) => Some(msg),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+            },
         };
         let mut effects = Vec::new();
         if let Some(msg) = first {
@@ -216,7 +251,7 @@ fn event_loop(
                 }
                 taken += 1;
                 next = if taken < QUEUE {
-                    rx.try_recv().ok()
+                    inbox.try_next()
                 } else {
                     None
                 };
@@ -261,7 +296,7 @@ fn handle(
     let now = Instant::now();
     match msg {
         Msg::Input(Event::Key(key)) => effects.extend(model.apply_key(key, now)),
-        Msg::Input(_) => {}
+        Msg::Input(_) | Msg::Key => {}
         Msg::InputFailed(e) => return Some(e),
         Msg::Feed(bytes) => {
             // procrun's events change what ps shows: ask now.
@@ -363,20 +398,48 @@ fn request(target: &Target, call: Call, tx: &SyncSender<Msg>, model: &mut Model)
     }
 }
 
-fn read_input(tx: &SyncSender<Msg>, stop: &AtomicBool) {
-    while !stop.load(Ordering::SeqCst) {
-        let event = match event::poll(Duration::from_millis(100)) {
-            Ok(false) => continue,
-            Ok(true) => event::read(),
-            Err(e) => Err(e),
-        };
-        let msg = match event {
-            Ok(event) => Msg::Input(event),
-            Err(e) => Msg::InputFailed(e.to_string()),
-        };
+fn read_input(keys: &SyncSender<Msg>, wake: &SyncSender<Msg>, stop: &AtomicBool) {
+    let send = |msg: Msg| {
         let failed = matches!(msg, Msg::InputFailed(_));
-        if tx.send(msg).is_err() || failed {
+        let sent = keys.send(msg).is_ok();
+        // A full queue: the drawing thread is busy and reads the key next.
+        let _ = wake.try_send(Msg::Key);
+        sent && !failed
+    };
+    let stdin = std::io::stdin();
+    while !stop.load(Ordering::SeqCst) {
+        // crossterm's reader retries forever, without its timeout, once the
+        // terminal is gone (a read of 0 bytes or EIO;
+        // crossterm-rs/crossterm#793): a hang-up is seen here first, by
+        // poll(2) on the terminal itself, and crossterm asked only when
+        // the terminal is still there. Its resize events come on a pipe
+        // of its own: asked at least every 100 ms.
+        let mut fds = [PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+        match unix_poll::poll(&mut fds, PollTimeout::from(100u16)) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                send(Msg::InputFailed(e.to_string()));
+                return;
+            }
+        }
+        let gone = PollFlags::POLLHUP | PollFlags::POLLERR | PollFlags::POLLNVAL;
+        if fds[0].revents().is_some_and(|r| r.intersects(gone)) {
+            send(Msg::InputFailed("the terminal was closed".into()));
             return;
+        }
+        // Every event crossterm holds, since poll(2) does not see those.
+        loop {
+            let msg = match event::poll(Duration::ZERO) {
+                Ok(false) => break,
+                Ok(true) => match event::read() {
+                    Ok(event) => Msg::Input(event),
+                    Err(e) => Msg::InputFailed(e.to_string()),
+                },
+                Err(e) => Msg::InputFailed(e.to_string()),
+            };
+            if !send(msg) {
+                return;
+            }
         }
     }
 }
@@ -520,7 +583,11 @@ fn follow(target: &Target, tx: &SyncSender<Msg>) {
         client.call("logs", params)?;
         Ok(client.into_stream())
     };
-    let ended = match start().map(|stream| relay(stream, tx)) {
+    let started = start();
+    if let Some(told) = &target.followed {
+        let _ = told.try_send(());
+    }
+    let ended = match started.map(|stream| relay(stream, tx)) {
         Ok(Relayed::Bye(ended)) => ended,
         Ok(Relayed::Lost(reason)) => Ended {
             exit_code: None,

@@ -137,6 +137,12 @@ impl Tmux {
         ]);
     }
 
+    /// Closes the terminal, as closing a terminal window does: tmux hangs
+    /// up the pane (SIGHUP to its processes, the terminal gone).
+    pub fn close(&self) {
+        self.tmux(&["kill-server"]);
+    }
+
     /// A tmux format of the pane: `#{alternate_on}`, `#{pane_title}`.
     pub fn format(&self, format: &str) -> String {
         self.tmux(&["display-message", "-p", "-t", "t", format])
