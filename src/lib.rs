@@ -4,6 +4,25 @@
 //! [`formation`], [`plan`]) turn text into a [`plan::Plan`]; the commands act
 //! on it. The binary is a thin layer over [`main`].
 
+/// `eprint!` that never panics: stderr may be a terminal that hung up, a
+/// closed pipe or a full disk, and a message procrun cannot show must not
+/// turn into a panic (exit code 101) instead of the exit code that says
+/// what happened.
+macro_rules! stderr_print {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stderr(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see `stderr_print!`).
+macro_rules! stderr_println {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod check;
 pub mod cli;
 pub mod completion;
@@ -69,7 +88,7 @@ pub fn main() -> i32 {
     };
     settings.foreman = foreman.path;
     settings.fallback_timeout = foreman.timeout;
-    eprint!(
+    stderr_print!(
         "{}",
         diagnostic::render_all(&foreman.warnings, settings.color_stderr())
     );
@@ -90,7 +109,7 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
     match command {
         Command::Check(args) => {
             let report = check::check(settings, &args)?;
-            eprint!(
+            stderr_print!(
                 "{}",
                 diagnostic::render_all(&report.warnings, settings.color_stderr())
             );
@@ -165,7 +184,7 @@ fn execute(settings: &Settings, command: Command) -> Result<i32, Error> {
         }
         Command::Export(args) => {
             let outcome = export::export(settings, &args)?;
-            eprint!(
+            stderr_print!(
                 "{}",
                 diagnostic::render_all(&outcome.warnings, settings.color_stderr())
             );
@@ -216,8 +235,8 @@ fn manual_page(command: Option<&str>) -> Result<Vec<u8>, Error> {
 /// Prints an error once, on stderr, and returns its exit code.
 fn report(e: &Error, color: bool) -> i32 {
     match e {
-        Error::Diagnostics(list) => eprint!("{}", diagnostic::render_all(list, color)),
-        other => eprintln!("error: {other}"),
+        Error::Diagnostics(list) => stderr_print!("{}", diagnostic::render_all(list, color)),
+        other => stderr_println!("error: {other}"),
     }
     e.exit_code()
 }

@@ -288,9 +288,9 @@ fn exit_code(target: &Target, status: ExitStatus, color: bool) -> i32 {
         );
         let prefix = "procrun:";
         if color {
-            eprintln!("{} {message}", prefix.bold());
+            stderr_println!("{} {message}", prefix.bold());
         } else {
-            eprintln!("{prefix} {message}");
+            stderr_println!("{prefix} {message}");
         }
     }
     outcome.exit_code()

@@ -34,7 +34,7 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
         },
     )?
     .plan;
-    eprint!(
+    stderr_print!(
         "{}",
         diagnostic::render_all(&plan.warnings, settings.color_stderr())
     );
@@ -97,7 +97,7 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
             .into());
         }
         Err(Refused::Failed(reason)) => {
-            eprintln!(
+            stderr_println!(
                 "warning: no control socket ({reason}); procrun ps, restart, logs… will not reach this run (pass --socket PATH to choose another place)"
             );
             None
@@ -196,14 +196,14 @@ pub fn start(settings: &Settings, args: &StartArgs) -> Result<i32, Error> {
             ) {
                 Ok(f) => Some(f),
                 Err(reason) => {
-                    eprintln!("warning: no dashboard ({reason}); procrun ui can attach");
+                    stderr_println!("warning: no dashboard ({reason}); procrun ui can attach");
                     None
                 }
             }
         }
         (Some(redirect), None) => {
             drop(redirect);
-            eprintln!("warning: no dashboard: the control socket did not start");
+            stderr_println!("warning: no dashboard: the control socket did not start");
             None
         }
         (None, _) => None,

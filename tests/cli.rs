@@ -232,3 +232,20 @@ fn run_passes_dash_c_to_the_command() {
     assert_eq!(code, Some(0), "{stderr}");
     assert_eq!(stdout, "ok\n");
 }
+
+/// A message procrun cannot write (stderr on a full disk, a closed pipe, a
+/// terminal that hung up) never turns into a panic: the exit code still
+/// says what happened.
+#[test]
+fn an_unwritable_stderr_keeps_the_exit_code() {
+    let Ok(full) = std::fs::File::create("/dev/full") else {
+        return; // not Linux: no /dev/full
+    };
+    let status = std::process::Command::new(support::procrun_path())
+        .args(["check", "-f", "no/such/Procfile"])
+        .stdout(std::process::Stdio::null())
+        .stderr(full)
+        .status()
+        .expect("runs");
+    assert_eq!(status.code(), Some(2));
+}

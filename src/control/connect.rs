@@ -99,7 +99,7 @@ pub fn connect(mut client: Client, name: &str) -> Result<i32, Error> {
             .map_err(|e| failure(format!("cannot put the terminal in raw mode: {e}")))?;
         // Said once every key goes through: what is typed after reading it
         // reaches the program.
-        eprint!("procrun: connected to {name} (pid {pid}); detach with {DETACH_NAME}\r\n");
+        stderr_print!("procrun: connected to {name} (pid {pid}); detach with {DETACH_NAME}\r\n");
         let end = relay(&mut stream, &wake_rd);
         // Colours or a hidden cursor the program left on stay with it.
         let mut out = std::io::stdout().lock();
@@ -112,11 +112,11 @@ pub fn connect(mut client: Client, name: &str) -> Result<i32, Error> {
     }
     match end {
         End::Detached => {
-            eprintln!("\nprocrun: detached from {name}; it keeps running");
+            stderr_println!("\nprocrun: detached from {name}; it keeps running");
             Ok(ExitCode::OK)
         }
         End::Bye { code, .. } if code == "exited" => {
-            eprintln!("\nprocrun: {name} has exited");
+            stderr_println!("\nprocrun: {name} has exited");
             Ok(ExitCode::OK)
         }
         End::Bye { message, .. } => Err(failure(format!("{message}; disconnected from {name}"))),
@@ -124,7 +124,7 @@ pub fn connect(mut client: Client, name: &str) -> Result<i32, Error> {
             "the connection to procrun start was lost ({why}); disconnected from {name}"
         ))),
         End::Signal(n) => {
-            eprintln!("\nprocrun: detached from {name}; it keeps running");
+            stderr_println!("\nprocrun: detached from {name}; it keeps running");
             Ok(128 + n)
         }
     }

@@ -205,7 +205,7 @@ pub async fn supervise(
                 Some(Event::OutputClosed) => Input::OutputClosed,
                 Some(Event::OutputFailed(reason)) => {
                     // stdout is what failed: say it where it can be read.
-                    eprintln!("error: writing the output failed: {reason}; stopping the app");
+                    stderr_println!("error: writing the output failed: {reason}; stopping the app");
                     Input::OutputFailed
                 }
                 // The dispatcher holds a sender: never closed while it runs.

@@ -67,7 +67,7 @@ pub fn ui(root: PathBuf, socket: Option<PathBuf>) -> Result<i32, Error> {
     let out = terminal::stdout_terminal().map_err(|e| Error::io("opening the terminal", e))?;
     let screen = Screen::enter(out).map_err(|e| Error::io("setting up the terminal", e))?;
     if let Some(ended) = session::run(&target, attached, screen, false)? {
-        eprintln!("procrun ui: {}", ended.reason);
+        stderr_println!("procrun ui: {}", ended.reason);
     }
     Ok(ExitCode::OK)
 }
@@ -126,8 +126,10 @@ impl Foreground {
         drop(self.redirect);
         match result {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => eprintln!("warning: the dashboard failed: {}", session::describe(&e)),
-            Err(_) => eprintln!("warning: the dashboard failed"),
+            Ok(Err(e)) => {
+                stderr_println!("warning: the dashboard failed: {}", session::describe(&e))
+            }
+            Err(_) => stderr_println!("warning: the dashboard failed"),
         }
     }
 }
