@@ -609,7 +609,7 @@ async fn logs(
         }
     };
     let (tx, mut rx) = if p.follow {
-        let (tx, rx) = mpsc::channel(ring::FOLLOWER_QUEUE);
+        let (tx, rx) = ring::follow();
         (Some(tx), Some(rx))
     } else {
         (None, None)
@@ -678,7 +678,7 @@ async fn logs(
             // means it left.
             _ = rd.read(&mut probe) => return false,
             _ = stopped.changed() => {
-                while let Ok(more) = rx.try_recv() {
+                while let Some(more) = rx.try_recv() {
                     feed.entry(&more, 0, &mut buf);
                 }
                 let _ = feed.flush(wr, &mut buf).await;
@@ -756,9 +756,9 @@ impl Feed {
     }
 
     /// Appends the entries waiting in `rx`, up to a frame's worth.
-    fn drain(&mut self, rx: &mut mpsc::Receiver<Arc<Entry>>, out: &mut Vec<u8>) {
+    fn drain(&mut self, rx: &mut ring::Follow, out: &mut Vec<u8>) {
         while out.len() < FRAME_BYTES {
-            let Ok(more) = rx.try_recv() else { break };
+            let Some(more) = rx.try_recv() else { break };
             self.entry(&more, 0, out);
         }
     }

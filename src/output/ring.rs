@@ -8,11 +8,15 @@
 //! ([`LANE_BYTES`]) and for procrun's messages by count
 //! ([`SYSTEM_ENTRIES`]): the oldest entries go first.
 //!
-//! A follower is a bounded channel. The printer never waits for one: when a
+//! A follower is a bounded channel, bounded by entries
+//! ([`FOLLOWER_QUEUE`]) and by the bytes of output waiting in it
+//! ([`FOLLOWER_BYTES`]: entries the ring has let go of stay alive while a
+//! slow follower holds them). The printer never waits for one: when a
 //! follower's channel is full its entries are counted as dropped, and a
 //! [`Item::Gap`] tells it how many once there is room again.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::SystemTime;
 
@@ -35,6 +39,9 @@ pub const SYSTEM_ENTRIES: usize = 1000;
 
 /// Entries a follower may have waiting before it drops some.
 pub const FOLLOWER_QUEUE: usize = 4096;
+
+/// Bytes of output a follower may have waiting before it drops some.
+pub const FOLLOWER_BYTES: usize = 8 * 1024 * 1024;
 
 /// What was printed.
 #[derive(Debug)]
@@ -84,9 +91,58 @@ struct Lane {
     bytes: usize,
 }
 
+/// The ring's end of a follow (see [`follow`]).
+#[derive(Debug)]
+pub struct FollowSender {
+    tx: mpsc::Sender<Arc<Entry>>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// A follower's end: the entries printed after its snapshot, in order.
+#[derive(Debug)]
+pub struct Follow {
+    rx: mpsc::Receiver<Arc<Entry>>,
+    waiting: Arc<AtomicUsize>,
+}
+
+/// A new follow, for [`Ring::snapshot`].
+pub fn follow() -> (FollowSender, Follow) {
+    follow_with(FOLLOWER_QUEUE)
+}
+
+fn follow_with(entries: usize) -> (FollowSender, Follow) {
+    let (tx, rx) = mpsc::channel(entries);
+    let waiting = Arc::new(AtomicUsize::new(0));
+    let sender = FollowSender {
+        tx,
+        waiting: Arc::clone(&waiting),
+    };
+    (sender, Follow { rx, waiting })
+}
+
+impl Follow {
+    fn taken(&self, entry: Arc<Entry>) -> Arc<Entry> {
+        self.waiting.fetch_sub(cost(&entry.item), Ordering::Relaxed);
+        entry
+    }
+
+    /// The next entry; `None` once the ring let go of this follow.
+    pub async fn recv(&mut self) -> Option<Arc<Entry>> {
+        let entry = self.rx.recv().await?;
+        Some(self.taken(entry))
+    }
+
+    /// The next entry if one waits.
+    pub fn try_recv(&mut self) -> Option<Arc<Entry>> {
+        let entry = self.rx.try_recv().ok()?;
+        Some(self.taken(entry))
+    }
+}
+
 #[derive(Debug)]
 struct Follower {
     tx: mpsc::Sender<Arc<Entry>>,
+    waiting: Arc<AtomicUsize>,
     /// The instances it follows (`None`: all).
     keys: Option<Vec<Key>>,
     dropped: u64,
@@ -233,7 +289,7 @@ impl Ring {
         &self,
         keys: Option<&[Key]>,
         lines: usize,
-        follow: Option<mpsc::Sender<Arc<Entry>>>,
+        follow: Option<FollowSender>,
     ) -> Snapshot {
         let mut inner = self.lock();
         let wanted = |k: Key| keys.is_none_or(|ks| ks.contains(&k));
@@ -268,9 +324,10 @@ impl Ring {
             .collect();
         entries.extend(system.into_iter().map(|e| (Arc::clone(e), 0)));
         entries.sort_by_key(|(e, _)| e.seq);
-        if let Some(tx) = follow {
+        if let Some(FollowSender { tx, waiting }) = follow {
             inner.followers.push(Follower {
                 tx,
+                waiting,
                 keys: keys.map(<[Key]>::to_vec),
                 dropped: 0,
             });
@@ -309,29 +366,38 @@ fn deliver(f: &mut Follower, entry: &Arc<Entry>, seq: u64) -> bool {
     if !relevant {
         return !f.tx.is_closed();
     }
-    if f.dropped > 0 {
-        let gap = Arc::new(Entry {
+    if f.tx.is_closed() {
+        return false;
+    }
+    // Room for the entry, and before it for the gap to report: else this
+    // one is left out too. Only the printer sends, so the room seen here
+    // is there when sending.
+    let bytes = cost(&entry.item);
+    let gap = (f.dropped > 0).then(|| {
+        Arc::new(Entry {
             seq,
             time: entry.time,
             item: Item::Gap(f.dropped),
-        });
-        match f.tx.try_send(gap) {
-            Ok(()) => f.dropped = 0,
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                f.dropped += 1;
-                return true;
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => return false,
-        }
+        })
+    });
+    let needed = bytes + gap.as_ref().map_or(0, |g| cost(&g.item));
+    let slots = 1 + usize::from(gap.is_some());
+    if f.tx.capacity() < slots || f.waiting.load(Ordering::Relaxed) + needed > FOLLOWER_BYTES {
+        f.dropped += 1;
+        return true;
     }
-    match f.tx.try_send(Arc::clone(entry)) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            f.dropped += 1;
-            true
+    // Counted before they can be taken, so the count never goes below 0.
+    f.waiting.fetch_add(needed, Ordering::Relaxed);
+    if let Some(gap) = gap {
+        if f.tx.try_send(gap).is_err() {
+            return false;
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+        f.dropped = 0;
     }
+    if f.tx.try_send(Arc::clone(entry)).is_err() {
+        return false;
+    }
+    true
 }
 
 #[cfg(test)]
@@ -444,7 +510,7 @@ mod tests {
     fn followers_get_what_comes_after_their_snapshot_and_gaps_when_slow() {
         let ring = Ring::default();
         ring.record(output(0, Stream::Stdout, b"old\n", Tail::Lines), drop);
-        let (tx, mut rx) = mpsc::channel(2);
+        let (tx, mut rx) = follow_with(2);
         let snap = ring.snapshot(None, 10, Some(tx));
         assert_eq!(lines_of(&snap), ["0:old"]);
         for i in 0..5 {
@@ -456,7 +522,7 @@ mod tests {
         let first = rx.try_recv().expect("an entry");
         assert!(matches!(first.item, Item::Output { .. }));
         let _second = rx.try_recv().expect("an entry");
-        assert!(rx.try_recv().is_err(), "the rest were dropped");
+        assert!(rx.try_recv().is_none(), "the rest were dropped");
         ring.record(output(0, Stream::Stdout, b"late\n", Tail::Lines), drop);
         match rx.try_recv().expect("a gap").item {
             Item::Gap(n) => assert_eq!(n, 3),
@@ -465,5 +531,38 @@ mod tests {
         drop(rx);
         ring.record(output(0, Stream::Stdout, b"gone\n", Tail::Lines), drop);
         assert_eq!(ring.followers(), 0, "a closed follower is dropped");
+    }
+
+    #[test]
+    fn a_slow_follower_holds_at_most_its_bytes_of_output() {
+        let ring = Ring::default();
+        let (tx, mut rx) = follow();
+        let _ = ring.snapshot(None, 0, Some(tx));
+        let line = vec![b'x'; 1024 * 1024 - 1];
+        let big = || {
+            let mut data = line.clone();
+            data.push(b'\n');
+            output(0, Stream::Stdout, &data, Tail::Lines)
+        };
+        for _ in 0..20 {
+            ring.record(big(), drop);
+        }
+        let mut held = 0;
+        while let Some(entry) = rx.try_recv() {
+            assert!(
+                matches!(entry.item, Item::Output { .. }),
+                "{:?}",
+                entry.item
+            );
+            held += 1;
+        }
+        assert!((1..=8).contains(&held), "{held} MiB held");
+        // Taken: room again, and the gap says how many were left out.
+        ring.record(big(), drop);
+        match rx.try_recv().expect("a gap").item {
+            Item::Gap(n) => assert_eq!(n, 20 - held),
+            ref other => panic!("expected a gap, got {other:?}"),
+        }
+        assert!(rx.try_recv().is_some(), "and the new entry");
     }
 }
