@@ -13,7 +13,6 @@
 //! connection into a relay of one instance's terminal ([`super::attach`]). Nothing a client sends
 //! reaches the app except through the dispatcher's typed requests.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -26,6 +25,7 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::control::request::{Command, InstanceStatus, Reply, Request};
+use crate::control::usage::Usage;
 use crate::control::wire::{
     self, Envelope, FrameError, KIND_JSON, KIND_OUTPUT, MAX_REQUEST, PROTOCOL, WireError,
 };
@@ -128,7 +128,7 @@ async fn serve(
             return;
         }
     };
-    let samples = Arc::new(Mutex::new(CpuSamples::default()));
+    let samples = Arc::new(Mutex::new(Usage::default()));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -182,7 +182,7 @@ pub(super) async fn respond(
 async fn connection(
     stream: UnixStream,
     ctx: Arc<Context>,
-    samples: Arc<Mutex<CpuSamples>>,
+    samples: Arc<Mutex<Usage>>,
     mut stopped: watch::Receiver<Phase>,
 ) {
     let cred = stream.peer_cred().ok();
@@ -414,7 +414,7 @@ pub(super) async fn ask(
 /// Answers every method but `logs`.
 async fn request(
     ctx: &Context,
-    samples: &Mutex<CpuSamples>,
+    samples: &Mutex<Usage>,
     method: &str,
     raw: Value,
     from: Option<u32>,
@@ -484,26 +484,22 @@ async fn request(
     };
     let with_usage = method == "ps";
     match ask(ctx, command, from).await? {
-        Reply::Instances(list) => {
-            let mut samples = samples.lock().unwrap_or_else(PoisonError::into_inner);
-            let now = Instant::now();
-            samples.uptime = if with_usage { uptime() } else { None };
+        Reply::Instances(list) if with_usage => {
+            let wanted: Vec<_> = list.iter().map(|s| (s.pid, s.started_at)).collect();
+            let figures = samples
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .sample(&wanted, Instant::now());
             let instances: Vec<Value> = list
                 .iter()
-                .map(|s| {
-                    let usage = if with_usage {
-                        s.pid.and_then(|p| samples.usage(p, now))
-                    } else {
-                        None
-                    };
-                    status_json(s, usage)
-                })
+                .zip(figures)
+                .map(|(s, f)| status_json(s, f.map(|f| (f.cpu_percent, f.rss_bytes))))
                 .collect();
-            if !with_usage {
-                return Ok(json!({ "instances": instances }));
-            }
-            samples.forget_except(list.iter().filter_map(|s| s.pid));
             Ok(json!({ "instances": instances, "types": type_counts(&ctx.types, &list) }))
+        }
+        Reply::Instances(list) => {
+            let instances: Vec<Value> = list.iter().map(|s| status_json(s, None)).collect();
+            Ok(json!({ "instances": instances }))
         }
         Reply::Quit(code) => Ok(json!({ "exit_code": code })),
         Reply::Keys(_) | Reply::Terminal(_) => Ok(json!({})),
@@ -667,116 +663,5 @@ fn render(renderer: &mut Renderer, entry: &Entry, skip: usize, out: &mut Vec<u8>
         Item::Notice(notice) => renderer.notice(notice, out),
         Item::Register(ident) => renderer.register(ident.clone()),
         Item::Gap(count) => renderer.notice(&Notice::Dropped { count: *count }, out),
-    }
-}
-
-/// The last CPU-time sample of each pid, so that `ps` shows the CPU use
-/// since the previous `ps` (a dashboard polling every second sees live
-/// figures); without a recent sample, the average over the process's life.
-#[derive(Debug, Default)]
-struct CpuSamples {
-    last: HashMap<u32, (Instant, u64)>,
-    /// The system's uptime, read once per `ps`.
-    uptime: Option<f64>,
-}
-
-impl CpuSamples {
-    /// CPU percent and resident bytes of `pid`.
-    fn usage(&mut self, pid: u32, now: Instant) -> Option<(f64, u64)> {
-        let stat = proc_stat(pid)?;
-        let hz = clock_ticks()?;
-        let cpu = match self.last.get(&pid) {
-            Some(&(at, ticks)) if now.duration_since(at) >= Duration::from_millis(200) => {
-                let secs = now.duration_since(at).as_secs_f64();
-                stat.ticks.saturating_sub(ticks) as f64 / hz / secs * 100.0
-            }
-            _ => {
-                let alive = self.uptime? - stat.start_ticks as f64 / hz;
-                if alive > 0.0 {
-                    stat.ticks as f64 / hz / alive * 100.0
-                } else {
-                    0.0
-                }
-            }
-        };
-        match self.last.get(&pid) {
-            Some(&(at, _)) if now.duration_since(at) < Duration::from_millis(200) => {}
-            _ => {
-                self.last.insert(pid, (now, stat.ticks));
-            }
-        }
-        Some((cpu, stat.rss_pages * page_size()))
-    }
-
-    fn forget_except(&mut self, pids: impl Iterator<Item = u32>) {
-        let keep: std::collections::HashSet<u32> = pids.collect();
-        self.last.retain(|pid, _| keep.contains(pid));
-    }
-}
-
-struct ProcStat {
-    ticks: u64,
-    start_ticks: u64,
-    rss_pages: u64,
-}
-
-/// utime + stime, start time and resident pages from `/proc/PID/stat`.
-fn proc_stat(pid: u32) -> Option<ProcStat> {
-    use std::io::Read as _;
-    // One open and one read into a buffer on the stack: `ps` of a thousand
-    // instances reads a thousand of these.
-    let mut buf = [0u8; 1024];
-    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
-    let n = file.read(&mut buf).ok()?;
-    let text = std::str::from_utf8(&buf[..n]).ok()?;
-    // The command name may hold spaces and parentheses: fields follow the
-    // last `)`; the first of them is field 3 (state).
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let num = |i: usize| fields.get(i)?.parse::<u64>().ok();
-    Some(ProcStat {
-        ticks: num(11)? + num(12)?,
-        start_ticks: num(19)?,
-        rss_pages: num(21)?,
-    })
-}
-
-fn clock_ticks() -> Option<f64> {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (hz > 0).then_some(hz as f64)
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).unwrap_or(4096)
-}
-
-fn uptime() -> Option<f64> {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_process_stat_parses() {
-        let stat = proc_stat(std::process::id()).expect("our own /proc entry");
-        assert!(stat.rss_pages > 0);
-        let mut samples = CpuSamples {
-            uptime: uptime(),
-            ..CpuSamples::default()
-        };
-        let (cpu, rss) = samples
-            .usage(std::process::id(), Instant::now())
-            .expect("usage");
-        assert!(cpu >= 0.0 && rss > 0);
     }
 }
