@@ -9,8 +9,11 @@
 //! - `launch`: the baseline launcher, a bare fork/exec of `sh -c CMD`;
 //! - `mux`: the limit multiplexer, the least a line-prefixing runner does
 //!   (`limit.rs`);
-//! - `check`: the checker on stdin, for manual use.
+//! - `check`: the checker on stdin, for manual use;
+//! - `tick`, `drip`: a timestamp every 5 ms, and 100 KB/s of lines (the
+//!   control scenario, `control.rs`).
 
+mod control;
 mod harness;
 mod json;
 mod limit;
@@ -34,7 +37,7 @@ fn main() -> ExitCode {
     let role = args.first().cloned().unwrap_or_default();
     let rest = if matches!(
         role.as_str(),
-        "produce" | "ready" | "launch" | "mux" | "check" | "run"
+        "produce" | "ready" | "launch" | "mux" | "check" | "run" | "tick" | "drip"
     ) {
         args.remove(0);
         args
@@ -47,6 +50,8 @@ fn main() -> ExitCode {
         "launch" => launch(&rest),
         "mux" => limit::mux(&rest),
         "check" => check(&rest),
+        "tick" => control::tick(&rest),
+        "drip" => control::drip(&rest),
         _ => harness::main(&rest),
     };
     match result {
