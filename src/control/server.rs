@@ -15,9 +15,9 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::UnixStream;
@@ -25,7 +25,7 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::control::request::{Command, InstanceStatus, Reply, Request};
-use crate::control::usage::Usage;
+use crate::control::usage::{Figures, Usage};
 use crate::control::wire::{
     self, Envelope, FrameError, KIND_JSON, KIND_OUTPUT, MAX_REQUEST, PROTOCOL, WireError,
 };
@@ -287,8 +287,13 @@ async fn connection(
                 super::attach::attach(&mut rd, &mut wr, &ctx, id, params, from, &mut stopped).await;
                 return;
             }
+            Envelope::Request { id, method, .. } if method == "ps" => {
+                if send(&mut wr, &ps(&ctx, &samples, id, from).await).await.is_err() {
+                    return;
+                }
+            }
             Envelope::Request { id, method, params } => {
-                let answer = request(&ctx, &samples, &method, params, from).await;
+                let answer = request(&ctx, &method, params, from).await;
                 if respond(&mut wr, Some(id), answer).await.is_err() {
                     return;
                 }
@@ -411,10 +416,64 @@ pub(super) async fn ask(
     answer.await.map_err(|_| gone())?
 }
 
-/// Answers every method but `logs`.
+/// `ps`: the response frame, every instance with its CPU% and memory,
+/// serialized straight from the statuses (no JSON tree in between: this
+/// is a thousand objects at a dashboard's every poll).
+async fn ps(ctx: &Context, usage: &Mutex<Usage>, id: u64, from: Option<u32>) -> Vec<u8> {
+    let list = match ask(ctx, Command::Ps, from).await {
+        Ok(Reply::Instances(list)) => list,
+        Ok(_) => Vec::new(),
+        Err(error) => {
+            return wire::encode_json(&Envelope::Response {
+                id: Some(id),
+                result: None,
+                error: Some(error),
+            });
+        }
+    };
+    let wanted: Vec<_> = list.iter().map(|s| (s.pid, s.started_at)).collect();
+    let figures = usage
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .sample(&wanted, Instant::now());
+    let response = PsResponse {
+        id,
+        result: PsResult {
+            instances: list
+                .iter()
+                .zip(figures)
+                .map(|(s, f)| StatusRow::new(s, f))
+                .collect(),
+            types: type_counts(&ctx.types, &list),
+        },
+    };
+    // Serializing these plain types cannot fail.
+    wire::encode(KIND_JSON, &serde_json::to_vec(&response).unwrap_or_default())
+}
+
+/// The response to `ps`, as [`Envelope::Response`] would write it.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "response")]
+struct PsResponse<'a> {
+    id: u64,
+    result: PsResult<'a>,
+}
+
+#[derive(Serialize)]
+struct PsResult<'a> {
+    instances: Vec<StatusRow<'a>>,
+    types: Vec<TypeCount<'a>>,
+}
+
+#[derive(Serialize)]
+struct TypeCount<'a> {
+    name: &'a str,
+    count: usize,
+}
+
+/// Answers every method but `logs`, `attach` and `ps`.
 async fn request(
     ctx: &Context,
-    samples: &Mutex<Usage>,
     method: &str,
     raw: Value,
     from: Option<u32>,
@@ -423,7 +482,6 @@ async fn request(
         // Answered in order after everything sent before it (the end of a
         // `logs` replay, say).
         "ping" => return Ok(json!({})),
-        "ps" => Command::Ps,
         "restart" => Command::Restart(params::<Names>(raw)?.names),
         "stop" => {
             let names = params::<Names>(raw)?.names;
@@ -482,21 +540,7 @@ async fn request(
             ));
         }
     };
-    let with_usage = method == "ps";
     match ask(ctx, command, from).await? {
-        Reply::Instances(list) if with_usage => {
-            let wanted: Vec<_> = list.iter().map(|s| (s.pid, s.started_at)).collect();
-            let figures = samples
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .sample(&wanted, Instant::now());
-            let instances: Vec<Value> = list
-                .iter()
-                .zip(figures)
-                .map(|(s, f)| status_json(s, f.map(|f| (f.cpu_percent, f.rss_bytes))))
-                .collect();
-            Ok(json!({ "instances": instances, "types": type_counts(&ctx.types, &list) }))
-        }
         Reply::Instances(list) => {
             let instances: Vec<Value> = list.iter().map(|s| status_json(s, None)).collect();
             Ok(json!({ "instances": instances }))
@@ -508,36 +552,58 @@ async fn request(
 
 /// `[{"name":"web","count":2},…]`: every type, with how many instances
 /// `ps` shows of it (0 for a type scaled down to none).
-fn type_counts(types: &[String], list: &[InstanceStatus]) -> Value {
+fn type_counts<'a>(types: &'a [String], list: &[InstanceStatus]) -> Vec<TypeCount<'a>> {
     types
         .iter()
-        .map(|name| {
-            let count = list.iter().filter(|s| s.type_name == *name).count();
-            json!({ "name": name, "count": count })
+        .map(|name| TypeCount {
+            name,
+            count: list.iter().filter(|s| s.type_name == *name).count(),
         })
         .collect()
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+/// One instance as the methods show it (`docs/control.md`).
+#[derive(Serialize)]
+struct StatusRow<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    type_name: &'a str,
+    instance: u32,
+    pid: Option<u32>,
+    state: &'a str,
+    port: Option<u16>,
+    restarts: u32,
+    started_at: Option<String>,
+    exit_code: Option<i32>,
+    tty: bool,
+    cpu_percent: Option<f64>,
+    rss_bytes: Option<u64>,
+}
+
+impl<'a> StatusRow<'a> {
+    fn new(s: &'a InstanceStatus, usage: Option<Figures>) -> Self {
+        StatusRow {
+            name: &s.name,
+            type_name: &s.type_name,
+            instance: s.number,
+            pid: s.pid,
+            state: s.state,
+            port: s.port,
+            restarts: s.restarts,
+            started_at: s
+                .started_at
+                .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            exit_code: s.exit_code,
+            tty: s.tty,
+            cpu_percent: usage.map(|u| (u.cpu_percent * 10.0).round() / 10.0),
+            rss_bytes: usage.map(|u| u.rss_bytes),
+        }
+    }
 }
 
 /// One instance as JSON (`docs/control.md`).
-pub fn status_json(s: &InstanceStatus, usage: Option<(f64, u64)>) -> Value {
-    json!({
-        "name": s.name,
-        "type": s.type_name,
-        "instance": s.number,
-        "pid": s.pid,
-        "state": s.state,
-        "port": s.port,
-        "restarts": s.restarts,
-        "started_at": s.started_at.map(rfc3339),
-        "exit_code": s.exit_code,
-        "tty": s.tty,
-        "cpu_percent": usage.map(|u| (u.0 * 10.0).round() / 10.0),
-        "rss_bytes": usage.map(|u| u.1),
-    })
+pub fn status_json(s: &InstanceStatus, usage: Option<Figures>) -> Value {
+    serde_json::to_value(StatusRow::new(s, usage)).unwrap_or(Value::Null)
 }
 
 /// `logs`: the response, then the ring's entries as output frames, then
