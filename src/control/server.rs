@@ -288,7 +288,8 @@ async fn connection(
                 return;
             }
             Envelope::Request { id, method, .. } if method == "ps" => {
-                if send(&mut wr, &ps(&ctx, &samples, id, from).await).await.is_err() {
+                let frame = ps(&ctx, &samples, id, from).await;
+                if send(&mut wr, &frame).await.is_err() {
                     return;
                 }
             }
@@ -448,7 +449,8 @@ async fn ps(ctx: &Context, usage: &Mutex<Usage>, id: u64, from: Option<u32>) -> 
         },
     };
     // Serializing these plain types cannot fail.
-    wire::encode(KIND_JSON, &serde_json::to_vec(&response).unwrap_or_default())
+    let json = serde_json::to_vec(&response).unwrap_or_default();
+    wire::encode(KIND_JSON, &json)
 }
 
 /// The response to `ps`, as [`Envelope::Response`] would write it.

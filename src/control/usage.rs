@@ -12,9 +12,13 @@
 //! child and must have started before the instance's run began (see
 //! [`Usage::sample`]), so a pid reused by then is never read.
 //!
-//! The descriptors kept are at most a quarter of the open-files limit
-//! (which `start` raises to the hard limit); instances past that are read
-//! with an open and a close each time, as before.
+//! The descriptors kept never take the room the instances need: at most a
+//! quarter of the open-files limit (which `start` raises to the hard
+//! limit), and at most half of what is left after 3 per instance (its two
+//! pipes and its pidfd). 1,000 instances keep 1,000 descriptors with a
+//! limit of 5,000 or more; with the common hard limit of 4,096 they keep
+//! 548 and read the others with an open and a close each time, as
+//! before.
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -91,6 +95,24 @@ struct Watched {
     seen: bool,
 }
 
+/// How many descriptors may be kept.
+#[derive(Clone, Copy, Debug)]
+enum Budget {
+    /// Within this open-files limit, by the number of instances.
+    Limit(usize),
+    /// This many.
+    Fixed(usize),
+}
+
+impl Budget {
+    fn for_instances(self, instances: usize) -> usize {
+        match self {
+            Budget::Limit(limit) => (limit / 4).min(limit.saturating_sub(3 * instances) / 2),
+            Budget::Fixed(n) => n,
+        }
+    }
+}
+
 /// The processes `ps` watches, and their last CPU samples.
 #[derive(Debug)]
 pub struct Usage {
@@ -98,7 +120,7 @@ pub struct Usage {
     /// How many of `watched` hold a descriptor.
     open: usize,
     /// The most descriptors kept.
-    budget: usize,
+    budget: Budget,
     /// Our own pid: instances are our children.
     me: u32,
     hz: f64,
@@ -107,13 +129,17 @@ pub struct Usage {
 
 impl Default for Usage {
     fn default() -> Self {
-        Usage::with_budget(fd_budget())
+        Usage::new(Budget::Limit(open_files_limit()))
     }
 }
 
 impl Usage {
-    /// Keeps at most `budget` descriptors open.
+    /// Keeps at most `budget` descriptors open, however many instances.
     pub fn with_budget(budget: usize) -> Self {
+        Usage::new(Budget::Fixed(budget))
+    }
+
+    fn new(budget: Budget) -> Self {
         Usage {
             watched: HashMap::new(),
             open: 0,
@@ -140,8 +166,13 @@ impl Usage {
     ) -> Vec<Option<Figures>> {
         let uptime = uptime();
         let wall = SystemTime::now();
+        let budget = self.budget.for_instances(instances.len());
         for w in self.watched.values_mut() {
             w.seen = false;
+            // More instances than before: what they need comes first.
+            if self.open > budget && w.file.take().is_some() {
+                self.open -= 1;
+            }
         }
         let out = instances
             .iter()
@@ -150,7 +181,7 @@ impl Usage {
                 // How long ago the run began; the supervisor records it
                 // after the spawn returned, so its process is older.
                 let run_age = started_at.and_then(|t| wall.duration_since(t).ok());
-                self.figures(pid, run_age, uptime, now)
+                self.figures(pid, run_age, (uptime, budget), now)
             })
             .collect();
         let before = self.watched.len();
@@ -165,7 +196,7 @@ impl Usage {
         &mut self,
         pid: u32,
         run_age: Option<Duration>,
-        uptime: Option<f64>,
+        (uptime, budget): (Option<f64>, usize),
         now: Instant,
     ) -> Option<Figures> {
         let stat = match self.watched.get_mut(&pid) {
@@ -177,10 +208,10 @@ impl Usage {
                     if self.watched.remove(&pid)?.file.is_some() {
                         self.open -= 1;
                     }
-                    return self.first(pid, run_age, uptime, now);
+                    return self.first(pid, run_age, (uptime, budget), now);
                 }
             },
-            None => return self.first(pid, run_age, uptime, now),
+            None => return self.first(pid, run_age, (uptime, budget), now),
         };
         let w = self.watched.get_mut(&pid)?;
         w.seen = true;
@@ -204,7 +235,7 @@ impl Usage {
         &mut self,
         pid: u32,
         run_age: Option<Duration>,
-        uptime: Option<f64>,
+        (uptime, budget): (Option<f64>, usize),
         now: Instant,
     ) -> Option<Figures> {
         let file = File::open(format!("/proc/{pid}/stat")).ok()?;
@@ -212,7 +243,7 @@ impl Usage {
         if !self.is_instance(&stat, run_age, uptime) {
             return None;
         }
-        let keep = self.open < self.budget;
+        let keep = self.open < budget;
         if keep {
             self.open += 1;
         }
@@ -278,9 +309,8 @@ fn lifetime_cpu(stat: &ProcStat, uptime: Option<f64>, hz: f64) -> Option<f64> {
     })
 }
 
-/// A quarter of the open-files limit: `start` needs the rest for the
-/// instances' pipes and its own files.
-fn fd_budget() -> usize {
+/// The soft limit on open files (`start` has raised it to the hard limit).
+fn open_files_limit() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -289,7 +319,7 @@ fn fd_budget() -> usize {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return 0;
     }
-    usize::try_from(limit.rlim_cur / 4).unwrap_or(usize::MAX)
+    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
 }
 
 fn clock_ticks() -> f64 {
@@ -319,7 +349,7 @@ fn uptime() -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::process::{Command, Stdio};
+    use std::process::Command;
 
     fn stat_of(pid: u32) -> ProcStat {
         let text = std::fs::read(format!("/proc/{pid}/stat")).expect("a /proc entry");
@@ -478,16 +508,44 @@ mod tests {
     }
 
     #[test]
-    fn the_budget_is_a_quarter_of_the_open_files_limit() {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit writes into the struct we pass.
+    fn the_budget_leaves_the_instances_their_descriptors() {
+        let budget = |limit, instances| Budget::Limit(limit).for_instances(instances);
+        assert_eq!(budget(1 << 20, 1000), (1 << 20) / 4);
+        assert_eq!(budget(20_000, 1000), 5000);
+        assert_eq!(budget(8000, 1000), 2000);
+        assert_eq!(budget(4096, 1000), 548);
+        assert_eq!(budget(1024, 300), 62);
+        assert_eq!(budget(1024, 400), 0);
+        assert_eq!(Budget::Fixed(2).for_instances(1000), 2);
+    }
+
+    #[test]
+    fn kept_descriptors_are_closed_when_more_instances_need_the_room() {
+        let mut children: Vec<_> = (0..2)
+            .map(|_| Command::new("sleep").arg("30").spawn().expect("sleep"))
+            .collect();
+        let list: Vec<_> = children
+            .iter()
+            .map(|c| (Some(c.id()), Some(SystemTime::now())))
+            .collect();
+        let now = Instant::now();
+        // A limit of 100: 2 instances may keep 25.
+        let mut usage = Usage::new(Budget::Limit(100));
+        assert!(usage.sample(&list, now).iter().all(Option::is_some));
+        assert_eq!(usage.open_files(), 2);
+        // 31 instances leave (100 - 93) / 2 = 3; 32 leave 2; 33 leave 0.
+        let mut more = list.clone();
+        more.resize(33, (None, None));
+        assert!(usage.sample(&more, now)[..2].iter().all(Option::is_some));
         assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
+            usage.open_files(),
+            0,
+            "closed, and read with an open each time"
         );
-        assert_eq!(fd_budget() as u64, limit.rlim_cur / 4);
+        assert_eq!(usage.watched.len(), 2);
+        for c in &mut children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 }
