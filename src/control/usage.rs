@@ -362,11 +362,13 @@ mod tests {
         let stat = parse_stat(&text).expect("parses");
         // The fields by hand, from the same text.
         let s = String::from_utf8(text).expect("ascii");
-        let after: Vec<&str> = s[s.rfind(')').unwrap() + 1..].split_whitespace().collect();
+        let close = s.rfind(')').expect("a command name");
+        let after: Vec<&str> = s[close + 1..].split_whitespace().collect();
         assert_eq!(stat.ppid.to_string(), after[1]);
         assert_eq!(stat.start_ticks.to_string(), after[19]);
         assert_eq!(stat.rss_pages.to_string(), after[21]);
-        let ticks: u64 = after[11].parse::<u64>().unwrap() + after[12].parse::<u64>().unwrap();
+        let field = |i: usize| after[i].parse::<u64>().expect("a number");
+        let ticks = field(11) + field(12);
         assert_eq!(stat.ticks, ticks);
         assert!(stat.rss_pages > 0);
         // SAFETY: getppid has no preconditions.
