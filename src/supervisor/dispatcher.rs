@@ -48,10 +48,6 @@ const POLL: Duration = Duration::from_millis(10);
 /// can scan needs more than two; the dispatcher then sweeps again).
 const FREEZE_FOR: Duration = Duration::from_millis(200);
 
-/// How long after a SIGCHLD dead adopted orphans are looked for: one look
-/// for all the SIGCHLDs of a burst of restarts.
-const STRAYS_DELAY: Duration = Duration::from_millis(100);
-
 /// After SIGKILL, how long to wait for processes before giving up on them
 /// (a process stuck in the kernel cannot even be killed).
 const GIVE_UP: Duration = Duration::from_secs(5);
@@ -167,7 +163,6 @@ pub async fn supervise(
     d.perform(actions);
 
     let far = Instant::now() + Duration::from_secs(86_400 * 365);
-    let mut strays_at: Option<Instant> = None;
     loop {
         let mut poll_at = far;
         if d.machine.finished() {
@@ -228,19 +223,8 @@ pub async fn supervise(
             }
             _ = sigchld.recv() => {
                 if d.machine.stop().is_none() {
-                    // An adopted orphan may have died: reap it soon rather
-                    // than keep a zombie until the end. Soon, not now:
-                    // looking costs a walk over every child, on the thread
-                    // that forwards the output, and while instances restart
-                    // one SIGCHLD follows another; by then the units have
-                    // reaped their own.
-                    strays_at.get_or_insert(Instant::now() + STRAYS_DELAY);
-                }
-                continue;
-            }
-            () = sleep_until(strays_at.unwrap_or(far)), if strays_at.is_some() => {
-                strays_at = None;
-                if d.machine.stop().is_none() {
+                    // An adopted orphan may have died: reap it now rather
+                    // than keep a zombie until the end.
                     d.reap_strays();
                 }
                 continue;
@@ -550,16 +534,9 @@ impl Dispatcher {
     /// Reaps adopted orphans that died. Only a child of procrun that is
     /// neither an instance nor the watchdog can be one: when the kernel
     /// lists none, there is nothing to reap and no `/proc` scan to pay for
-    /// (every instance's exit raises SIGCHLD, so this runs after most
-    /// restarts, at most once per `STRAYS_DELAY`).
+    /// (every instance's exit raises SIGCHLD, so this runs once per
+    /// restart).
     fn reap_strays(&self) {
-        // No dead child (the instance's unit reaped it already): nothing to
-        // reap, and no list of a thousand children to read on the thread
-        // that forwards every instance's output.
-        #[cfg(target_os = "linux")]
-        if !reap::dead_child() {
-            return;
-        }
         if let Some(children) = reap::own_children() {
             let ours: std::collections::HashSet<u32> =
                 self.units.iter().flatten().filter_map(|u| u.pid).collect();

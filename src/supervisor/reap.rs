@@ -70,19 +70,6 @@ pub fn descendants(keep: Option<i32>) -> Vec<Proc> {
     found
 }
 
-/// Whether a child of procrun has died and waits to be reaped. Only looks
-/// (`WNOWAIT`): the child stays for whoever reaps it.
-#[cfg(target_os = "linux")]
-pub fn dead_child() -> bool {
-    // SAFETY: siginfo_t is plain data that waitid fills; WNOHANG never
-    // blocks and WNOWAIT reaps nothing.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT | libc::__WALL;
-        libc::waitid(libc::P_ALL, 0, &mut info, flags) == 0 && info.si_pid() != 0
-    }
-}
-
 /// procrun's children according to `/proc/self/task/*/children`, or `None`
 /// where the kernel does not offer that file.
 pub fn own_children() -> Option<Vec<i32>> {
@@ -169,27 +156,6 @@ fn parse_stat(pid: i32, stat: &[u8]) -> Option<Proc> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[cfg(target_os = "linux")]
-    #[test]
-    fn a_dead_child_is_seen_and_left_to_be_reaped() {
-        let mut child = std::process::Command::new("sh")
-            .args(["-c", "exit 7"])
-            .spawn()
-            .expect("sh");
-        let path = format!("/proc/{}/stat", child.id());
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while std::time::Instant::now() < deadline {
-            let stat = std::fs::read(&path).expect("stat");
-            if parse_stat(0, &stat).is_some_and(|p| p.zombie) {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(5));
-        }
-        assert!(dead_child());
-        // Still there for its owner to reap, with its status.
-        assert_eq!(child.wait().expect("wait").code(), Some(7));
-    }
 
     #[test]
     fn parses_stat_with_odd_names() {
