@@ -38,7 +38,10 @@ USAGE: procrun-bench [OPTIONS]
                      write, K = 1 and 16), backpressure, json (16 writers,
                      --log-format json beside text), startup, shutdown,
                      stubborn, exit, restart, restart-soak, ui (the
-                     dashboard's cost, paced and flat out) [default: all]
+                     dashboard's cost, paced and flat out), control
+                     (procrun's control socket: ps --json, another
+                     instance's output latency during restarts, idle CPU,
+                     the log ring's RSS) [default: all]
   --reps N           repetitions [default: 5; --quick: 1]
   --quick            smoke run in seconds: small volumes, K ≤ 100, 1 rep
   --mib N            MiB per throughput run for procrun and the raw pipe
@@ -63,6 +66,15 @@ USAGE: procrun-bench [OPTIONS]
                      --quick: 3]
   --soak-instances N instances in the restart soak [default: 100;
                      --quick: 10]
+  --control-instances N   instances of the control scenario's main run
+                     [default: 1000; --quick: 100]
+  --control-calls N  `ps --json` calls per control run [default: 20;
+                     --quick: 5]
+  --control-secs N   seconds of each output-latency spell (quiet, then
+                     restarting) and of the idle spell [default: 10;
+                     --quick: 1]
+  --ring-secs N      seconds of the control scenario's 100 writers at
+                     100 KB/s each [default: 60; --quick: 3]
   --json FILE        also save all results as JSON
   --markdown FILE    also save the tables as Markdown
 ";
@@ -87,6 +99,10 @@ struct Opts {
     restart_secs: f64,
     soak_secs: f64,
     soak_instances: u32,
+    control_instances: u32,
+    control_calls: usize,
+    control_secs: f64,
+    ring_secs: f64,
     json: Option<PathBuf>,
     markdown: Option<PathBuf>,
 }
@@ -120,6 +136,10 @@ fn parse(args: &[String]) -> Result<Opts> {
         restart_secs: if quick { 1.0 } else { 10.0 },
         soak_secs: if quick { 3.0 } else { 60.0 },
         soak_instances: if quick { 10 } else { 100 },
+        control_instances: if quick { 100 } else { 1000 },
+        control_calls: if quick { 5 } else { 20 },
+        control_secs: if quick { 1.0 } else { 10.0 },
+        ring_secs: if quick { 3.0 } else { 60.0 },
         json: None,
         markdown: None,
     };
@@ -173,6 +193,18 @@ fn parse(args: &[String]) -> Result<Opts> {
                     .filter(|k| *k > 0)
                     .ok_or("bad --soak-instances")?
             }
+            "--control-instances" => {
+                o.control_instances = val()?
+                    .parse()
+                    .ok()
+                    .filter(|k| (2..=1000).contains(k))
+                    .ok_or("bad --control-instances: 2 to 1000")?
+            }
+            "--control-calls" => {
+                o.control_calls = val()?.parse().map_err(|_| "bad --control-calls")?
+            }
+            "--control-secs" => o.control_secs = secs(&val()?, "--control-secs")?,
+            "--ring-secs" => o.ring_secs = secs(&val()?, "--ring-secs")?,
             "--json" => o.json = Some(PathBuf::from(val()?)),
             "--markdown" => o.markdown = Some(PathBuf::from(val()?)),
             other => return Err(format!("unknown option `{other}`\n\n{HELP}")),
@@ -501,8 +533,8 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
         want("stubborn"),
         want("exit"),
     );
-    let (rs, soak) = (want("restart"), want("restart-soak"));
     let ui = want("ui");
+    let (rs, soak, ctl) = (want("restart"), want("restart-soak"), want("control"));
     if want("limit") {
         bench.limit();
     }
@@ -553,6 +585,9 @@ pub fn main(args: &[String]) -> Result<ExitCode> {
         let secs = if bench.opts.quick { 2.0 } else { 10.0 };
         let tables = crate::ui::scenario(&builds, &bench.exe, bench.opts.reps, secs);
         bench.tables.extend(tables);
+    }
+    if ctl {
+        bench.control();
     }
     let elapsed = sys::secs(now_ns() - started);
     let mut md = header.clone();
@@ -923,6 +958,28 @@ impl Bench {
             }
         }
         self.tables.push(t);
+    }
+
+    /// The control socket's costs, for every procrun build
+    /// (`crate::control`).
+    fn control(&mut self) {
+        let cfg = crate::control::Config {
+            instances: self.opts.control_instances,
+            calls: self.opts.control_calls,
+            latency_secs: self.opts.control_secs,
+            idle_secs: self.opts.control_secs,
+            ring_instances: 100,
+            ring_secs: self.opts.ring_secs,
+            reps: self.opts.reps,
+        };
+        let builds: Vec<Runner> = self
+            .runners
+            .iter()
+            .filter(|r| r.kind == Kind::Procrun)
+            .cloned()
+            .collect();
+        let tables = crate::control::run(&cfg, &builds, &self.exe, &|w| self.progress(w));
+        self.tables.extend(tables);
     }
 
     fn procrun(&self) -> Option<Runner> {

@@ -10,8 +10,11 @@
 //! - `mux`: the limit multiplexer, the least a line-prefixing runner does
 //!   (`limit.rs`);
 //! - `pace`: a writer of lines at a set rate (the `ui` scenario, `ui.rs`);
-//! - `check`: the checker on stdin, for manual use.
+//! - `check`: the checker on stdin, for manual use;
+//! - `tick`, `drip`: a timestamp every 5 ms, and 100 KB/s of lines (the
+//!   control scenario, `control.rs`).
 
+mod control;
 mod harness;
 mod json;
 mod limit;
@@ -36,7 +39,7 @@ fn main() -> ExitCode {
     let role = args.first().cloned().unwrap_or_default();
     let rest = if matches!(
         role.as_str(),
-        "produce" | "ready" | "launch" | "mux" | "pace" | "check" | "run"
+        "produce" | "ready" | "launch" | "mux" | "pace" | "check" | "run" | "tick" | "drip"
     ) {
         args.remove(0);
         args
@@ -50,6 +53,8 @@ fn main() -> ExitCode {
         "mux" => limit::mux(&rest),
         "pace" => ui::pace(&rest),
         "check" => check(&rest),
+        "tick" => control::tick(&rest),
+        "drip" => control::drip(&rest),
         _ => harness::main(&rest),
     };
     match result {

@@ -9,6 +9,7 @@
 //! - [`request`]: the typed requests the server hands the dispatcher (the
 //!   only way into the supervisor);
 //! - [`server`]: the socket's thread in `start`;
+//! - [`usage`]: the CPU% and memory `ps` shows, from `/proc`;
 //! - [`attach`]: its `attach` and `send` methods, which reach the terminal
 //!   of an instance started with `--tty`;
 //! - [`client`]: the client commands;
@@ -20,4 +21,5 @@ pub mod connect;
 pub mod endpoint;
 pub mod request;
 pub mod server;
+pub mod usage;
 pub mod wire;

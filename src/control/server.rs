@@ -13,12 +13,11 @@
 //! connection into a relay of one instance's terminal ([`super::attach`]). Nothing a client sends
 //! reaches the app except through the dispatcher's typed requests.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::io::AsyncReadExt as _;
 use tokio::net::UnixStream;
@@ -26,6 +25,7 @@ use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::control::request::{Command, InstanceStatus, Reply, Request};
+use crate::control::usage::{Figures, Usage};
 use crate::control::wire::{
     self, Envelope, FrameError, KIND_JSON, KIND_OUTPUT, LinesHead, MAX_REQUEST, PROTOCOL, WireError,
 };
@@ -132,7 +132,7 @@ async fn serve(
             return;
         }
     };
-    let samples = Arc::new(Mutex::new(CpuSamples::default()));
+    let samples = Arc::new(Mutex::new(Usage::default()));
     let mut tasks = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
@@ -186,7 +186,7 @@ pub(super) async fn respond(
 async fn connection(
     stream: UnixStream,
     ctx: Arc<Context>,
-    samples: Arc<Mutex<CpuSamples>>,
+    samples: Arc<Mutex<Usage>>,
     mut stopped: watch::Receiver<Phase>,
 ) {
     let cred = stream.peer_cred().ok();
@@ -291,8 +291,14 @@ async fn connection(
                 super::attach::attach(&mut rd, &mut wr, &ctx, id, params, from, &mut stopped).await;
                 return;
             }
+            Envelope::Request { id, method, .. } if method == "ps" => {
+                let frame = ps(&ctx, &samples, id, from).await;
+                if send(&mut wr, &frame).await.is_err() {
+                    return;
+                }
+            }
             Envelope::Request { id, method, params } => {
-                let answer = request(&ctx, &samples, &method, params, from).await;
+                let answer = request(&ctx, &method, params, from).await;
                 if respond(&mut wr, Some(id), answer).await.is_err() {
                     return;
                 }
@@ -446,10 +452,65 @@ pub(super) async fn ask(
     answer.await.map_err(|_| gone())?
 }
 
-/// Answers every method but `logs`.
+/// `ps`: the response frame, every instance with its CPU% and memory,
+/// serialized straight from the statuses (no JSON tree in between: this
+/// is a thousand objects at a dashboard's every poll).
+async fn ps(ctx: &Context, usage: &Mutex<Usage>, id: u64, from: Option<u32>) -> Vec<u8> {
+    let list = match ask(ctx, Command::Ps, from).await {
+        Ok(Reply::Instances(list)) => list,
+        Ok(_) => Vec::new(),
+        Err(error) => {
+            return wire::encode_json(&Envelope::Response {
+                id: Some(id),
+                result: None,
+                error: Some(error),
+            });
+        }
+    };
+    let wanted: Vec<_> = list.iter().map(|s| (s.pid, s.started_at)).collect();
+    let figures = usage
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .sample(&wanted, Instant::now());
+    let response = PsResponse {
+        id,
+        result: PsResult {
+            instances: list
+                .iter()
+                .zip(figures)
+                .map(|(s, f)| StatusRow::new(s, f))
+                .collect(),
+            types: type_counts(&ctx.types, &list),
+        },
+    };
+    // Serializing these plain types cannot fail.
+    let json = serde_json::to_vec(&response).unwrap_or_default();
+    wire::encode(KIND_JSON, &json)
+}
+
+/// The response to `ps`, as [`Envelope::Response`] would write it.
+#[derive(Serialize)]
+#[serde(tag = "type", rename = "response")]
+struct PsResponse<'a> {
+    id: u64,
+    result: PsResult<'a>,
+}
+
+#[derive(Serialize)]
+struct PsResult<'a> {
+    instances: Vec<StatusRow<'a>>,
+    types: Vec<TypeCount<'a>>,
+}
+
+#[derive(Serialize)]
+struct TypeCount<'a> {
+    name: &'a str,
+    count: usize,
+}
+
+/// Answers every method but `logs`, `attach` and `ps`.
 async fn request(
     ctx: &Context,
-    samples: &Mutex<CpuSamples>,
     method: &str,
     raw: Value,
     from: Option<u32>,
@@ -458,7 +519,6 @@ async fn request(
         // Answered in order after everything sent before it (the end of a
         // `logs` replay, say).
         "ping" => return Ok(json!({})),
-        "ps" => Command::Ps,
         "restart" => Command::Restart(params::<Names>(raw)?.names),
         "stop" => {
             let names = params::<Names>(raw)?.names;
@@ -517,28 +577,10 @@ async fn request(
             ));
         }
     };
-    let with_usage = method == "ps";
     match ask(ctx, command, from).await? {
         Reply::Instances(list) => {
-            let mut samples = samples.lock().unwrap_or_else(PoisonError::into_inner);
-            let now = Instant::now();
-            samples.uptime = if with_usage { uptime() } else { None };
-            let instances: Vec<Value> = list
-                .iter()
-                .map(|s| {
-                    let usage = if with_usage {
-                        s.pid.and_then(|p| samples.usage(p, now))
-                    } else {
-                        None
-                    };
-                    status_json(s, usage)
-                })
-                .collect();
-            if !with_usage {
-                return Ok(json!({ "instances": instances }));
-            }
-            samples.forget_except(list.iter().filter_map(|s| s.pid));
-            Ok(json!({ "instances": instances, "types": type_counts(&ctx.types, &list) }))
+            let instances: Vec<Value> = list.iter().map(|s| status_json(s, None)).collect();
+            Ok(json!({ "instances": instances }))
         }
         Reply::Quit(code) => Ok(json!({ "exit_code": code })),
         Reply::Keys(_) | Reply::Terminal(_) => Ok(json!({})),
@@ -547,36 +589,58 @@ async fn request(
 
 /// `[{"name":"web","count":2},…]`: every type, with how many instances
 /// `ps` shows of it (0 for a type scaled down to none).
-fn type_counts(types: &[String], list: &[InstanceStatus]) -> Value {
+fn type_counts<'a>(types: &'a [String], list: &[InstanceStatus]) -> Vec<TypeCount<'a>> {
     types
         .iter()
-        .map(|name| {
-            let count = list.iter().filter(|s| s.type_name == *name).count();
-            json!({ "name": name, "count": count })
+        .map(|name| TypeCount {
+            name,
+            count: list.iter().filter(|s| s.type_name == *name).count(),
         })
         .collect()
 }
 
-fn rfc3339(t: SystemTime) -> String {
-    humantime::format_rfc3339_millis(t).to_string()
+/// One instance as the methods show it (`docs/control.md`).
+#[derive(Serialize)]
+struct StatusRow<'a> {
+    name: &'a str,
+    #[serde(rename = "type")]
+    type_name: &'a str,
+    instance: u32,
+    pid: Option<u32>,
+    state: &'a str,
+    port: Option<u16>,
+    restarts: u32,
+    started_at: Option<String>,
+    exit_code: Option<i32>,
+    tty: bool,
+    cpu_percent: Option<f64>,
+    rss_bytes: Option<u64>,
+}
+
+impl<'a> StatusRow<'a> {
+    fn new(s: &'a InstanceStatus, usage: Option<Figures>) -> Self {
+        StatusRow {
+            name: &s.name,
+            type_name: &s.type_name,
+            instance: s.number,
+            pid: s.pid,
+            state: s.state,
+            port: s.port,
+            restarts: s.restarts,
+            started_at: s
+                .started_at
+                .map(|t| humantime::format_rfc3339_millis(t).to_string()),
+            exit_code: s.exit_code,
+            tty: s.tty,
+            cpu_percent: usage.map(|u| (u.cpu_percent * 10.0).round() / 10.0),
+            rss_bytes: usage.map(|u| u.rss_bytes),
+        }
+    }
 }
 
 /// One instance as JSON (`docs/control.md`).
-pub fn status_json(s: &InstanceStatus, usage: Option<(f64, u64)>) -> Value {
-    json!({
-        "name": s.name,
-        "type": s.type_name,
-        "instance": s.number,
-        "pid": s.pid,
-        "state": s.state,
-        "port": s.port,
-        "restarts": s.restarts,
-        "started_at": s.started_at.map(rfc3339),
-        "exit_code": s.exit_code,
-        "tty": s.tty,
-        "cpu_percent": usage.map(|u| (u.0 * 10.0).round() / 10.0),
-        "rss_bytes": usage.map(|u| u.1),
-    })
+pub fn status_json(s: &InstanceStatus, usage: Option<Figures>) -> Value {
+    serde_json::to_value(StatusRow::new(s, usage)).unwrap_or(Value::Null)
 }
 
 /// `logs`: the response, then the ring's entries as output frames, then
@@ -806,116 +870,5 @@ fn render(renderer: &mut Renderer, entry: &Entry, skip: usize, out: &mut Vec<u8>
         Item::Notice(notice) => renderer.notice(notice, out),
         Item::Register(ident) => renderer.register(ident.clone()),
         Item::Gap(count) => renderer.notice(&Notice::Dropped { count: *count }, out),
-    }
-}
-
-/// The last CPU-time sample of each pid, so that `ps` shows the CPU use
-/// since the previous `ps` (a dashboard polling every second sees live
-/// figures); without a recent sample, the average over the process's life.
-#[derive(Debug, Default)]
-struct CpuSamples {
-    last: HashMap<u32, (Instant, u64)>,
-    /// The system's uptime, read once per `ps`.
-    uptime: Option<f64>,
-}
-
-impl CpuSamples {
-    /// CPU percent and resident bytes of `pid`.
-    fn usage(&mut self, pid: u32, now: Instant) -> Option<(f64, u64)> {
-        let stat = proc_stat(pid)?;
-        let hz = clock_ticks()?;
-        let cpu = match self.last.get(&pid) {
-            Some(&(at, ticks)) if now.duration_since(at) >= Duration::from_millis(200) => {
-                let secs = now.duration_since(at).as_secs_f64();
-                stat.ticks.saturating_sub(ticks) as f64 / hz / secs * 100.0
-            }
-            _ => {
-                let alive = self.uptime? - stat.start_ticks as f64 / hz;
-                if alive > 0.0 {
-                    stat.ticks as f64 / hz / alive * 100.0
-                } else {
-                    0.0
-                }
-            }
-        };
-        match self.last.get(&pid) {
-            Some(&(at, _)) if now.duration_since(at) < Duration::from_millis(200) => {}
-            _ => {
-                self.last.insert(pid, (now, stat.ticks));
-            }
-        }
-        Some((cpu, stat.rss_pages * page_size()))
-    }
-
-    fn forget_except(&mut self, pids: impl Iterator<Item = u32>) {
-        let keep: std::collections::HashSet<u32> = pids.collect();
-        self.last.retain(|pid, _| keep.contains(pid));
-    }
-}
-
-struct ProcStat {
-    ticks: u64,
-    start_ticks: u64,
-    rss_pages: u64,
-}
-
-/// utime + stime, start time and resident pages from `/proc/PID/stat`.
-fn proc_stat(pid: u32) -> Option<ProcStat> {
-    use std::io::Read as _;
-    // One open and one read into a buffer on the stack: `ps` of a thousand
-    // instances reads a thousand of these.
-    let mut buf = [0u8; 1024];
-    let mut file = std::fs::File::open(format!("/proc/{pid}/stat")).ok()?;
-    let n = file.read(&mut buf).ok()?;
-    let text = std::str::from_utf8(&buf[..n]).ok()?;
-    // The command name may hold spaces and parentheses: fields follow the
-    // last `)`; the first of them is field 3 (state).
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let num = |i: usize| fields.get(i)?.parse::<u64>().ok();
-    Some(ProcStat {
-        ticks: num(11)? + num(12)?,
-        start_ticks: num(19)?,
-        rss_pages: num(21)?,
-    })
-}
-
-fn clock_ticks() -> Option<f64> {
-    // SAFETY: sysconf has no preconditions.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    (hz > 0).then_some(hz as f64)
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).unwrap_or(4096)
-}
-
-fn uptime() -> Option<f64> {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn own_process_stat_parses() {
-        let stat = proc_stat(std::process::id()).expect("our own /proc entry");
-        assert!(stat.rss_pages > 0);
-        let mut samples = CpuSamples {
-            uptime: uptime(),
-            ..CpuSamples::default()
-        };
-        let (cpu, rss) = samples
-            .usage(std::process::id(), Instant::now())
-            .expect("usage");
-        assert!(cpu >= 0.0 && rss > 0);
     }
 }
