@@ -259,6 +259,12 @@ pub async fn supervise(
         let actions = d.machine.handle(input, Instant::now().into_std());
         d.perform(actions);
         d.settle();
+        if events.is_empty()
+            && let Some(w) = d.watchdog.as_mut()
+        {
+            // The reaped groups of this burst of exits, in one write.
+            w.flush();
+        }
     }
     let code = d.machine.exit_code();
     d.requests.finish(&d.machine, code);
