@@ -27,6 +27,8 @@ use nix::unistd::{ForkResult, Pid, fork};
 pub struct Watchdog {
     pid: Pid,
     pipe: std::fs::File,
+    /// `-PGID` messages not written yet (see [`Watchdog::forget`]).
+    pending: Vec<u8>,
 }
 
 impl Watchdog {
@@ -46,6 +48,7 @@ impl Watchdog {
                 Some(Watchdog {
                     pid: child,
                     pipe: std::fs::File::from(write),
+                    pending: Vec::new(),
                 })
             }
             Err(e) => {
@@ -60,33 +63,88 @@ impl Watchdog {
         self.pid.as_raw()
     }
 
-    /// Process group `pgid` was started.
+    /// Process group `pgid` was started: written at once (with the
+    /// messages still pending before it, in order: a pid reaped and then
+    /// reused must end up watched), so that a group is known to the
+    /// watchdog before procrun starts the next one.
     pub fn watch(&mut self, pgid: u32) {
-        self.send(b'+', pgid);
+        self.queue(b'+', pgid);
+        self.flush();
     }
 
-    /// Process group `pgid`'s leader was reaped: never signal that id again.
+    /// Process group `pgid`'s leader was reaped: never signal that id
+    /// again. Queued until [`Watchdog::flush`]: when 1,000 instances end
+    /// at once, their messages go out in a few writes instead of 1,000.
+    /// Until then the watchdog would kill a group whose leader is gone,
+    /// which it does anyway when procrun dies between the reaping and the
+    /// message.
     pub fn forget(&mut self, pgid: u32) {
-        self.send(b'-', pgid);
+        self.queue(b'-', pgid);
+        if self.pending.len() >= FLUSH_AT {
+            self.flush();
+        }
     }
 
-    /// One message, one write: `writeln!` would make a system call per
-    /// piece, three per instance started and again per instance stopped.
-    fn send(&mut self, sign: u8, pgid: u32) {
+    /// Writes the queued messages, in one write.
+    pub fn flush(&mut self) {
+        if !self.pending.is_empty() {
+            let _ = self.pipe.write_all(&self.pending);
+            self.pending.clear();
+        }
+    }
+
+    fn queue(&mut self, sign: u8, pgid: u32) {
         let mut digits = itoa::Buffer::new();
-        let digits = digits.format(pgid).as_bytes();
-        let mut line = [0u8; 12];
-        line[0] = sign;
-        line[1..=digits.len()].copy_from_slice(digits);
-        line[digits.len() + 1] = b'\n';
-        let _ = self.pipe.write_all(&line[..digits.len() + 2]);
+        self.pending.push(sign);
+        self.pending
+            .extend_from_slice(digits.format(pgid).as_bytes());
+        self.pending.push(b'\n');
     }
 
     /// procrun cleaned up: tell the watchdog, and reap it.
     pub fn finish(mut self) {
-        let _ = writeln!(self.pipe, "done");
+        self.pending.extend_from_slice(b"done\n");
+        self.flush();
         drop(self.pipe);
         let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// Queued messages are written once they fill this much (well within a
+/// pipe's 64 KiB, which the watchdog empties at least every
+/// [`GATHER`]).
+const FLUSH_AT: usize = 4096;
+
+/// After a read, how long the watchdog lets further messages gather
+/// before it reads again (unless procrun closes the pipe): a start of
+/// 1,000 instances would otherwise wake it 1,000 times, each wake-up
+/// taking the CPU from procrun or from a starting instance.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// The watchdog's end of the pipe: each read after one that returned data
+/// first waits [`GATHER`] for the pipe to close, without waking for data
+/// (a `poll` for no event but the hang-up it always reports).
+struct Gathering {
+    pipe: std::fs::File,
+    got_data: bool,
+}
+
+impl std::io::Read for Gathering {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd as _;
+        if self.got_data {
+            let mut fd = libc::pollfd {
+                fd: self.pipe.as_raw_fd(),
+                events: 0,
+                revents: 0,
+            };
+            // SAFETY: one pollfd, ours. Whatever it returns, the read below
+            // takes what is there (or blocks for the next message).
+            unsafe { libc::poll(&mut fd, 1, GATHER.as_millis() as libc::c_int) };
+        }
+        let n = self.pipe.read(buf)?;
+        self.got_data = n > 0;
+        Ok(n)
     }
 }
 
@@ -193,7 +251,10 @@ fn watch(pipe: OwnedFd) -> ! {
             unsafe { libc::dup2(null.as_raw_fd(), fd) };
         }
     }
-    let reader = BufReader::new(std::fs::File::from(pipe));
+    let reader = BufReader::new(Gathering {
+        pipe: std::fs::File::from(pipe),
+        got_data: false,
+    });
     for pgid in orphaned_groups(reader) {
         crate::supervisor::signals::kill_group(pgid, Signal::SIGKILL);
     }
