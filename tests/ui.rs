@@ -106,6 +106,16 @@ fn assert_gone(mark: &str) {
 const APP: &str = "web: echo web up; exec sleep 60\n\
 worker: printf 'needle-42\\n\\033[2J\\033[H\\033]2;evil-title\\007after the clear\\n'; exec sleep 60\n";
 
+/// `procrun start --ui` for `app` in an 80×24 window.
+fn start_ui(app: &Project, rt: &Path) -> Tmux {
+    let command = format!(
+        "{} start -p {} --ui",
+        procrun_quoted(),
+        support::free_port()
+    );
+    tmux(app.path(), rt, &command, 80, 24)
+}
+
 fn start(rt: &Path) -> Running {
     let mut r = Test::new()
         .procfile(APP)
@@ -220,12 +230,7 @@ fn start_ui_asks_before_stopping_the_app_and_gives_the_terminal_back() {
 fn start_ui_says_when_the_app_has_ended_and_waits_for_a_key() {
     let rt = runtime();
     let app = Project::with_procfile("web: echo going; sleep 0.5; exit 3\n");
-    let command = format!(
-        "{} start -p {} --ui",
-        procrun_quoted(),
-        support::free_port()
-    );
-    let t = tmux(app.path(), rt.path(), &command, 80, 24);
+    let t = start_ui(&app, rt.path());
     let screen = t.wait_for("the app has stopped (exit code 3)");
     assert!(screen.contains("press any key"), "{screen}");
     assert!(screen.contains("web.1 exited with code 3"), "{screen}");
@@ -242,23 +247,13 @@ fn a_closed_terminal_ends_the_dashboard_and_leaves_nothing_behind() {
     let rt = runtime();
     // `start --ui`, the app running.
     let app = Project::with_procfile("web: echo web up; exec sleep 60\n");
-    let command = format!(
-        "{} start -p {} --ui",
-        procrun_quoted(),
-        support::free_port()
-    );
-    let t = tmux(app.path(), rt.path(), &command, 80, 24);
+    let t = start_ui(&app, rt.path());
     t.wait_for("web up");
     t.close();
     assert_gone(&t.mark);
     // `start --ui`, the app ended, the dashboard waiting for a key.
     let app = Project::with_procfile("web: echo going; exit 3\n");
-    let command = format!(
-        "{} start -p {} --ui",
-        procrun_quoted(),
-        support::free_port()
-    );
-    let t = tmux(app.path(), rt.path(), &command, 80, 24);
+    let t = start_ui(&app, rt.path());
     t.wait_for("press any key");
     t.close();
     assert_gone(&t.mark);

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use crate::Result;
 use crate::line::{Checker, Counts, LINE_LEN};
-use crate::report::{Agg, Table, col, jstr, worst};
+use crate::report::{Agg, Col, Table, col, jstr, worst};
 use crate::runners::{KillTimeout, Kind, Runner, find_peers, which};
 use crate::sys::{self, TempDir, now_ns};
 
@@ -993,15 +993,7 @@ impl Bench {
     fn startup(&mut self, k: u32) {
         let mut t = Table::new(
             format!("Startup: {k} instance(s) until every ready line is seen"),
-            vec![
-                col("ms to all ready", 1),
-                col("peak RSS MiB (main process)", 1),
-                col("PSS MiB (all runner processes)", 1),
-                col("runner CPU ms", 0),
-                col("ms Ctrl-C to exit", 1),
-                worst("not ready"),
-                worst("left running"),
-            ],
+            startup_columns(),
         );
         t.ratio_col = Some((0, false));
         t.baseline = Some("fork/exec".into());
@@ -1345,4 +1337,18 @@ fn stamps(dir: &Path, prefix: &str) -> Vec<u64> {
         .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
         .filter_map(|e| fs::read_to_string(e.path()).ok()?.trim().parse().ok())
         .collect()
+}
+
+/// The columns of a start-and-stop run (`startup`, and the limit's
+/// `limit_startup`).
+pub(crate) fn startup_columns() -> Vec<Col> {
+    vec![
+        col("ms to all ready", 1),
+        col("peak RSS MiB (main process)", 1),
+        col("PSS MiB (all runner processes)", 1),
+        col("runner CPU ms", 0),
+        col("ms Ctrl-C to exit", 1),
+        worst("not ready"),
+        worst("left running"),
+    ]
 }

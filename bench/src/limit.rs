@@ -166,14 +166,7 @@ pub fn mux(args: &[String]) -> Result<ExitCode> {
             sys::kill(c.id(), libc::SIGTERM);
         }
     }
-    let mut code = 0;
-    for mut c in children {
-        if let Ok(status) = c.wait()
-            && code == 0
-        {
-            code = status.code().unwrap_or(1);
-        }
-    }
+    let code = sys::wait_all(children);
     // SAFETY: closing descriptors we own.
     unsafe {
         libc::close(sigfd);

@@ -204,14 +204,7 @@ fn launch(args: &[String]) -> Result<ExitCode> {
             sys::kill(c.id(), libc::SIGTERM);
         }
     }
-    let mut code = 0;
-    for mut c in children {
-        if let Ok(status) = c.wait()
-            && code == 0
-        {
-            code = status.code().unwrap_or(1);
-        }
-    }
+    let code = sys::wait_all(children);
     Ok(ExitCode::from(code as u8))
 }
 

@@ -46,6 +46,19 @@ pub fn become_subreaper() {
     unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
 }
 
+/// Waits for every child; the first non-zero exit code (1 for a signal).
+pub fn wait_all(children: Vec<std::process::Child>) -> i32 {
+    let mut code = 0;
+    for mut c in children {
+        if let Ok(status) = c.wait()
+            && code == 0
+        {
+            code = status.code().unwrap_or(1);
+        }
+    }
+    code
+}
+
 pub fn kill(pid: u32, sig: i32) {
     // SAFETY: sending a signal to a pid we started.
     unsafe { libc::kill(pid as i32, sig) };

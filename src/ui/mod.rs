@@ -109,7 +109,7 @@ impl Foreground {
         })
     }
 
-    /// Waits (at most [`FOLLOW_WAIT`]) until the dashboard follows the
+    /// Waits (at most 5 s) until the dashboard follows the
     /// app's output, or has failed to: before `start` closes its socket,
     /// so that an app that ended at once is still shown, with its output
     /// and its exit code.

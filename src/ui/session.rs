@@ -175,8 +175,8 @@ pub fn run(
         let tx = tx.clone();
         spawn("ui-poll", Box::new(move || poll(client, &tx, &pokes)))?;
     }
-    let inbox = Inbox { keys, rx };
-    let result = event_loop(&mut model, &mut screen, &inbox, &tx, &poke, target);
+    let queues = Queues { keys, rx };
+    let result = event_loop(&mut model, &mut screen, &queues, &tx, &poke, target);
     stop.store(true, Ordering::SeqCst);
     drop(screen);
     // Polls its stop flag every 100 ms.
@@ -185,12 +185,12 @@ pub fn run(
 }
 
 /// What the drawing thread hears: keys first, then the rest.
-struct Inbox {
+struct Queues {
     keys: Receiver<Msg>,
     rx: Receiver<Msg>,
 }
 
-impl Inbox {
+impl Queues {
     /// A key if one waits, else the next message if one waits.
     fn try_next(&self) -> Option<Msg> {
         self.keys.try_recv().or_else(|_| self.rx.try_recv()).ok()
@@ -200,7 +200,7 @@ impl Inbox {
 fn event_loop(
     model: &mut Model,
     screen: &mut Screen,
-    inbox: &Inbox,
+    queues: &Queues,
     tx: &SyncSender<Msg>,
     poke: &mpsc::Sender<()>,
     target: &Target,
@@ -226,11 +226,11 @@ fn event_loop(
             (drawn + POLL).saturating_duration_since(now)
         };
         // The input thread wakes this wait with `Msg::Key`, its key waiting
-        // in `inbox.keys`.
-        let first = match inbox.keys.try_recv() {
+        // in `queues.keys`.
+        let first = match queues.keys.try_recv() {
             Ok(key) => Some(key),
-            Err(_) => match inbox.rx.recv_timeout(wait) {
-                Ok(Msg::Key) => inbox.keys.try_recv().ok(),
+            Err(_) => match queues.rx.recv_timeout(wait) {
+                Ok(Msg::Key) => queues.keys.try_recv().ok(),
                 Ok(msg) => Some(msg),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
@@ -251,7 +251,7 @@ fn event_loop(
                 }
                 taken += 1;
                 next = if taken < QUEUE {
-                    inbox.try_next()
+                    queues.try_next()
                 } else {
                     None
                 };

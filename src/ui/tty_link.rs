@@ -8,7 +8,7 @@
 //! which ends the reader and detaches (the instance runs on).
 //!
 //! The reader does not queue each output frame for the drawing thread: it
-//! gathers the bytes in one bounded [`Inbox`] and says only that some are
+//! gathers the bytes in one bounded inbox and says only that some are
 //! waiting; the drawing thread takes them all at once. So a program that
 //! floods its terminal (`yes`) is held back by the socket, as a terminal
 //! holds it back, instead of filling the dashboard's queue with seconds of

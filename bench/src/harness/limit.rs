@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::{Bench, Reading};
 use crate::line::LINE_LEN;
-use crate::report::{Table, col, worst};
+use crate::report::{Table, col};
 use crate::runners::{Kind, Runner};
 
 /// Row names.
@@ -101,15 +101,7 @@ impl Bench {
     fn limit_startup(&mut self, k: u32) {
         let mut t = Table::new(
             format!("Limit: start {k} instance(s) until every ready line is seen; stop"),
-            vec![
-                col("ms to all ready", 1),
-                col("peak RSS MiB (main process)", 1),
-                col("PSS MiB (all runner processes)", 1),
-                col("runner CPU ms", 0),
-                col("ms Ctrl-C to exit", 1),
-                worst("not ready"),
-                worst("left running"),
-            ],
+            super::startup_columns(),
         );
         t.ratio_col = Some((0, false));
         t.baseline_cols = vec![4];
