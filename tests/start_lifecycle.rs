@@ -258,3 +258,25 @@ fn many_instances_start_under_a_low_open_files_limit() {
     assert_eq!(r.wait_exit(), Some(130), "{}", r.transcript());
     assert!(!r.transcript().contains("failed to start"));
 }
+
+#[test]
+fn instances_that_end_at_once_are_each_reaped_by_their_own() {
+    // Spawns are answered on the dispatcher's thread after the exec: a
+    // process may already have ended (and raised SIGCHLD) by then. It is
+    // still its unit's to reap, never a stray's.
+    let mut r = start(
+        "quick: exit 7\nidle: exec sleep 30\n",
+        &["-m", "quick=40,idle=1", "--can-die", "quick"],
+    );
+    let mut cleanup = Cleanup::default();
+    let idle = cleanup.add(r.pid_of("idle.1"));
+    for n in 1..=40 {
+        r.wait_for(&format!("quick.{n} exited with code "));
+    }
+    r.signal(Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(128 + 15), "{}", r.transcript());
+    let t = r.transcript();
+    assert!(!r.stderr().contains("No child processes"), "{}", r.stderr());
+    assert_eq!(t.matches("exited with code 7").count(), 40, "{t}");
+    assert!(gone_within(idle, Duration::from_secs(2)));
+}

@@ -30,13 +30,14 @@ use crate::error::Error;
 use crate::output::notice::{Ident, Key, Notice};
 use crate::output::printer::OutputSender;
 use crate::plan::Plan;
+use crate::supervisor::child::Child;
 use crate::supervisor::control::Requests;
 use crate::supervisor::machine::{Action, Input, Machine};
 use crate::supervisor::probe::Probes;
 use crate::supervisor::pty::{self, Terminal};
 use crate::supervisor::reap;
 use crate::supervisor::signals::kill_process;
-use crate::supervisor::spawn::{SpawnContext, spawn};
+use crate::supervisor::spawn::{self, Begun, Handoff, SpawnContext};
 use crate::supervisor::unit::{self, Event};
 use crate::supervisor::watchdog::Watchdog;
 
@@ -77,6 +78,9 @@ struct Unit {
     terminal: Option<Arc<Terminal>>,
 }
 
+/// A tty instance's terminal, and the reader of its output.
+type TtySide = (Arc<Terminal>, pty::Reader);
+
 /// The effects layer around the machine.
 #[derive(Debug)]
 struct Dispatcher {
@@ -86,6 +90,13 @@ struct Dispatcher {
     options: Options,
     output: OutputSender,
     events_tx: mpsc::UnboundedSender<Event>,
+    /// The spawner thread's answers, and its cancelling once stopping.
+    handoff: Handoff,
+    /// Spawns handed to the spawner and not answered yet. Their processes
+    /// exist but are no unit's yet: nothing may reap them as strays.
+    in_flight: usize,
+    /// Adopted orphans to reap once no spawn is in flight.
+    reap_due: bool,
     watchdog: Option<Watchdog>,
     /// When descendants last got SIGKILL.
     killed_at: Option<Instant>,
@@ -133,6 +144,7 @@ pub async fn supervise(
 
     let mut plan = plan;
     let count = plan.instances.len();
+    let (handoff, mut spawned) = Handoff::new();
     // The machine owns the specs: one copy of each instance's environment.
     let machine = Machine::new(std::mem::take(&mut plan.instances));
     let mut d = Dispatcher {
@@ -141,6 +153,9 @@ pub async fn supervise(
         options,
         output,
         events_tx,
+        handoff,
+        in_flight: 0,
+        reap_due: false,
         watchdog,
         killed_at: None,
         strays_due: None,
@@ -174,7 +189,8 @@ pub async fn supervise(
     loop {
         let mut poll_at = far;
         if let Some((signal, latest)) = d.strays_due {
-            if d.live == 0 || Instant::now() >= latest {
+            // A spawn in flight will be a live instance: not a stray.
+            if (d.live == 0 && d.in_flight == 0) || Instant::now() >= latest {
                 d.strays_due = None;
                 d.sweep_strays(signal);
             } else {
@@ -227,6 +243,20 @@ pub async fn supervise(
                 // The dispatcher holds a sender: never closed while it runs.
                 None => Input::UnitsGone,
             },
+            // The dispatcher holds the sender: never closed while it runs.
+            Some(s) = spawned.recv() => {
+                let key = s.key;
+                d.in_flight -= 1;
+                let input = match spawn::finish(s) {
+                    Some(child) => d.started(key, child.map(|c| (c, None))),
+                    None => Input::SpawnCancelled { key },
+                };
+                // Its unit exists now: what is left to reap is adopted.
+                if d.in_flight == 0 && std::mem::take(&mut d.reap_due) {
+                    d.reap_strays();
+                }
+                input
+            }
             _ = sigint.recv() => Input::Signal(libc::SIGINT),
             _ = sigterm.recv() => Input::Signal(libc::SIGTERM),
             _ = sighup.recv() => Input::Signal(libc::SIGHUP),
@@ -377,8 +407,9 @@ impl Dispatcher {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Spawn(key) => {
-                    let input = self.spawn(key);
-                    queue.extend(self.machine.handle(input, Instant::now().into_std()));
+                    if let Some(input) = self.spawn(key) {
+                        queue.extend(self.machine.handle(input, Instant::now().into_std()));
+                    }
                 }
                 Action::Signal(key, signal) => {
                     if let Some(Some(unit)) = self.units.get(key.index()) {
@@ -396,32 +427,47 @@ impl Dispatcher {
                 Action::CancelProbe(key) => self.probes.cancel(key),
             }
         }
+        if self.machine.stop().is_some() {
+            // Stopping for good: what the spawner has not begun stays
+            // unstarted.
+            self.handoff.cancel();
+        }
     }
 
-    /// Starts instance `key` and its unit task.
-    fn spawn(&mut self, key: Key) -> Input {
+    /// Starts instance `key`: the machine's input at once, or none while
+    /// the spawner thread starts it (its answer comes as [`Spawned`]).
+    fn spawn(&mut self, key: Key) -> Option<Input> {
         let spec = self.machine.spec(key);
         let spawned = if spec.policy.tty {
+            // On this thread: std forks a pty's child, with a `pre_exec`
+            // hook that needs the forking thread to live as long as procrun.
             pty::spawn(
                 spec,
                 self.options.spawn,
                 self.window,
                 self.options.tty_color,
             )
-            .and_then(|(child, t, reader)| {
-                Ok((
-                    crate::supervisor::child::Child::from_tokio(child)?,
-                    Some((t, reader)),
-                ))
-            })
+            .and_then(|(child, t, reader)| Ok((Child::from_tokio(child)?, Some((t, reader)))))
         } else {
-            spawn(spec, self.options.spawn).map(|child| (child, None))
+            match spawn::begin(spec, self.options.spawn, key, &self.handoff) {
+                Begun::Handed => {
+                    self.in_flight += 1;
+                    return None;
+                }
+                Begun::Done(child) => child.map(|c| (c, None)),
+            }
         };
+        Some(self.started(key, spawned))
+    }
+
+    /// Starts the unit task of instance `key`, whose spawn ended so.
+    fn started(&mut self, key: Key, spawned: std::io::Result<(Child, Option<TtySide>)>) -> Input {
+        let spec = self.machine.spec(key);
         match spawned {
             Ok((child, pty)) => {
                 let (terminal, reader) = pty.unzip();
                 let pid = child.id();
-                crate::supervisor::spawn::trace_spawn(spec, pid);
+                spawn::trace_spawn(spec, pid);
                 if let (Some(w), Some(pid)) = (self.watchdog.as_mut(), pid) {
                     w.watch(pid);
                 }
@@ -558,6 +604,10 @@ impl Dispatcher {
         }
         let keep = self.watchdog.as_ref().map(Watchdog::pid);
         let mut all = reap::descendants(keep);
+        if self.in_flight > 0 {
+            // A child of a spawn in flight looks like an adopted one.
+            return all;
+        }
         let reaped = reap::reap_adopted(&all, |pid| self.is_unit(pid));
         all.retain(|p| !reaped.contains(&p.pid));
         all
@@ -568,7 +618,13 @@ impl Dispatcher {
     /// lists none, there is nothing to reap and no `/proc` scan to pay for
     /// (every instance's exit raises SIGCHLD, so this runs once per
     /// restart).
-    fn reap_strays(&self) {
+    fn reap_strays(&mut self) {
+        if self.in_flight > 0 {
+            // Until then a child of procrun's may be a spawn's (see
+            // `strays`).
+            self.reap_due = true;
+            return;
+        }
         if let Some(children) = reap::own_children() {
             let ours: std::collections::HashSet<u32> =
                 self.units.iter().flatten().filter_map(|u| u.pid).collect();

@@ -45,6 +45,7 @@ use crate::policy::Restart;
 use crate::readiness::Check;
 
 pub use control::{Status, parse_signal};
+pub use order::SPAWN_AHEAD;
 
 /// What happened, as the machine is told.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +63,12 @@ pub enum Input {
         key: Key,
         /// Why.
         reason: String,
+    },
+    /// The instance asked for by [`Action::Spawn`] was not started: the
+    /// app began to stop before its turn came.
+    SpawnCancelled {
+        /// Which.
+        key: Key,
     },
     /// A running instance ended (its output has been delivered).
     Exited {
@@ -124,7 +131,8 @@ pub enum Control {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
     /// Start this instance (its spec is [`Machine::spec`]) and report
-    /// [`Input::Started`] or [`Input::SpawnFailed`].
+    /// [`Input::Started`] or [`Input::SpawnFailed`] (or, once the app
+    /// stops, possibly [`Input::SpawnCancelled`]).
     Spawn(Key),
     /// Send a signal to this instance's process group.
     Signal(Key, Signal),
@@ -383,8 +391,17 @@ impl Machine {
                         out.push(Action::Probe(key));
                     }
                     if self.stop.is_some() || inst.held {
-                        // Stopped while it was being started: stop it too.
-                        self.stop_instance(key, now, &mut Vec::new(), &mut out);
+                        // Stopped while it was being started: stop it too,
+                        // and say so as for the others.
+                        let mut targets = Vec::new();
+                        let mut signals = Vec::new();
+                        self.stop_instance(key, now, &mut targets, &mut signals);
+                        let quiet =
+                            matches!(self.stop, Some(Stop::OutputClosed | Stop::OutputFailed));
+                        if !quiet {
+                            out.push(Action::Notice(Notice::Stopping { targets }));
+                        }
+                        out.append(&mut signals);
                     }
                 }
             }
@@ -402,6 +419,17 @@ impl Machine {
                         since: now,
                     };
                     self.ended(key, Outcome::FailedToStart, now, &mut out, false);
+                }
+            }
+            Input::SpawnCancelled { key } => {
+                let inst = &mut self.instances[key.index()];
+                if inst.state == State::Spawning {
+                    // As `begin_stop` leaves a pending one; only a stop
+                    // cancels.
+                    inst.state = match self.stop {
+                        Some(_) => State::Ended,
+                        None => State::Pending,
+                    };
                 }
             }
             Input::Exited { key, outcome } => self.ended(key, outcome, now, &mut out, true),

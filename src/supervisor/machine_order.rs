@@ -21,15 +21,26 @@ enum Deps {
     Skip(Key, Option<Outcome>),
 }
 
+/// How many instances may be being started at once: the spawner thread
+/// starts the next while the dispatcher sets up the last one's unit
+/// (`supervisor/spawner.rs`). Bounded, so that a stop during a big start
+/// finds few spawns under way (each is stopped as soon as it reports).
+pub const SPAWN_AHEAD: usize = 16;
+
 impl Machine {
-    /// Starts the next pending instance whose dependencies are met, unless
-    /// one is being started; says which wait, skips those whose one-shot
-    /// dependency failed.
+    /// Starts the pending instances whose dependencies are met, in order,
+    /// while fewer than [`SPAWN_AHEAD`] are being started; says which
+    /// wait, skips those whose one-shot dependency failed.
     pub(super) fn schedule(&mut self, now: Instant, out: &mut Vec<Action>) {
         loop {
-            if self.stop.is_some() || self.instances.iter().any(|i| i.state == State::Spawning) {
+            if self.stop.is_some() {
                 return;
             }
+            let mut spawning = self
+                .instances
+                .iter()
+                .filter(|i| i.state == State::Spawning)
+                .count();
             let mut skipped = false;
             for i in 0..self.instances.len() {
                 if self.instances[i].state != State::Pending {
@@ -38,13 +49,18 @@ impl Machine {
                 let key = Key(i as u32);
                 match self.deps(i) {
                     Deps::Met => {
+                        if spawning >= SPAWN_AHEAD {
+                            return;
+                        }
                         self.instances[i].state = State::Spawning;
                         out.push(Action::Spawn(key));
-                        return;
+                        spawning += 1;
                     }
                     Deps::Wait(on) => {
                         let inst = &mut self.instances[i];
-                        if !inst.announced {
+                        // Once the instances being started have said so:
+                        // `web.1 waits for db` after `db.1 started`.
+                        if !inst.announced && spawning == 0 {
                             inst.announced = true;
                             out.push(Action::Notice(Notice::Waiting { key, on }));
                         }

@@ -73,11 +73,18 @@ impl Sim {
         self.t0 + self.now
     }
 
-    /// Performs actions like the dispatcher does, answering spawns at once.
+    /// Performs actions like the dispatcher does, answering spawns at once,
+    /// in order; a spawn whose turn comes once the app stops is cancelled,
+    /// as the spawner thread does.
     fn apply(&mut self, actions: Vec<Action>) {
         let mut queue = std::collections::VecDeque::from(actions);
         while let Some(action) = queue.pop_front() {
             if let Action::Spawn(key) = action {
+                if self.m.stop().is_some() {
+                    queue.extend(self.m.handle(Input::SpawnCancelled { key }, self.at()));
+                    self.log.push(action);
+                    continue;
+                }
                 if self.spawns.len() <= key.index() {
                     self.spawns.resize(key.index() + 1, 0);
                 }
@@ -182,6 +189,68 @@ fn instances_start_in_plan_order() {
     assert_eq!(spawned, [Key(0), Key(1), Key(2)]);
     assert!(sim.notices()[0].starts_with("web.1 started with pid 101 (PORT=5000)"));
     assert!(!sim.m.finished());
+}
+
+/// The keys of the spawns among `actions`.
+fn spawned_keys(actions: &[Action]) -> Vec<u32> {
+    actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Spawn(k) => Some(k.0),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn starts_are_asked_for_ahead_of_their_answers_but_not_unboundedly() {
+    let n = SPAWN_AHEAD as u32 + 5;
+    let specs: Vec<ProcessSpec> = (1..=n)
+        .map(|i| spec(&format!("w.{i}"), Policy::default()))
+        .collect();
+    let mut m = Machine::new(specs);
+    let t0 = Instant::now();
+    // Asked for at once, in order, up to the window.
+    let first = spawned_keys(&m.start(t0));
+    assert_eq!(first, (0..SPAWN_AHEAD as u32).collect::<Vec<_>>());
+    // Each answer lets one more start.
+    let next = m.handle(
+        Input::Started {
+            key: Key(0),
+            pid: Some(100),
+        },
+        t0,
+    );
+    assert_eq!(spawned_keys(&next), [SPAWN_AHEAD as u32]);
+    // A stop now: nothing more is asked for; the starts under way are
+    // stopped when they report, or end if cancelled before their turn.
+    let stop = m.handle(Input::Signal(libc::SIGTERM), t0);
+    assert!(spawned_keys(&stop).is_empty());
+    assert!(stop.contains(&Action::Signal(Key(0), Signal::SIGTERM)));
+    let late = m.handle(
+        Input::Started {
+            key: Key(1),
+            pid: Some(101),
+        },
+        t0,
+    );
+    assert!(late.contains(&Action::Signal(Key(1), Signal::SIGTERM)));
+    for k in 2..=SPAWN_AHEAD as u32 {
+        assert!(spawned_keys(&m.handle(Input::SpawnCancelled { key: Key(k) }, t0)).is_empty());
+        assert_eq!(m.state(Key(k)), State::Ended);
+    }
+    assert!(!m.finished(), "two still run");
+    for k in 0..2 {
+        m.handle(
+            Input::Exited {
+                key: Key(k),
+                outcome: Outcome::Killed(15),
+            },
+            t0,
+        );
+    }
+    assert!(m.finished());
+    assert_eq!(m.exit_code(), 128 + 15);
 }
 
 #[test]

@@ -11,7 +11,8 @@
 //!   output readers;
 //! - [`probe`]: readiness checks, run without blocking the dispatcher;
 //! - [`spawn`]: how an instance is started ([`vfork`]: without `fork()`
-//!   on Linux; [`child`]: the started process, as its unit holds it);
+//!   on Linux, from the [`spawner`] thread; [`child`]: the started
+//!   process, as its unit holds it);
 //! - [`pty`]: how one is started on a terminal of its own, its output read,
 //!   and clients connected to it;
 //! - [`signals`]: group signalling, signal names, exit codes;
@@ -27,6 +28,8 @@ pub mod pty;
 pub mod reap;
 pub mod signals;
 pub mod spawn;
+#[cfg(target_os = "linux")]
+pub mod spawner;
 pub mod unit;
 #[cfg(target_os = "linux")]
 pub mod vfork;

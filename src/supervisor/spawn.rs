@@ -17,6 +17,7 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
+use crate::output::notice::Key;
 use crate::plan::ProcessSpec;
 use crate::supervisor::child::Child;
 
@@ -55,19 +56,103 @@ fn launcher() -> Option<&'static super::vfork::Launcher> {
     LAUNCHER.get_or_init(super::vfork::Launcher::new).as_ref()
 }
 
-/// Starts `spec`. Must be called from a thread that outlives the child (the
-/// main thread): on Linux the parent-death signal fires when the spawning
-/// *thread* exits (docs/design.md, pitfall 9).
+/// How [`begin`] went.
+#[derive(Debug)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "returned and matched at once, never stored"
+)]
+pub enum Begun {
+    /// Spawned on the calling thread (or failed before a process existed).
+    Done(std::io::Result<Child>),
+    /// Handed to the spawner thread: its [`Spawned`] comes on the channel.
+    Handed,
+}
+
+/// What the spawner thread answers (never sent where it does not run).
+#[cfg(target_os = "linux")]
+pub use super::spawner::Spawned;
+
+/// What the spawner thread answers (never sent where it does not run).
+#[cfg(not(target_os = "linux"))]
+#[derive(Debug)]
+pub struct Spawned {
+    /// Which instance.
+    pub key: Key,
+    never: std::convert::Infallible,
+}
+
+/// A dispatcher's end of the spawner thread: where its results go, and
+/// whether spawns not yet begun are to be skipped (the app is stopping).
+#[derive(Clone, Debug)]
+pub struct Handoff {
+    pub(super) reply: tokio::sync::mpsc::UnboundedSender<Spawned>,
+    pub(super) cancelled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Handoff {
+    /// A handoff, and where its results arrive.
+    pub fn new() -> (Handoff, tokio::sync::mpsc::UnboundedReceiver<Spawned>) {
+        let (reply, results) = tokio::sync::mpsc::unbounded_channel();
+        let handoff = Handoff {
+            reply,
+            cancelled: Default::default(),
+        };
+        (handoff, results)
+    }
+
+    /// Spawns handed over and not yet begun are answered as cancelled.
+    pub fn cancel(&self) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Starts `spec` as instance `key` without waiting for the exec where it
+/// can: on Linux the program goes to the spawner thread
+/// ([`super::spawner`]) and its result comes through `handoff`; otherwise
+/// the spawn happens here, as [`spawn`].
+pub fn begin(spec: &ProcessSpec, ctx: SpawnContext, key: Key, handoff: &Handoff) -> Begun {
+    #[cfg(target_os = "linux")]
+    if let Some(launcher) = ctx.launcher {
+        let program = match program(spec, ctx) {
+            Ok(p) => p,
+            Err(e) => return Begun::Done(Err(e)),
+        };
+        return match super::spawner::submit(key, program, launcher, handoff) {
+            Ok(()) => Begun::Handed,
+            // No spawner thread: spawn here.
+            Err(program) => Begun::Done(launcher.spawn(&program).and_then(adopt)),
+        };
+    }
+    let _ = (key, handoff);
+    Begun::Done(spawn(spec, ctx))
+}
+
+/// The child of a finished spawn on the spawner thread (`None`: it was
+/// cancelled). Must be called within the runtime.
+pub fn finish(spawned: Spawned) -> Option<std::io::Result<Child>> {
+    #[cfg(target_os = "linux")]
+    return spawned.take().map(|started| started.and_then(adopt));
+    #[cfg(not(target_os = "linux"))]
+    match spawned.never {}
+}
+
+/// The started process as a unit holds it; killed and reaped if that
+/// fails (not watched by anything, it must not run on).
+#[cfg(target_os = "linux")]
+fn adopt(started: super::vfork::Started) -> std::io::Result<Child> {
+    let pid = started.pid;
+    Child::from_started(started).inspect_err(|_| super::spawner::abandon(pid))
+}
+
+/// Starts `spec` on the calling thread, which must outlive the child: on
+/// Linux the parent-death signal fires when the spawning *thread* exits
+/// (docs/design.md, pitfall 9).
 pub fn spawn(spec: &ProcessSpec, ctx: SpawnContext) -> std::io::Result<Child> {
     #[cfg(target_os = "linux")]
     if let Some(launcher) = ctx.launcher {
-        let started = launcher.spawn(&program(spec, ctx)?)?;
-        let pid = started.pid;
-        return Child::from_started(started).inspect_err(|_| {
-            // Not watched by anything: it must not run on.
-            super::signals::kill_group(pid, nix::sys::signal::Signal::SIGKILL);
-            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None);
-        });
+        return launcher.spawn(&program(spec, ctx)?).and_then(adopt);
     }
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
