@@ -392,16 +392,8 @@ impl Machine {
                     }
                     if self.stop.is_some() || inst.held {
                         // Stopped while it was being started: stop it too,
-                        // and say so as for the others.
-                        let mut targets = Vec::new();
-                        let mut signals = Vec::new();
-                        self.stop_instance(key, now, &mut targets, &mut signals);
-                        let quiet =
-                            matches!(self.stop, Some(Stop::OutputClosed | Stop::OutputFailed));
-                        if !quiet {
-                            out.push(Action::Notice(Notice::Stopping { targets }));
-                        }
-                        out.append(&mut signals);
+                        // with its notice, as the others were.
+                        self.stop_where(|i| i == key.index(), now, &mut out);
                     }
                 }
             }

@@ -50,7 +50,7 @@ impl SpawnContext {
 
 /// The process's one launcher (its slots are process-wide descriptors).
 #[cfg(target_os = "linux")]
-fn launcher() -> Option<&'static super::vfork::Launcher> {
+pub(super) fn launcher() -> Option<&'static super::vfork::Launcher> {
     static LAUNCHER: std::sync::OnceLock<Option<super::vfork::Launcher>> =
         std::sync::OnceLock::new();
     LAUNCHER.get_or_init(super::vfork::Launcher::new).as_ref()

@@ -136,26 +136,8 @@ pub fn submit(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::borrow::Cow;
-
-    fn program(script: &str) -> Program<'static> {
-        Program {
-            path: c"/bin/sh".to_owned(),
-            argv: vec![
-                c"sh".to_owned(),
-                c"-c".to_owned(),
-                std::ffi::CString::new(script).expect("no NUL"),
-            ],
-            envp: vec![Cow::Borrowed(c"PATH=/usr/bin:/bin")],
-            cwd: c"/".to_owned(),
-            nofile: None,
-        }
-    }
-
-    fn launcher() -> Option<&'static Launcher> {
-        static L: OnceLock<Option<Launcher>> = OnceLock::new();
-        L.get_or_init(Launcher::new).as_ref()
-    }
+    use crate::supervisor::spawn::launcher;
+    use crate::supervisor::vfork::tests::program;
 
     #[test]
     fn spawns_on_its_thread_and_answers_in_order() {
@@ -197,8 +179,11 @@ mod tests {
         };
         drop(spawned);
         // Reaped by the drop: the pid is no child of ours any more.
-        let e = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid as i32), None)
-            .expect_err("already reaped");
+        let e = nix::sys::wait::waitpid(
+            nix::unistd::Pid::from_raw(pid as i32),
+            Some(nix::sys::wait::WaitPidFlag::WNOHANG),
+        )
+        .expect_err("already reaped");
         assert_eq!(e, nix::errno::Errno::ECHILD);
     }
 

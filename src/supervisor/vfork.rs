@@ -403,11 +403,12 @@ pub fn c_string(bytes: &[u8], what: &str) -> io::Result<CString> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::io::Read as _;
 
-    fn program(script: &str) -> Program<'static> {
+    /// `/bin/sh -c script` in `/` with the test's environment.
+    pub(in crate::supervisor) fn program(script: &str) -> Program<'static> {
         let env: Vec<Cow<'static, CStr>> = std::env::vars_os()
             .filter_map(|(k, v)| {
                 use std::os::unix::ffi::OsStrExt as _;
