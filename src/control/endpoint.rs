@@ -213,6 +213,9 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         }
         own_dir(dir).map_err(Refused::Failed)?;
     }
+    // Refused before the lock file is made, so that nothing is left
+    // beside what the path names (checked again once the lock is held).
+    socket_there(&endpoint.socket)?;
     let lock = loop {
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -252,6 +255,20 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         if !same {
             continue;
         }
+        // `--socket Cargo` names `Cargo.lock`: a file of the user's that
+        // is not to be overwritten, nor removed at the end. A lock a
+        // killed procrun left holds its record, or nothing yet.
+        let mut before = String::new();
+        let theirs = match lock.read_to_string(&mut before) {
+            Ok(_) => !before.is_empty() && serde_json::from_str::<Holder>(&before).is_err(),
+            Err(_) => true,
+        };
+        if theirs {
+            return Err(Refused::Failed(format!(
+                "{} exists and is not procrun's lock: refusing to overwrite it",
+                endpoint.lock.display()
+            )));
+        }
         let text = serde_json::to_string(holder).unwrap_or_default();
         let written = lock
             .set_len(0)
@@ -263,31 +280,32 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         }
         break lock;
     };
-    match std::fs::symlink_metadata(&endpoint.socket) {
-        Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
-            // Stale: its procrun is gone, or it would hold the lock.
+    let bound = socket_there(&endpoint.socket).and_then(|stale| {
+        if stale {
+            // Its procrun is gone, or it would hold the lock.
             let _ = std::fs::remove_file(&endpoint.socket);
         }
-        Ok(_) => {
-            return Err(Refused::Failed(format!(
-                "{} exists and is not a socket: refusing to replace it",
-                endpoint.socket.display()
-            )));
+        // Created 0600 from the start: the umask applies to bind. procrun
+        // has no other thread creating files at this point.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+        let bound = UnixListener::bind(&endpoint.socket);
+        nix::sys::stat::umask(old);
+        bound.map_err(|e| {
+            Refused::Failed(format!(
+                "listening on {}: {}",
+                endpoint.socket.display(),
+                crate::error::io_reason(&e)
+            ))
+        })
+    });
+    let listener = match bound {
+        Ok(l) => l,
+        Err(e) => {
+            // Ours while we hold it: a refused start leaves no lock behind.
+            let _ = std::fs::remove_file(&endpoint.lock);
+            return Err(e);
         }
-        Err(_) => {}
-    }
-    // Created 0600 from the start: the umask applies to bind. procrun has
-    // no other thread creating files at this point.
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let bound = UnixListener::bind(&endpoint.socket);
-    nix::sys::stat::umask(old);
-    let listener = bound.map_err(|e| {
-        Refused::Failed(format!(
-            "listening on {}: {}",
-            endpoint.socket.display(),
-            crate::error::io_reason(&e)
-        ))
-    })?;
+    };
     let taken = Taken {
         endpoint: endpoint.clone(),
         _lock: lock,
@@ -298,6 +316,19 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         sweep(dir, &endpoint.lock);
     }
     Ok((taken, listener))
+}
+
+/// Whether a socket is at `socket`; anything else there (a file, a
+/// directory, a symlink: never followed nor replaced) is refused.
+fn socket_there(socket: &Path) -> Result<bool, Refused> {
+    match std::fs::symlink_metadata(socket) {
+        Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => Ok(true),
+        Ok(_) => Err(Refused::Failed(format!(
+            "{} exists and is not a socket: refusing to replace it",
+            socket.display()
+        ))),
+        Err(_) => Ok(false),
+    }
 }
 
 /// Removes the socket and lock pairs that killed procruns left in the
