@@ -4,8 +4,12 @@
 
 mod support;
 
+use std::io::{Read as _, Write as _};
+use std::os::unix::net::UnixStream;
+
 use nix::sys::signal::Signal;
-use support::Test;
+use serde_json::Value;
+use support::{Test, WAIT};
 
 const UP: &str = "web: echo up; exec sleep 60\n";
 
@@ -85,4 +89,118 @@ fn a_stale_lock_is_taken_and_removed() {
         assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
         assert!(!lock.exists() && !socket.exists());
     }
+}
+
+/// Reads one frame from a raw connection.
+fn frame(s: &mut UnixStream) -> (u8, Vec<u8>) {
+    let mut head = [0u8; 5];
+    s.read_exact(&mut head).expect("a frame header");
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    let mut payload = vec![0; len];
+    s.read_exact(&mut payload).expect("a frame payload");
+    (head[4], payload)
+}
+
+fn json_frame(s: &mut UnixStream) -> Value {
+    let (kind, payload) = frame(s);
+    assert_eq!(kind, 0, "a JSON frame");
+    serde_json::from_slice(&payload).expect("JSON")
+}
+
+fn send_json(s: &mut UnixStream, text: &str) {
+    let mut bytes = u32::try_from(text.len())
+        .expect("short")
+        .to_be_bytes()
+        .to_vec();
+    bytes.push(0);
+    bytes.extend_from_slice(text.as_bytes());
+    s.write_all(&bytes).expect("sent");
+}
+
+/// Clients that connect and never leave cannot take the descriptors the
+/// app needs: past a number of connections the server refuses more
+/// (`busy`), and a restart still starts its process.
+#[cfg(target_os = "linux")]
+#[test]
+fn idle_connections_do_not_take_the_apps_descriptors() {
+    use nix::sys::resource::{Resource, getrlimit};
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft < 1024 {
+        eprintln!("open-files limit {soft} too low for this test: skipped");
+        return;
+    }
+    let sock = tempfile::tempdir().expect("a temp dir");
+    let socket = sock.path().join("s.sock");
+    // A hard limit `start` cannot raise: 256 descriptors in all.
+    let script = format!(
+        "ulimit -n 256 && exec {} --socket '{}' start -p {} --no-timestamp",
+        support::procrun_quoted(),
+        socket.display(),
+        support::free_port()
+    );
+    let mut r = Test::new()
+        .procfile(UP)
+        .program("sh")
+        .args(["-c", &script])
+        .spawn();
+    r.wait_for("web.1  | up");
+    let connect = || {
+        let s = UnixStream::connect(&socket).expect("connected");
+        s.set_read_timeout(Some(WAIT)).expect("a timeout");
+        s
+    };
+    let mut first = connect();
+    json_frame(&mut first);
+    send_json(&mut first, r#"{"type":"hello","protocol":1}"#);
+    // More connections than the server has descriptors, each of which
+    // greets (so that none is dropped for its silence) and says no more.
+    // A connect blocks while the listener's queue is full:
+    // on a thread, so that a server that stops accepting fails the test
+    // instead of hanging it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = socket.clone();
+    std::thread::spawn(move || {
+        let all: Vec<UnixStream> = (0..400)
+            .map(|_| {
+                let mut s = UnixStream::connect(&path).expect("connected");
+                // A client turned away may be closed already.
+                let mut hello = br#"{"type":"hello","protocol":1}"#.to_vec();
+                let mut frame = u32::try_from(hello.len())
+                    .expect("short")
+                    .to_be_bytes()
+                    .to_vec();
+                frame.push(0);
+                frame.append(&mut hello);
+                let _ = s.write_all(&frame);
+                s
+            })
+            .collect();
+        let _ = tx.send(all);
+    });
+    let idle = rx
+        .recv_timeout(WAIT)
+        .expect("400 connections made: the server goes on accepting");
+    // The last is refused as soon as the server gets to it (in order:
+    // the listener's queue is first in, first out).
+    let mut last = connect();
+    let reply = json_frame(&mut last);
+    assert_eq!(reply["type"], "response", "{reply}");
+    assert_eq!(reply["error"]["code"], "busy", "{reply}");
+    send_json(
+        &mut first,
+        r#"{"type":"request","id":1,"method":"restart","params":{"names":["web"]}}"#,
+    );
+    let reply = json_frame(&mut first);
+    assert_eq!(reply["id"], 1, "{reply}");
+    assert_eq!(
+        reply["result"]["instances"][0]["state"],
+        "running",
+        "{reply}\n{}",
+        r.transcript()
+    );
+    drop(idle);
+    r.signal(Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
+    assert!(!r.transcript().contains("failed to start"));
+    r.assert_no_leftovers();
 }
