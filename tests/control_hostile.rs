@@ -204,3 +204,41 @@ fn idle_connections_do_not_take_the_apps_descriptors() {
     assert!(!r.transcript().contains("failed to start"));
     r.assert_no_leftovers();
 }
+
+/// A FIFO where a lock file would be blocks nothing: not the `start` that
+/// sweeps the runtime directory for stale locks, not a client that asks
+/// who holds its app's lock, not a `start` that would take it.
+#[test]
+fn a_fifo_for_a_lock_blocks_nothing() {
+    let rt = support::Runtime::new();
+    let dir = rt.path().join("procrun");
+    std::fs::create_dir(&dir).expect("a dir");
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+        .expect("private");
+    let fifo = |path: &std::path::Path| {
+        nix::unistd::mkfifo(path, nix::sys::stat::Mode::S_IRWXU).expect("a fifo");
+    };
+    fifo(&dir.join("other-0123456789abcdef.lock"));
+    let mut r = Test::new()
+        .procfile(UP)
+        .env("XDG_RUNTIME_DIR", rt.path())
+        .start(&[]);
+    r.wait_for("web.1  | up");
+    r.signal(Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
+
+    let t = Test::new().procfile(UP);
+    let socket = t.path().join("s.sock");
+    fifo(&t.path().join("s.sock.lock"));
+    let socket = socket.to_str().expect("utf-8");
+    let out = Test::in_dir(t.path())
+        .args(["--socket", socket, "ps"])
+        .run();
+    assert_eq!(out.code(), Some(1), "{}", out.stderr);
+    assert!(out.stderr.contains("is not running"), "{}", out.stderr);
+    let out = Test::in_dir(t.path())
+        .args(["--socket", socket, "start"])
+        .run();
+    assert_eq!(out.code(), Some(2), "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("not procrun's lock"), "{}", out.stderr);
+}

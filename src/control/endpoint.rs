@@ -27,6 +27,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+/// How lock files are opened: a symlink is not followed, and a FIFO
+/// someone put there does not block the open (nor, once it is refused for
+/// not being a file, a read).
+const OPEN_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+
 /// The longest socket path the kernel takes (`sun_path` holds 108 bytes
 /// with the final NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -223,7 +228,7 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(OPEN_FLAGS)
             .open(&endpoint.lock)
             .map_err(|e| {
                 Refused::Failed(format!(
@@ -259,10 +264,11 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         // is not to be overwritten, nor removed at the end. A lock a
         // killed procrun left holds its record, or nothing yet.
         let mut before = String::new();
-        let theirs = match lock.read_to_string(&mut before) {
-            Ok(_) => !before.is_empty() && serde_json::from_str::<Holder>(&before).is_err(),
-            Err(_) => true,
-        };
+        let theirs = !lock.metadata().is_ok_and(|m| m.is_file())
+            || match lock.read_to_string(&mut before) {
+                Ok(_) => !before.is_empty() && serde_json::from_str::<Holder>(&before).is_err(),
+                Err(_) => true,
+            };
         if theirs {
             return Err(Refused::Failed(format!(
                 "{} exists and is not procrun's lock: refusing to overwrite it",
@@ -346,11 +352,14 @@ fn sweep(dir: &Path, ours: &Path) {
         }
         let Ok(file) = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(OPEN_FLAGS)
             .open(&path)
         else {
             continue;
         };
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            continue;
+        }
         if let Ok(_held) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             let _ = std::fs::remove_file(path.with_extension("sock"));
             let _ = std::fs::remove_file(&path);
@@ -364,7 +373,7 @@ fn sweep(dir: &Path, ours: &Path) {
 pub fn holder(endpoint: &Endpoint) -> Option<Option<Holder>> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(OPEN_FLAGS)
         .open(&endpoint.lock)
         .ok()?;
     match Flock::lock(file, FlockArg::LockSharedNonblock) {
