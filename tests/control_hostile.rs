@@ -242,3 +242,21 @@ fn a_fifo_for_a_lock_blocks_nothing() {
     assert_eq!(out.code(), Some(2), "{}{}", out.stdout, out.stderr);
     assert!(out.stderr.contains("not procrun's lock"), "{}", out.stderr);
 }
+
+/// `--socket` naming another program's socket (an X server's, a
+/// daemon's) leaves it to that program: only a socket nobody listens on
+/// is stale.
+#[test]
+fn another_programs_socket_is_not_replaced() {
+    let t = Test::new().procfile(UP);
+    let path = t.path().join("daemon.sock");
+    let daemon = std::os::unix::net::UnixListener::bind(&path).expect("bound");
+    let out = Test::in_dir(t.path())
+        .args(["--socket", path.to_str().expect("utf-8"), "start"])
+        .run();
+    assert_eq!(out.code(), Some(2), "{}{}", out.stdout, out.stderr);
+    assert!(out.stderr.contains("running program"), "{}", out.stderr);
+    assert!(!t.path().join("daemon.sock.lock").exists());
+    UnixStream::connect(&path).expect("the program's socket still answers");
+    daemon.accept().expect("its connection");
+}

@@ -286,9 +286,17 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         }
         break lock;
     };
-    let bound = socket_there(&endpoint.socket).and_then(|stale| {
-        if stale {
-            // Its procrun is gone, or it would hold the lock.
+    let bound = socket_there(&endpoint.socket).and_then(|there| {
+        if there {
+            // Not procrun's, whose would hold the lock: a program that
+            // listens there keeps its socket (`--socket` naming another
+            // program's); one nobody listens on is stale.
+            if listened_on(&endpoint.socket) {
+                return Err(Refused::Failed(format!(
+                    "{} is the socket of a running program: refusing to replace it",
+                    endpoint.socket.display()
+                )));
+            }
             let _ = std::fs::remove_file(&endpoint.socket);
         }
         // Created 0600 from the start: the umask applies to bind. procrun
@@ -334,6 +342,40 @@ fn socket_there(socket: &Path) -> Result<bool, Refused> {
             socket.display()
         ))),
         Err(_) => Ok(false),
+    }
+}
+
+/// Whether a program listens on the socket at `path`: a connection
+/// without waiting is taken, or waits in its queue (a full one included).
+fn listened_on(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: a zeroed sockaddr_un is valid; the path, shorter than
+    // sun_path (checked by `take`), is copied in with its NUL after it.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return false;
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &b) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = b as libc::c_char;
+    }
+    // SAFETY: plain system calls on a descriptor this function owns and
+    // closes; `addr` outlives the connect that reads it.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return false;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let r = libc::connect(fd, (&raw const addr).cast(), len);
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        libc::close(fd);
+        r == 0 || matches!(errno, Some(libc::EAGAIN | libc::EINPROGRESS))
     }
 }
 
