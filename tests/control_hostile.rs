@@ -260,3 +260,38 @@ fn another_programs_socket_is_not_replaced() {
     UnixStream::connect(&path).expect("the program's socket still answers");
     daemon.accept().expect("its connection");
 }
+
+/// `signal` to an instance that is not running sends nothing, and says so
+/// instead of "sent".
+#[test]
+fn a_signal_to_a_stopped_instance_is_not_reported_sent() {
+    let rt = support::Runtime::new();
+    let mut r = Test::new()
+        .procfile("web: echo up; exec sleep 60\nother: exec sleep 60\n")
+        .env("XDG_RUNTIME_DIR", rt.path())
+        .start(&[]);
+    r.wait_for("web.1   | up");
+    let client = |args: &[&str]| {
+        Test::in_dir(r.path())
+            .env("XDG_RUNTIME_DIR", rt.path())
+            .args(args)
+            .run()
+    };
+    let out = client(&["stop", "web"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    let out = client(&["signal", "CONT", "web", "other"]);
+    assert_eq!(out.code(), Some(0), "{}", out.stderr);
+    assert!(
+        out.stdout.contains("not sent to web.1: stopped"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout.contains("sent CONT to other.1: running"),
+        "{}",
+        out.stdout
+    );
+    r.signal(Signal::SIGTERM);
+    assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
+    r.assert_no_leftovers();
+}
