@@ -470,11 +470,21 @@ pub fn scale(client: &mut Client, specs: &[String]) -> Result<i32, Error> {
 
 /// `procrun signal SIGNAL NAME…`.
 pub fn signal(client: &mut Client, signal: &str, names: &[String]) -> Result<i32, Error> {
-    let result = client.call("signal", json!({ "signal": signal, "names": names }))?;
-    print(&report(
-        &format!("sent {} to", signal.to_ascii_uppercase()),
-        &result,
-    ));
+    let mut result = client.call("signal", json!({ "signal": signal, "names": names }))?;
+    // An instance with no process (stopped, ended, waiting) got nothing.
+    let (sent, not): (Vec<Value>, Vec<Value>) = match result["instances"].take() {
+        Value::Array(list) => list.into_iter().partition(|i| i["pid"].is_u64()),
+        _ => (Vec::new(), Vec::new()),
+    };
+    let mut out = String::new();
+    if !sent.is_empty() || not.is_empty() {
+        let verb = format!("sent {} to", signal.to_ascii_uppercase());
+        out.push_str(&report(&verb, &json!({ "instances": sent })));
+    }
+    if !not.is_empty() {
+        out.push_str(&report("not sent to", &json!({ "instances": not })));
+    }
+    print(&out);
     Ok(ExitCode::OK)
 }
 

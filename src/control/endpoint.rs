@@ -27,6 +27,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
+/// How lock files are opened: a symlink is not followed, and a FIFO
+/// someone put there does not block the open (nor, once it is refused for
+/// not being a file, a read).
+const OPEN_FLAGS: i32 = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+
 /// The longest socket path the kernel takes (`sun_path` holds 108 bytes
 /// with the final NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
@@ -213,6 +218,9 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         }
         own_dir(dir).map_err(Refused::Failed)?;
     }
+    // Refused before the lock file is made, so that nothing is left
+    // beside what the path names (checked again once the lock is held).
+    socket_there(&endpoint.socket)?;
     let lock = loop {
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -220,7 +228,7 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
             .create(true)
             .truncate(false)
             .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(OPEN_FLAGS)
             .open(&endpoint.lock)
             .map_err(|e| {
                 Refused::Failed(format!(
@@ -252,6 +260,21 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         if !same {
             continue;
         }
+        // `--socket Cargo` names `Cargo.lock`: a file of the user's that
+        // is not to be overwritten, nor removed at the end. A lock a
+        // killed procrun left holds its record, or nothing yet.
+        let mut before = String::new();
+        let theirs = !lock.metadata().is_ok_and(|m| m.is_file())
+            || match lock.read_to_string(&mut before) {
+                Ok(_) => !before.is_empty() && serde_json::from_str::<Holder>(&before).is_err(),
+                Err(_) => true,
+            };
+        if theirs {
+            return Err(Refused::Failed(format!(
+                "{} exists and is not procrun's lock: refusing to overwrite it",
+                endpoint.lock.display()
+            )));
+        }
         let text = serde_json::to_string(holder).unwrap_or_default();
         let written = lock
             .set_len(0)
@@ -263,31 +286,40 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         }
         break lock;
     };
-    match std::fs::symlink_metadata(&endpoint.socket) {
-        Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => {
-            // Stale: its procrun is gone, or it would hold the lock.
+    let bound = socket_there(&endpoint.socket).and_then(|there| {
+        if there {
+            // Not procrun's, whose would hold the lock: a program that
+            // listens there keeps its socket (`--socket` naming another
+            // program's); one nobody listens on is stale.
+            if listened_on(&endpoint.socket) {
+                return Err(Refused::Failed(format!(
+                    "{} is the socket of a running program: refusing to replace it",
+                    endpoint.socket.display()
+                )));
+            }
             let _ = std::fs::remove_file(&endpoint.socket);
         }
-        Ok(_) => {
-            return Err(Refused::Failed(format!(
-                "{} exists and is not a socket: refusing to replace it",
-                endpoint.socket.display()
-            )));
+        // Created 0600 from the start: the umask applies to bind. procrun
+        // has no other thread creating files at this point.
+        let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
+        let bound = UnixListener::bind(&endpoint.socket);
+        nix::sys::stat::umask(old);
+        bound.map_err(|e| {
+            Refused::Failed(format!(
+                "listening on {}: {}",
+                endpoint.socket.display(),
+                crate::error::io_reason(&e)
+            ))
+        })
+    });
+    let listener = match bound {
+        Ok(l) => l,
+        Err(e) => {
+            // Ours while we hold it: a refused start leaves no lock behind.
+            let _ = std::fs::remove_file(&endpoint.lock);
+            return Err(e);
         }
-        Err(_) => {}
-    }
-    // Created 0600 from the start: the umask applies to bind. procrun has
-    // no other thread creating files at this point.
-    let old = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o177));
-    let bound = UnixListener::bind(&endpoint.socket);
-    nix::sys::stat::umask(old);
-    let listener = bound.map_err(|e| {
-        Refused::Failed(format!(
-            "listening on {}: {}",
-            endpoint.socket.display(),
-            crate::error::io_reason(&e)
-        ))
-    })?;
+    };
     let taken = Taken {
         endpoint: endpoint.clone(),
         _lock: lock,
@@ -298,6 +330,53 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         sweep(dir, &endpoint.lock);
     }
     Ok((taken, listener))
+}
+
+/// Whether a socket is at `socket`; anything else there (a file, a
+/// directory, a symlink: never followed nor replaced) is refused.
+fn socket_there(socket: &Path) -> Result<bool, Refused> {
+    match std::fs::symlink_metadata(socket) {
+        Ok(meta) if std::os::unix::fs::FileTypeExt::is_socket(&meta.file_type()) => Ok(true),
+        Ok(_) => Err(Refused::Failed(format!(
+            "{} exists and is not a socket: refusing to replace it",
+            socket.display()
+        ))),
+        Err(_) => Ok(false),
+    }
+}
+
+/// Whether a program listens on the socket at `path`: a connection
+/// without waiting is taken, or waits in its queue (a full one included).
+fn listened_on(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let bytes = path.as_os_str().as_bytes();
+    // SAFETY: a zeroed sockaddr_un is valid; the path, shorter than
+    // sun_path (checked by `take`), is copied in with its NUL after it.
+    let mut addr: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    if bytes.len() >= addr.sun_path.len() {
+        return false;
+    }
+    addr.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    for (d, &b) in addr.sun_path.iter_mut().zip(bytes) {
+        *d = b as libc::c_char;
+    }
+    // SAFETY: plain system calls on a descriptor this function owns and
+    // closes; `addr` outlives the connect that reads it.
+    unsafe {
+        let fd = libc::socket(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return false;
+        }
+        let len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+        let r = libc::connect(fd, (&raw const addr).cast(), len);
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        libc::close(fd);
+        r == 0 || matches!(errno, Some(libc::EAGAIN | libc::EINPROGRESS))
+    }
 }
 
 /// Removes the socket and lock pairs that killed procruns left in the
@@ -315,11 +394,14 @@ fn sweep(dir: &Path, ours: &Path) {
         }
         let Ok(file) = std::fs::OpenOptions::new()
             .read(true)
-            .custom_flags(libc::O_NOFOLLOW)
+            .custom_flags(OPEN_FLAGS)
             .open(&path)
         else {
             continue;
         };
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            continue;
+        }
         if let Ok(_held) = Flock::lock(file, FlockArg::LockExclusiveNonblock) {
             let _ = std::fs::remove_file(path.with_extension("sock"));
             let _ = std::fs::remove_file(&path);
@@ -333,7 +415,7 @@ fn sweep(dir: &Path, ours: &Path) {
 pub fn holder(endpoint: &Endpoint) -> Option<Option<Holder>> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NOFOLLOW)
+        .custom_flags(OPEN_FLAGS)
         .open(&endpoint.lock)
         .ok()?;
     match Flock::lock(file, FlockArg::LockSharedNonblock) {

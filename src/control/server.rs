@@ -47,6 +47,17 @@ const GATHER: Duration = Duration::from_millis(10);
 /// After the app ended: how long clients get to receive their last replies.
 const LINGER: Duration = Duration::from_secs(2);
 
+/// How long a client may take to send its hello (ours send it at once).
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many clients are served at once: a sixteenth of the open-files
+/// limit, so that clients that connect and never leave cannot take the
+/// descriptors the instances need (3 each, `usage`'s files a quarter at
+/// most), within 16 and 1,024.
+fn max_clients() -> usize {
+    (super::usage::open_files_limit() / 16).clamp(16, 1024)
+}
+
 /// What the server needs from `start`.
 #[derive(Debug)]
 pub struct Context {
@@ -134,10 +145,12 @@ async fn serve(
     };
     let samples = Arc::new(Mutex::new(Usage::default()));
     let mut tasks = tokio::task::JoinSet::new();
+    let most = max_clients();
     loop {
         tokio::select! {
             _ = stopped.changed() => break,
             accepted = listener.accept() => match accepted {
+                Ok((stream, _)) if tasks.len() >= most => turn_away(&stream, most),
                 Ok((stream, _)) => {
                     tasks.spawn(connection(stream, Arc::clone(&ctx), Arc::clone(&samples), stopped.clone()));
                 }
@@ -153,6 +166,21 @@ async fn serve(
     ctx.ring.close_followers();
     let _ =
         tokio::time::timeout(LINGER, async { while tasks.join_next().await.is_some() {} }).await;
+}
+
+/// Answers a client past [`max_clients`] with `busy` and closes it: one
+/// small frame into an empty socket buffer, written without waiting.
+fn turn_away(stream: &UnixStream, most: usize) {
+    let envelope = Envelope::Response {
+        id: None,
+        result: None,
+        error: Some(WireError::new(
+            "busy",
+            format!("{most} clients are connected already, the most this procrun serves at once"),
+        )),
+    };
+    let _ = stream.try_write(&wire::encode_json(&envelope));
+    tracing::debug!("control socket: turned a client away: {most} connected");
 }
 
 /// Writes one frame, or fails when the client does not take it in time.
@@ -221,8 +249,18 @@ async fn connection(
     }
     let mut greeted = false;
     loop {
+        let read = async {
+            if greeted {
+                wire::read_frame(&mut rd, MAX_REQUEST).await
+            } else {
+                // One that never greets only holds a place.
+                tokio::time::timeout(HELLO_TIMEOUT, wire::read_frame(&mut rd, MAX_REQUEST))
+                    .await
+                    .unwrap_or_else(|_| Err(FrameError::Io(std::io::ErrorKind::TimedOut.into())))
+            }
+        };
         let frame = tokio::select! {
-            frame = wire::read_frame(&mut rd, MAX_REQUEST) => frame,
+            frame = read => frame,
             _ = stopped.changed() => {
                 let _ = bye(&mut wr, &stopped).await;
                 return;

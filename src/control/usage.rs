@@ -310,7 +310,7 @@ fn lifetime_cpu(stat: &ProcStat, uptime: Option<f64>, hz: f64) -> Option<f64> {
 }
 
 /// The soft limit on open files (`start` has raised it to the hard limit).
-fn open_files_limit() -> usize {
+pub(super) fn open_files_limit() -> usize {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
