@@ -209,7 +209,7 @@ async fn relay(
                 Some(bytes) => {
                     out.extend_from_slice(&bytes);
                     while out.len() < FRAME_BYTES {
-                        let Ok(more) = output.try_recv() else { break };
+                        let Some(more) = output.try_recv() else { break };
                         out.extend_from_slice(&more);
                     }
                     let frame = wire::encode(KIND_OUTPUT, &out);

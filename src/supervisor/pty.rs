@@ -29,6 +29,7 @@
 
 use std::os::fd::{AsFd as _, AsRawFd as _, OwnedFd};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
@@ -57,6 +58,11 @@ pub const RECENT: usize = 8 * 1024;
 /// Reads of output waiting for one connected client; a client further
 /// behind is dropped rather than slowing the instance.
 pub const CLIENT_QUEUE: usize = 1024;
+
+/// Bytes of output waiting for one connected client, at most: a client
+/// that does not read holds no more than this (a read is up to 64 KiB, so
+/// [`CLIENT_QUEUE`] alone would let it hold 64 MiB).
+pub const CLIENT_BYTES: usize = 1 << 20;
 
 /// The window size without a terminal.
 const DEFAULT_SIZE: (u16, u16) = (24, 80);
@@ -204,6 +210,8 @@ struct State {
 struct Client {
     id: u64,
     tx: mpsc::Sender<Vec<u8>>,
+    /// Bytes sent and not yet received, shared with its [`Output`].
+    queued: Arc<AtomicUsize>,
     /// The client's window and when it set it.
     size: Option<(u64, Winsize)>,
 }
@@ -229,7 +237,30 @@ pub struct Attached {
     pub recent: Vec<u8>,
     /// Everything written from then on; closed when the instance's terminal
     /// closes or the client fell too far behind.
-    pub output: mpsc::Receiver<Vec<u8>>,
+    pub output: Output,
+}
+
+/// The output waiting for a connected client, counted in bytes.
+#[derive(Debug)]
+pub struct Output {
+    rx: mpsc::Receiver<Vec<u8>>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Output {
+    /// The next read of output; `None` once the client is let go.
+    pub async fn recv(&mut self) -> Option<Vec<u8>> {
+        let bytes = self.rx.recv().await?;
+        self.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+        Some(bytes)
+    }
+
+    /// The next read of output if one is waiting.
+    pub fn try_recv(&mut self) -> Option<Vec<u8>> {
+        let bytes = self.rx.try_recv().ok()?;
+        self.queued.fetch_sub(bytes.len(), Ordering::Relaxed);
+        Some(bytes)
+    }
 }
 
 impl Terminal {
@@ -298,13 +329,19 @@ impl Terminal {
             state.next_resize += 1;
             (n, s)
         });
-        state.clients.push(Client { id, tx, size });
+        let queued = Arc::new(AtomicUsize::new(0));
+        state.clients.push(Client {
+            id,
+            tx,
+            queued: Arc::clone(&queued),
+            size,
+        });
         let recent = recent_screen(&state.recent).to_vec();
         self.apply(&mut state);
         Some(Attached {
             id,
             recent,
-            output: rx,
+            output: Output { rx, queued },
         })
     }
 
@@ -362,9 +399,12 @@ impl Terminal {
             recent.drain(..cut);
         }
         let before = state.clients.len();
-        state
-            .clients
-            .retain(|c| c.tx.try_send(bytes.to_vec()).is_ok());
+        state.clients.retain(|c| {
+            // Counted before the send, so that the receiver never takes
+            // away more than was added.
+            let before = c.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+            before + bytes.len() <= CLIENT_BYTES && c.tx.try_send(bytes.to_vec()).is_ok()
+        });
         if state.clients.len() != before {
             tracing::debug!(
                 "{}: a connected client fell behind and was dropped",
@@ -598,7 +638,7 @@ mod tests {
         t.output(b"next\r\n");
         assert_eq!(a.output.try_recv().expect("live"), b"next\r\n");
         t.end();
-        assert!(a.output.try_recv().is_err(), "closed at the end");
+        assert!(a.output.try_recv().is_none(), "closed at the end");
         assert!(
             t.attach(None).is_none(),
             "nobody connects to an ended terminal"
@@ -619,5 +659,28 @@ mod tests {
         assert!(!t.is_attached(slow.id), "dropped");
         assert!(t.is_attached(fast.id));
         assert!(!t.ended(), "a drop is not the end");
+    }
+
+    #[test]
+    fn a_client_holds_at_most_client_bytes_of_output() {
+        let (t, _slave) = terminal();
+        let slow = t.attach(None).expect("open");
+        let mut reading = t.attach(None).expect("open");
+        let read = vec![b'x'; 64 * 1024];
+        for _ in 0..CLIENT_BYTES / read.len() {
+            t.output(&read);
+        }
+        assert!(t.is_attached(slow.id), "a full queue is kept");
+        // The reader takes one read: room for exactly one more.
+        reading.output.try_recv().expect("read");
+        t.output(&read);
+        assert!(!t.is_attached(slow.id), "one read past the cap drops it");
+        assert!(t.is_attached(reading.id));
+        // What is read is counted off: the reader never falls behind.
+        for _ in 0..3 * CLIENT_BYTES / read.len() {
+            while reading.output.try_recv().is_some() {}
+            t.output(&read);
+        }
+        assert!(t.is_attached(reading.id));
     }
 }
