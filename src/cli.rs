@@ -14,6 +14,24 @@ use std::time::Duration;
 use clap::builder::TypedValueParser as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The command line as procrun parses it: [`Cli`], with an option's
+/// environment variable ignored while it is set but empty
+/// (`PROCRUN_PORT= procrun start`). An empty value means "not set", as
+/// for `NO_COLOR`, rather than an error about a flag nobody typed.
+pub fn command() -> clap::Command {
+    fn without_empty_env(cmd: clap::Command) -> clap::Command {
+        cmd.mut_args(|arg| match arg.get_env() {
+            Some(name) if std::env::var_os(name).is_some_and(|v| v.is_empty()) => {
+                arg.env(None::<&str>)
+            }
+            _ => arg,
+        })
+        .mut_subcommands(without_empty_env)
+    }
+    use clap::CommandFactory as _;
+    without_empty_env(Cli::command())
+}
+
 /// A fast, careful Procfile runner: runs a twelve-factor app's processes
 /// locally and exports them to production process managers.
 ///
@@ -24,7 +42,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Every option can also be set from the environment as
 /// PROCRUN_<LONG_NAME> (e.g. PROCRUN_PROCFILE=Procfile.dev,
-/// PROCRUN_NO_TIMESTAMP=1); a flag on the command line wins.
+/// PROCRUN_NO_TIMESTAMP=1; one set but empty counts as unset); a flag on
+/// the command line wins.
 ///
 /// Exit codes: 0 success; 1 procrun itself failed while running; 2 invalid
 /// input (a flag, the Procfile, an env file, the formation or a port), and

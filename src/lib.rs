@@ -57,15 +57,15 @@ use crate::settings::Settings;
 
 /// Runs procrun with the process's arguments and returns its exit code.
 pub fn main() -> i32 {
-    use clap::{CommandFactory as _, FromArgMatches as _};
+    use clap::FromArgMatches as _;
     // The matches are kept: they say which options were given, and how.
-    let parsed = Cli::command()
+    let parsed = cli::command()
         .try_get_matches_from(cli::logs_follow_args(std::env::args_os()))
         .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
     let (mut cli, matches) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
-            let e = e.format(&mut Cli::command());
+            let e = e.format(&mut cli::command());
             let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
@@ -77,7 +77,7 @@ pub fn main() -> i32 {
     };
     settings::fold_aliases(&mut cli, &matches);
     init_tracing(cli.global.verbose, cli.global.color);
-    let mut origins = settings::Origins::from_matches(&Cli::command(), &matches);
+    let mut origins = settings::Origins::from_matches(&cli::command(), &matches);
     let foreman = match config::foreman::apply(&mut cli, &mut origins) {
         Ok(applied) => applied,
         Err(e) => return report(&e.into(), settings_color(&cli)),

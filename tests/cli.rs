@@ -63,6 +63,35 @@ fn boolean_options_from_the_environment_accept_1_and_0() {
 }
 
 #[test]
+fn an_option_from_the_environment_set_but_empty_counts_as_unset() {
+    let p = support::Project::with_procfile("web: echo hi\n");
+    let out = p
+        .procrun()
+        .arg("check")
+        .env("PROCRUN_PORT", "")
+        .env("PROCRUN_TIMEOUT", "")
+        .env("PROCRUN_ENV", "")
+        .env("PROCRUN_NO_TIMESTAMP", "")
+        .output()
+        .expect("runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("base port: 5000 (default)"), "{stdout}");
+    // The same variable with a bad value is still an error.
+    let out = p
+        .procrun()
+        .arg("check")
+        .env("PROCRUN_PORT", "x")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn man_page_is_generated_from_the_cli_definition() {
     let out = support::procrun().arg("man").output().expect("runs");
     assert!(out.status.success());
