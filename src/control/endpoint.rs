@@ -221,6 +221,8 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
     // Refused before the lock file is made, so that nothing is left
     // beside what the path names (checked again once the lock is held).
     socket_there(&endpoint.socket)?;
+    // Tries left while the lock is held but not by a live procrun.
+    let mut patience = BUSY_TRIES;
     let lock = loop {
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -242,7 +244,17 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
             Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
                 let mut text = String::new();
                 let _ = file.read_to_string(&mut text);
-                return Err(Refused::Running(serde_json::from_str(&text).ok()));
+                let holder: Option<Holder> = serde_json::from_str(&text).ok();
+                // Held, but its record names no live procrun: another
+                // app's start sweeping a stale lock holds it for a moment,
+                // or its holder has not written the record yet.
+                let alive = holder.as_ref().is_some_and(|h| pid_alive(h.pid));
+                if !alive && patience > 0 {
+                    patience -= 1;
+                    std::thread::sleep(BUSY_PAUSE);
+                    continue;
+                }
+                return Err(Refused::Running(holder));
             }
             Err((_, e)) => {
                 return Err(Refused::Failed(format!(
@@ -332,6 +344,23 @@ pub fn take(endpoint: &Endpoint, holder: &Holder) -> Result<(Taken, UnixListener
         sweep(dir, &endpoint.lock);
     }
     Ok((taken, listener))
+}
+
+/// How often, and how far apart, a lock held by no live procrun is tried
+/// again: a sweep holds one for microseconds, so 50 ms is plenty.
+const BUSY_TRIES: u32 = 10;
+const BUSY_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Whether process `pid` exists (it may be another user's).
+fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else {
+        return false;
+    };
+    pid > 0
+        && !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        )
 }
 
 /// Whether `text` is a lock's holder record, of this version or another:
@@ -466,7 +495,7 @@ mod tests {
 
     #[test]
     fn a_lock_left_by_any_version_is_procruns_and_other_files_are_not() {
-        let ours = serde_json::to_string(&holder_for(Path::new("/srv/app"))).unwrap();
+        let ours = serde_json::to_string(&holder_for(Path::new("/srv/app"))).expect("serialized");
         assert!(holder_record(&ours));
         // An older or newer procrun's record, with other fields.
         assert!(holder_record(r#"{"pid":4242,"root":"/srv/app"}"#));
@@ -520,6 +549,35 @@ mod tests {
         assert!(!dir.path().join("dead.lock").exists());
         assert!(!dir.path().join("dead.sock").exists());
         assert!(live.lock.exists() && live.socket.exists(), "held: kept");
+    }
+
+    #[test]
+    fn a_lock_held_for_a_dead_holder_is_tried_again_then_refused() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let e = endpoint(dir.path(), Some(&dir.path().join("s.sock")));
+        let mut dead = std::process::Command::new("true").spawn().expect("true");
+        let dead_pid = dead.id();
+        dead.wait().expect("reaped");
+        assert!(!pid_alive(dead_pid) && pid_alive(std::process::id()));
+        // Another start's sweep holds the lock of a procrun that is gone.
+        let record = Holder {
+            pid: dead_pid,
+            ..holder_for(dir.path())
+        };
+        std::fs::write(&e.lock, serde_json::to_string(&record).expect("serialized"))
+            .expect("written");
+        let file = std::fs::File::open(&e.lock).expect("opened");
+        let _held = Flock::lock(file, FlockArg::LockExclusiveNonblock).expect("locked");
+        let began = std::time::Instant::now();
+        match take(&e, &holder_for(dir.path())) {
+            Err(Refused::Running(Some(h))) => assert_eq!(h.pid, dead_pid),
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        assert!(
+            began.elapsed() >= BUSY_PAUSE * BUSY_TRIES,
+            "tried again before refusing"
+        );
+        assert!(!e.socket.exists(), "nothing bound");
     }
 
     #[test]
