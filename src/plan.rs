@@ -328,6 +328,8 @@ fn instance_spec(
     let own_port = t.policy.port.then(|| port.to_string());
     let mut vars = env.for_instance(own_port.as_deref(), &name, budget)?;
     vars.retain(|(k, _)| k != "PORT" && k != "PS");
+    // Kept as long as the instance: no room beyond its two.
+    vars.reserve_exact(2);
     if t.policy.port {
         vars.push(("PORT".to_owned(), port.to_string()));
     }

@@ -161,7 +161,10 @@ impl OutputSender {
                 // The printer may be idle, with our chunks still queued.
                 self.flush();
                 let _waiting = self.pacing.waiting();
-                let Ok(permit) = self.permits.clone().acquire_many_owned(units).await else {
+                // Boxed: only a reader that waits pays for the wait's room,
+                // not every idle instance's reader task.
+                let acquire = Box::pin(self.permits.clone().acquire_many_owned(units));
+                let Ok(permit) = acquire.await else {
                     return;
                 };
                 permit

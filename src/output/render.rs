@@ -46,6 +46,15 @@ fn prefix_of(ident: &Ident, shown: &str, width: usize, looks: Looks) -> Prefix {
     )
 }
 
+/// An instance's JSON envelope; none while writing text, where nothing
+/// reads it (a thousand instances kept 64 KiB of them).
+fn instance_head(looks: Looks, ident: &Ident, pid: Option<u32>) -> Vec<u8> {
+    match looks.json {
+        true => json::instance_head(ident, pid),
+        false => Vec::new(),
+    }
+}
+
 /// Formats messages: keeps every instance's prefix, pid and sequence
 /// number, registered as instances appear.
 #[derive(Debug)]
@@ -146,7 +155,7 @@ impl Renderer {
         self.entries[index] = Some(Entry {
             prefix: prefix_of(&ident, &shown, self.width, self.looks),
             shown,
-            head: json::instance_head(&ident, None),
+            head: instance_head(self.looks, &ident, None),
             seq: 0,
             ident,
         });
@@ -191,7 +200,7 @@ impl Renderer {
         if let Notice::Started { key, pid, .. } = notice
             && let Some(Some(entry)) = self.entries.get_mut(key.index())
         {
-            entry.head = json::instance_head(&entry.ident, *pid);
+            entry.head = instance_head(self.looks, &entry.ident, *pid);
         }
         if self.looks.json {
             self.notice_json(notice, out);

@@ -18,8 +18,9 @@ enum Waiter {
     /// A pidfd registered with the runtime.
     #[cfg(target_os = "linux")]
     Pidfd(tokio::io::unix::AsyncFd<OwnedFd>),
-    /// tokio reaps it.
-    Tokio(tokio::process::Child),
+    /// tokio reaps it. Boxed, as is its wait below: this fallback would
+    /// otherwise make every instance's unit task larger (~200 bytes).
+    Tokio(Box<tokio::process::Child>),
 }
 
 /// One child process.
@@ -64,7 +65,7 @@ impl Child {
         let stderr = child.stderr.take().map(|s| receiver(s.into_owned_fd()));
         Ok(Child {
             pid: child.id(),
-            waiter: Waiter::Tokio(child),
+            waiter: Waiter::Tokio(Box::new(child)),
             stdout: stdout.transpose()?,
             stderr: stderr.transpose()?,
         })
@@ -108,7 +109,7 @@ impl Child {
                 }
             }
             Waiter::Tokio(child) => {
-                let status = child.wait().await;
+                let status = Box::pin(child.wait()).await;
                 if status.is_ok() {
                     self.pid = None;
                 }

@@ -73,7 +73,7 @@ pub struct Options {
 struct Unit {
     /// The pid (= process group id) until the unit reports the exit.
     pid: Option<u32>,
-    control: mpsc::UnboundedSender<Signal>,
+    control: Arc<unit::Link>,
     /// Its terminal, for an instance on a pty.
     terminal: Option<Arc<Terminal>>,
 }
@@ -377,7 +377,7 @@ impl Dispatcher {
     async fn suspend(&mut self) {
         let live: Vec<&Unit> = self.units.iter().flatten().collect();
         for unit in &live {
-            let _ = unit.control.send(Signal::SIGSTOP);
+            unit.control.signal(Signal::SIGSTOP);
         }
         let n = live.len();
         self.output.notice(Notice::Suspended { count: n });
@@ -395,7 +395,7 @@ impl Dispatcher {
         // Continued.
         let mut n = 0;
         for unit in self.units.iter().flatten() {
-            let _ = unit.control.send(Signal::SIGCONT);
+            unit.control.signal(Signal::SIGCONT);
             n += 1;
         }
         self.output.notice(Notice::Resumed { count: n });
@@ -413,7 +413,7 @@ impl Dispatcher {
                 }
                 Action::Signal(key, signal) => {
                     if let Some(Some(unit)) = self.units.get(key.index()) {
-                        let _ = unit.control.send(signal);
+                        unit.control.signal(signal);
                     }
                 }
                 Action::SignalStrays(signal) => self.signal_strays(signal),
@@ -471,7 +471,7 @@ impl Dispatcher {
                 if let (Some(w), Some(pid)) = (self.watchdog.as_mut(), pid) {
                     w.watch(pid);
                 }
-                let (control, control_rx) = mpsc::unbounded_channel();
+                let control = Arc::new(unit::Link::default());
                 // A log check sees every line, so it is armed before the
                 // first is read.
                 let log_match = self
@@ -481,7 +481,7 @@ impl Dispatcher {
                     key,
                     child,
                     reader,
-                    control_rx,
+                    control.clone(),
                     self.events_tx.clone(),
                     self.output.clone(),
                     log_match,

@@ -37,7 +37,7 @@ use nix::pty::Winsize;
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::process::{Child, Command};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::output::json::Stream;
@@ -481,7 +481,7 @@ pub async fn pump(
     reader: Reader,
     key: Key,
     output: OutputSender,
-    mut exited: watch::Receiver<bool>,
+    link: Arc<crate::supervisor::unit::Link>,
     log_match: Option<Arc<LogMatch>>,
 ) {
     let Reader {
@@ -525,7 +525,7 @@ pub async fn pump(
         let wake = tokio::select! {
             biased;
             read = read(&master, &mut buf) => Wake::Read(read),
-            _ = async { exited.wait_for(|e| *e).await.is_ok() }, if drain_until.is_none() => Wake::Exited,
+            () = link.exited(), if drain_until.is_none() => Wake::Exited,
             () = tokio::time::sleep_until(drain_at.unwrap_or(far)), if drain_at.is_some() => Wake::Drained,
             () = tokio::time::sleep_until(idle_at.unwrap_or(far)), if idle_at.is_some() => Wake::Idle,
         };

@@ -12,13 +12,15 @@
 //! [`DRAIN_IDLE`] without data and [`DRAIN_TOTAL`] in all, because a
 //! grandchild may hold them open forever.
 
+use std::collections::VecDeque;
 use std::os::fd::AsRawFd;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use tokio::net::unix::pipe;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use crate::outcome::Outcome;
@@ -61,63 +63,147 @@ pub enum Event {
     },
 }
 
+/// What a unit shares with the dispatcher and its readers: the signals the
+/// dispatcher asks for, in order, and whether the child has exited. One
+/// small allocation per instance, where a tokio mpsc channel (cache-padded)
+/// and a watch channel (nine `Notify`s) took about 850 bytes.
+#[derive(Debug, Default)]
+pub struct Link {
+    signals: Mutex<VecDeque<Signal>>,
+    signalled: Notify,
+    exited: AtomicBool,
+    exit: Notify,
+}
+
+impl Link {
+    /// Asks the unit to signal its process group; dropped once the child
+    /// has exited.
+    pub fn signal(&self, signal: Signal) {
+        if self.exited.load(Ordering::Acquire) {
+            return;
+        }
+        self.queue().push_back(signal);
+        self.signalled.notify_one();
+    }
+
+    fn queue(&self) -> std::sync::MutexGuard<'_, VecDeque<Signal>> {
+        self.signals.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The next signal asked for. Cancel-safe: a signal leaves the queue
+    /// only when it is returned.
+    async fn next_signal(&self) -> Signal {
+        loop {
+            let notified = self.signalled.notified();
+            if let Some(signal) = self.queue().pop_front() {
+                return signal;
+            }
+            notified.await;
+        }
+    }
+
+    /// The child has exited (or its unit is gone): the readers drain.
+    fn set_exited(&self) {
+        self.exited.store(true, Ordering::Release);
+        self.exit.notify_waiters();
+    }
+
+    /// Waits until the child has exited.
+    pub async fn exited(&self) {
+        loop {
+            // Created before the check, so a `notify_waiters` after it
+            // still wakes this wait.
+            let notified = self.exit.notified();
+            if self.exited.load(Ordering::Acquire) {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Tells the readers of the exit when dropped: also if the unit's task is.
+struct ExitOnDrop(Arc<Link>);
+
+impl Drop for ExitOnDrop {
+    fn drop(&mut self) {
+        self.0.set_exited();
+    }
+}
+
 /// Runs instance `key` until it has exited and its output is delivered.
-pub async fn run(
+///
+/// This and `pump` return async blocks rather than being `async fn`s:
+/// an `async fn`'s future keeps its arguments twice (as given, and moved
+/// into its body), ~170 bytes here in every instance's task.
+#[allow(clippy::manual_async_fn)]
+pub fn run(
     key: Key,
     mut child: Child,
     terminal: Option<crate::supervisor::pty::Reader>,
-    mut control: mpsc::UnboundedReceiver<Signal>,
+    link: Arc<Link>,
     events: mpsc::UnboundedSender<Event>,
     output: OutputSender,
     log_match: Option<Arc<LogMatch>>,
-) {
-    let (exited_tx, exited_rx) = watch::channel(false);
-    let mut pumps = Vec::with_capacity(2);
-    if let Some(reader) = terminal {
-        pumps.push(tokio::spawn(crate::supervisor::pty::pump(
-            reader,
+) -> impl Future<Output = ()> {
+    async move {
+        let exit = ExitOnDrop(link.clone());
+        let mut pumps = Vec::with_capacity(2);
+        if let Some(reader) = terminal {
+            pumps.push(tokio::spawn(crate::supervisor::pty::pump(
+                reader,
+                key,
+                output.clone(),
+                link.clone(),
+                log_match.clone(),
+            )));
+        }
+        let pipes = [
+            child
+                .stdout
+                .take()
+                .map(|p| Pipe::new(p, Stream::Stdout, &output)),
+            child
+                .stderr
+                .take()
+                .map(|p| Pipe::new(p, Stream::Stderr, &output)),
+        ];
+        pumps.push(tokio::spawn(pump(
+            pipes,
             key,
-            output.clone(),
-            exited_rx.clone(),
-            log_match.clone(),
+            output,
+            link.clone(),
+            log_match,
         )));
-    }
-    pumps.push(tokio::spawn(pump(
-        child.stdout.take(),
-        child.stderr.take(),
-        key,
-        output,
-        exited_rx,
-        log_match,
-    )));
 
-    let status = loop {
-        tokio::select! {
-            biased;
-            status = child.wait() => break status,
-            Some(signal) = control.recv() => {
-                // `id()` is None once reaped; until `wait` returns here the
-                // child is at worst a zombie, whose pid cannot be reused.
-                if let Some(pid) = child.id() {
-                    tracing::debug!("instance {}: {signal} to process group {pid}", key.0);
-                    kill_group(pid, signal);
+        let status = loop {
+            tokio::select! {
+                biased;
+                status = child.wait() => break status,
+                signal = link.next_signal() => {
+                    // `id()` is None once reaped; until `wait` returns here the
+                    // child is at worst a zombie, whose pid cannot be reused.
+                    if let Some(pid) = child.id() {
+                        tracing::debug!("instance {}: {signal} to process group {pid}", key.0);
+                        kill_group(pid, signal);
+                    }
                 }
             }
+        };
+        drop(exit);
+        drop(link);
+        for p in pumps {
+            let _ = p.await;
         }
-    };
-    drop(control);
-    let _ = exited_tx.send(true);
-    for p in pumps {
-        let _ = p.await;
+        let outcome = match status {
+            Ok(status) => Outcome::from_status(status),
+            Err(e) => {
+                tracing::warn!("waiting for instance {}: {e}", key.0);
+                Outcome::Exited(1)
+            }
+        };
+        let _ = events.send(Event::Exited { key, outcome });
     }
-    let outcome = match status {
-        Ok(status) => Outcome::from_status(status),
-        Err(e) => {
-            tracing::warn!("waiting for instance {}: {e}", key.0);
-            Outcome::Exited(1)
-        }
-    };
-    let _ = events.send(Event::Exited { key, outcome });
 }
 
 /// Reads what `pipe` holds into the free capacity of `buf`. A read that
@@ -206,91 +292,106 @@ async fn readable(pipe: &Option<Pipe>) -> std::io::Result<()> {
 /// to be readable before it takes a buffer, and lets the buffer go again
 /// when no partial line is left in it: an instance that is quiet holds no
 /// memory here.
-async fn pump(
-    stdout: Option<pipe::Receiver>,
-    stderr: Option<pipe::Receiver>,
+#[allow(clippy::manual_async_fn)] // see `run`
+fn pump(
+    mut pipes: [Option<Pipe>; 2],
     key: Key,
     output: OutputSender,
-    mut exited: watch::Receiver<bool>,
+    link: Arc<Link>,
     log_match: Option<Arc<LogMatch>>,
-) {
-    let mut pipes = [
-        stdout.map(|p| Pipe::new(p, Stream::Stdout, &output)),
-        stderr.map(|p| Pipe::new(p, Stream::Stderr, &output)),
-    ];
-    let mut chunks = Vec::new();
-    let mut drain_until: Option<Instant> = None;
-    let far = Instant::now() + Duration::from_secs(86_400 * 365);
-    while pipes.iter().any(Option::is_some) {
-        // After the exit: the earliest moment a pipe is given up.
-        let give_up = pipes
-            .iter()
-            .flatten()
-            .filter_map(|p| p.idle_until)
-            .min()
-            .map_or(far, |idle| drain_until.map_or(idle, |all| idle.min(all)));
-        let [first, second] = &pipes;
-        // Not biased: a pipe written flat out must not starve the other.
-        let which = tokio::select! {
-            ready = readable(first) => (0, ready),
-            ready = readable(second) => (1, ready),
-            // The Ref the wait returns must not live on: it is not Send.
-            () = async { drop(exited.wait_for(|e| *e).await) }, if drain_until.is_none() => {
-                let now = Instant::now();
-                drain_until = Some(now + DRAIN_TOTAL);
-                for p in pipes.iter_mut().flatten() {
-                    p.idle_until = Some(now + DRAIN_IDLE);
+) -> impl Future<Output = ()> {
+    async move {
+        let mut drain_until: Option<Instant> = None;
+        let far = Instant::now() + Duration::from_secs(86_400 * 365);
+        // The drain's timer, made at the exit: boxed, so that a running
+        // instance's pump does not hold room for one.
+        let mut timer: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        while pipes.iter().any(Option::is_some) {
+            // After the exit: the earliest moment a pipe is given up.
+            let give_up = pipes
+                .iter()
+                .flatten()
+                .filter_map(|p| p.idle_until)
+                .min()
+                .map_or(far, |idle| drain_until.map_or(idle, |all| idle.min(all)));
+            if give_up < far {
+                match timer.as_mut() {
+                    Some(t) => t.as_mut().reset(give_up),
+                    None => timer = Some(Box::pin(tokio::time::sleep_until(give_up))),
                 }
-                continue;
             }
-            () = tokio::time::sleep_until(give_up), if give_up < far => {
-                let now = Instant::now();
-                for slot in &mut pipes {
-                    let expired = slot.as_ref().is_some_and(|p| {
-                        drain_until.is_some_and(|all| now >= all)
-                            || p.idle_until.is_some_and(|idle| now >= idle)
-                    });
-                    if expired {
-                        tracing::debug!("instance {}: pipe still open after exit, left", key.0);
-                        if let Some(p) = slot.take() {
-                            finish(p, key, &output, &log_match).await;
+            let [first, second] = &pipes;
+            // Not biased: a pipe written flat out must not starve the other.
+            let which = tokio::select! {
+                ready = readable(first) => (0, ready),
+                ready = readable(second) => (1, ready),
+                () = link.exited(), if drain_until.is_none() => {
+                    let now = Instant::now();
+                    drain_until = Some(now + DRAIN_TOTAL);
+                    for p in pipes.iter_mut().flatten() {
+                        p.idle_until = Some(now + DRAIN_IDLE);
+                    }
+                    continue;
+                }
+                () = async {
+                    match timer.as_mut() {
+                        Some(t) => t.as_mut().await,
+                        None => std::future::pending().await,
+                    }
+                }, if give_up < far => {
+                    let now = Instant::now();
+                    for slot in &mut pipes {
+                        let expired = slot.as_ref().is_some_and(|p| {
+                            drain_until.is_some_and(|all| now >= all)
+                                || p.idle_until.is_some_and(|idle| now >= idle)
+                        });
+                        if expired {
+                            tracing::debug!("instance {}: pipe still open after exit, left", key.0);
+                            if let Some(p) = slot.take() {
+                                Box::pin(finish(p, key, &output, &log_match)).await;
+                            }
                         }
                     }
+                    continue;
                 }
-                continue;
-            }
-        };
-        let (i, ready) = which;
-        let Some(p) = pipes[i].as_mut() else { continue };
-        let read = ready.and_then(|()| p.read());
-        match read {
-            Ok(0) => {}
-            Ok(_) => {
-                if drain_until.is_some() {
-                    p.idle_until = Some(Instant::now() + DRAIN_IDLE);
+            };
+            let (i, ready) = which;
+            let Some(p) = pipes[i].as_mut() else { continue };
+            let read = ready.and_then(|()| p.read());
+            match read {
+                Ok(0) => {}
+                Ok(_) => {
+                    if drain_until.is_some() {
+                        p.idle_until = Some(Instant::now() + DRAIN_IDLE);
+                    }
+                    let stream = p.stream;
+                    // Not kept between reads: an idle instance would hold its
+                    // room for four chunks.
+                    let mut chunks = Vec::new();
+                    p.lines.filled(&mut chunks);
+                    // Before waiting for the printer: a thousand instances
+                    // waiting with a read buffer each were most of procrun's
+                    // memory at start.
+                    p.lines.idle();
+                    for chunk in chunks {
+                        send(key, stream, chunk, &output, &log_match).await;
+                    }
+                    continue;
                 }
-                let stream = p.stream;
-                p.lines.filled(&mut chunks);
-                // Before waiting for the printer: a thousand instances
-                // waiting with a read buffer each were most of procrun's
-                // memory at start.
-                p.lines.idle();
-                for chunk in chunks.drain(..) {
-                    send(key, stream, chunk, &output, &log_match).await;
+                // Readiness was stale (tokio cleared it).
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    p.lines.idle();
+                    continue;
                 }
-                continue;
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => tracing::debug!("instance {}: reading output: {e}", key.0),
             }
-            // Readiness was stale (tokio cleared it).
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                p.lines.idle();
-                continue;
+            // End of file, or an error: this pipe is done.
+            if let Some(p) = pipes[i].take() {
+                // Boxed, as above: once per pipe, and the pump's future, which
+                // every instance keeps, need not hold room for it.
+                Box::pin(finish(p, key, &output, &log_match)).await;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => tracing::debug!("instance {}: reading output: {e}", key.0),
-        }
-        // End of file, or an error: this pipe is done.
-        if let Some(p) = pipes[i].take() {
-            finish(p, key, &output, &log_match).await;
         }
     }
 }
