@@ -4,11 +4,11 @@
 
 mod support;
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::os::unix::net::UnixStream;
 
 use nix::sys::signal::Signal;
-use serde_json::Value;
+use support::wire::{json_frame, send_json};
 use support::{Test, WAIT};
 
 const UP: &str = "web: echo up; exec sleep 60\n";
@@ -89,32 +89,6 @@ fn a_stale_lock_is_taken_and_removed() {
         assert_eq!(r.wait_exit(), Some(143), "{}", r.transcript());
         assert!(!lock.exists() && !socket.exists());
     }
-}
-
-/// Reads one frame from a raw connection.
-fn frame(s: &mut UnixStream) -> (u8, Vec<u8>) {
-    let mut head = [0u8; 5];
-    s.read_exact(&mut head).expect("a frame header");
-    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    let mut payload = vec![0; len];
-    s.read_exact(&mut payload).expect("a frame payload");
-    (head[4], payload)
-}
-
-fn json_frame(s: &mut UnixStream) -> Value {
-    let (kind, payload) = frame(s);
-    assert_eq!(kind, 0, "a JSON frame");
-    serde_json::from_slice(&payload).expect("JSON")
-}
-
-fn send_json(s: &mut UnixStream, text: &str) {
-    let mut bytes = u32::try_from(text.len())
-        .expect("short")
-        .to_be_bytes()
-        .to_vec();
-    bytes.push(0);
-    bytes.extend_from_slice(text.as_bytes());
-    s.write_all(&bytes).expect("sent");
 }
 
 /// Clients that connect and never leave cannot take the descriptors the

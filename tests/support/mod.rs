@@ -53,6 +53,7 @@
 pub mod pty;
 pub mod running;
 pub mod tmux;
+pub mod wire;
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
