@@ -379,6 +379,13 @@ fn a_socket_left_by_a_killed_procrun_is_replaced() {
         support::gone_within(child, WAIT),
         "the watchdog stops the app"
     );
+    let out = client(&r, &rt, &["ps"]);
+    assert_eq!(out.code(), Some(1));
+    assert!(
+        out.stderr.contains("procrun is not running for") && out.stderr.contains("is stale"),
+        "{}",
+        out.stderr
+    );
     let mut again = Test::in_dir(r.path())
         .env("XDG_RUNTIME_DIR", rt.path())
         .start(&[]);

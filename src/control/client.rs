@@ -53,6 +53,13 @@ impl Client {
                         ep.socket.display(),
                         crate::error::io_reason(&e)
                     )),
+                    // A socket with nobody behind it: a procrun that was
+                    // killed left it (the next `start` replaces it).
+                    None if ep.socket.exists() => failure(format!(
+                        "procrun is not running for {} (the socket at {} is stale: the procrun that made it is gone)",
+                        root.display(),
+                        ep.socket.display()
+                    )),
                     None => failure(format!(
                         "procrun is not running for {} (no socket at {})",
                         root.display(),
