@@ -704,7 +704,7 @@ fn machine() -> String {
 
 fn version(r: &Runner) -> String {
     let arg = match r.kind {
-        Kind::Baseline | Kind::BaselineFork | Kind::LimitMux => {
+        Kind::Baseline | Kind::BaselineFork | Kind::LimitMux | Kind::LimitMuxGroups => {
             return env!("CARGO_PKG_VERSION").to_string();
         }
         Kind::Foreman => "version",

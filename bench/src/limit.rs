@@ -1,8 +1,8 @@
 //! The limit multiplexer: the least a line-prefixing runner has to do, as
 //! the ceiling procrun is measured against.
 //!
-//! `mux K CMD [--pipe-size BYTES] [--read BYTES] [--out-pipe-size BYTES]`
-//! starts K copies of
+//! `mux K CMD [--pipe-size BYTES] [--read BYTES] [--out-pipe-size BYTES]
+//! [--groups]` starts K copies of
 //! `/bin/sh -c CMD` (posix_spawn, through std without a `pre_exec` hook),
 //! each with its stdout on a pipe of its own (enlarged to `--pipe-size`,
 //! 1 MiB by default, as far as `/proc/sys/fs/pipe-max-size` allows; its
@@ -15,6 +15,12 @@
 //! (no UTF-8, no line cap, no stderr, no back-pressure accounting). It
 //! stops on SIGINT, SIGTERM or SIGHUP (SIGTERM to every child, then waits
 //! for them), or when every pipe is closed.
+//!
+//! With `--groups` each child leads a process group of its own (so that
+//! the terminal's Ctrl-C reaches the multiplexer alone, as it reaches
+//! procrun); a stop signals the groups one by one and reads every pipe to
+//! its end before it reaps: the least a runner that stops its instances
+//! itself, losing no line, has to do.
 //!
 //! Rust with only std and libc rather than C: every call in the loop is a
 //! direct libc call, the same a C version would make; the harness needs no
@@ -46,6 +52,7 @@ pub fn mux(args: &[String]) -> Result<ExitCode> {
     let pipe_size: i32 = opt(args, "--pipe-size")?.unwrap_or(1 << 20);
     let read_size: usize = opt(args, "--read")?.unwrap_or(256 * 1024);
     let out_pipe_size: i32 = opt(args, "--out-pipe-size")?.unwrap_or(1 << 20);
+    let groups = args.iter().any(|a| a == "--groups");
     if out_pipe_size > 0 {
         // SAFETY: fcntl on stdout; failure (not a pipe) changes nothing.
         unsafe { libc::fcntl(1, libc::F_SETPIPE_SZ, out_pipe_size) };
@@ -66,13 +73,17 @@ pub fn mux(args: &[String]) -> Result<ExitCode> {
         }
         // SAFETY: the write end is ours; the Command closes it after spawning.
         let write = unsafe { OwnedFd::from_raw_fd(fds[1]) };
-        let child = Command::new("/bin/sh")
+        let mut command = Command::new("/bin/sh");
+        command
             .arg("-c")
             .arg(cmd)
             .stdin(Stdio::null())
-            .stdout(Stdio::from(write))
-            .spawn()
-            .map_err(|e| format!("mux: {e}"))?;
+            .stdout(Stdio::from(write));
+        if groups {
+            // Set through posix_spawn's attributes: no pre_exec, no fork.
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let child = command.spawn().map_err(|e| format!("mux: {e}"))?;
         children.push(child);
         let name = format!("{:width$} | ", format!("w.{i}"));
         streams.push(Stream {
@@ -109,7 +120,17 @@ pub fn mux(args: &[String]) -> Result<ExitCode> {
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 256];
     let mut open = k;
     let mut stop = false;
-    while open > 0 && !stop {
+    let mut signalled = false;
+    // Without groups a stop ends the loop; with them, the pipes drain first.
+    while open > 0 && (groups || !stop) {
+        if stop && !signalled {
+            // Each group on its own, then on reading until every pipe ends.
+            for c in &children {
+                // SAFETY: a plain syscall; the group is our child's.
+                unsafe { libc::kill(-(c.id() as i32), libc::SIGTERM) };
+            }
+            signalled = true;
+        }
         // SAFETY: `events` has room for its length.
         let n = unsafe { libc::epoll_wait(ep, events.as_mut_ptr(), events.len() as i32, -1) };
         if n < 0 {
@@ -119,6 +140,11 @@ pub fn mux(args: &[String]) -> Result<ExitCode> {
         for ev in &events[..n as usize] {
             let id = ev.u64;
             if id == u64::MAX {
+                // Taken, so that the signalfd is not ready again while the
+                // pipes drain.
+                let mut info = [0u8; 128];
+                // SAFETY: reading one signalfd_siginfo into a buffer its size.
+                unsafe { libc::read(sigfd, info.as_mut_ptr().cast(), info.len()) };
                 stop = true;
                 continue;
             }
@@ -161,7 +187,7 @@ pub fn mux(args: &[String]) -> Result<ExitCode> {
             out.clear();
         }
     }
-    if stop {
+    if stop && !groups {
         for c in &children {
             sys::kill(c.id(), libc::SIGTERM);
         }

@@ -119,6 +119,13 @@ impl Table {
         }
     }
 
+    /// `runner`'s median in `col` over `other`'s.
+    pub fn vs(&self, runner: &str, other: &str, col: usize) -> Option<f64> {
+        let b = self.median_of(other, col)?;
+        let m = self.median_of(runner, col)?;
+        (b > 0.0).then(|| m / b)
+    }
+
     fn median_of(&self, runner: &str, col: usize) -> Option<f64> {
         let row = self.rows.iter().find(|r| r.runner == runner)?;
         median(&row.values[col])

@@ -24,6 +24,10 @@ pub enum Kind {
     /// The limit multiplexer (`limit.rs`): K processes, a pipe each, lines
     /// prefixed like procrun's into one stdout.
     LimitMux,
+    /// The limit multiplexer with each instance in a process group of its
+    /// own, signalled group by group and drained to the end of its pipe on
+    /// a stop: what a runner that Ctrl-C reaches alone must do at least.
+    LimitMuxGroups,
     Procrun,
     Foreman,
     Honcho,
@@ -42,7 +46,7 @@ impl Runner {
     pub fn is_baseline(&self) -> bool {
         matches!(
             self.kind,
-            Kind::Baseline | Kind::BaselineFork | Kind::LimitMux
+            Kind::Baseline | Kind::BaselineFork | Kind::LimitMux | Kind::LimitMuxGroups
         )
     }
 
@@ -54,7 +58,9 @@ impl Runner {
 
     pub fn kill_timeout(&self) -> KillTimeout {
         match self.kind {
-            Kind::Baseline | Kind::BaselineFork | Kind::LimitMux => KillTimeout::Never,
+            Kind::Baseline | Kind::BaselineFork | Kind::LimitMux | Kind::LimitMuxGroups => {
+                KillTimeout::Never
+            }
             Kind::Procrun | Kind::Foreman | Kind::Ultraman => KillTimeout::Flag,
             Kind::Honcho => KillTimeout::Fixed(5),
             Kind::NodeForeman => KillTimeout::Never,
@@ -91,8 +97,11 @@ impl Runner {
                     }
                 }
             }
-            Kind::LimitMux => {
+            Kind::LimitMux | Kind::LimitMuxGroups => {
                 push("mux");
+                if self.kind == Kind::LimitMuxGroups {
+                    push("--groups");
+                }
                 for (name, k) in formation {
                     if let Some((_, cmd)) = commands.iter().find(|(n, _)| n == name) {
                         push(&k.to_string());

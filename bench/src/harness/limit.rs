@@ -14,6 +14,8 @@ use crate::runners::{Kind, Runner};
 /// Row names.
 pub const MUX: &str = "limit mux";
 pub const LAUNCHER: &str = "launcher";
+/// The limit multiplexer with a process group per instance (start and stop).
+pub const GROUPS: &str = "mux, own groups";
 const RAW: &str = "raw pipe";
 
 impl Bench {
@@ -36,6 +38,14 @@ impl Bench {
                 Runner {
                     name: LAUNCHER,
                     kind: Kind::Baseline,
+                    exe: self.exe.clone(),
+                },
+            ));
+            out.push((
+                GROUPS,
+                Runner {
+                    name: GROUPS,
+                    kind: Kind::LimitMuxGroups,
                     exe: self.exe.clone(),
                 },
             ));
@@ -151,6 +161,18 @@ impl Bench {
                 let row = format!("{what}, {figure} ÷ {}", t.baseline.as_deref().unwrap_or(""));
                 for b in &builds {
                     if let Some(r) = t.vs_baseline(b, c) {
+                        s.push(&row, b, r);
+                    } else {
+                        s.row(&row);
+                    }
+                }
+            }
+            // The stop against the least a runner with a group per
+            // instance does: the part of the gap that design costs.
+            if t.baseline.as_deref() == Some(LAUNCHER) {
+                let row = format!("stop, {figure} ÷ {GROUPS}");
+                for b in &builds {
+                    if let Some(r) = t.vs(b, GROUPS, 4) {
                         s.push(&row, b, r);
                     } else {
                         s.row(&row);
