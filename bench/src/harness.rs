@@ -1076,7 +1076,11 @@ impl Bench {
         run.stop(Stop::CtrlC);
         let exit = run.exited(Duration::from_secs(STOP_WAIT));
         match exit {
-            Some((at, _)) => t.push(name, "ms Ctrl-C to exit", sys::secs(at - t_sig) * 1e3),
+            Some((at, _)) if at >= t_sig => {
+                t.push(name, "ms Ctrl-C to exit", sys::secs(at - t_sig) * 1e3)
+            }
+            // A runner that failed at once: no stop to time.
+            Some(_) => t.note(name, "exited before Ctrl-C".into()),
             None => t.note(name, format!("did not exit within {STOP_WAIT} s of Ctrl-C")),
         }
         let (_, _, left) = run.finish();

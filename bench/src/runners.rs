@@ -99,14 +99,15 @@ impl Runner {
             }
             Kind::LimitMux | Kind::LimitMuxGroups => {
                 push("mux");
-                if self.kind == Kind::LimitMuxGroups {
-                    push("--groups");
-                }
                 for (name, k) in formation {
                     if let Some((_, cmd)) = commands.iter().find(|(n, _)| n == name) {
                         push(&k.to_string());
                         push(cmd);
                     }
+                }
+                // After K CMD, which the multiplexer reads first.
+                if self.kind == Kind::LimitMuxGroups {
+                    push("--groups");
                 }
             }
             Kind::Procrun => {
