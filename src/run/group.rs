@@ -390,16 +390,31 @@ struct Helper {
 }
 
 impl Helper {
-    /// Forks a helper that exits at the end of file of `lifeline`.
+    /// Forks a helper that exits at the end of file of `lifeline`, and
+    /// returns once its signals are set: a relay not yet running when the
+    /// shell's `fg` comes would let that SIGCONT go by (the default action
+    /// ignores it), and procrun would stay stopped. Under load the command
+    /// could stop for the terminal, and the shell continue it, before the
+    /// relay had run at all.
     fn fork(lifeline: &OwnedFd, role: Role) -> Option<Helper> {
+        let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).ok()?;
         // SAFETY: procrun has no other thread yet (see `prepare`); the child
         // only makes async-signal-safe calls (`helper`) and never returns.
         match unsafe { nix::unistd::fork() } {
-            Ok(ForkResult::Child) => helper(lifeline.as_raw_fd(), role),
+            Ok(ForkResult::Child) => helper(lifeline.as_raw_fd(), role, ready_w.as_raw_fd()),
             Ok(ForkResult::Parent { child }) => {
                 if let Role::Anchor = role {
                     // Also done by the anchor itself: whichever runs first.
                     let _ = setpgid(child, child);
+                }
+                drop(ready_w);
+                // A byte once it is set up, or end of file if it died first.
+                let mut ready = std::fs::File::from(ready_r);
+                let mut byte = [0u8];
+                while let Err(e) = ready.read(&mut byte) {
+                    if e.kind() != std::io::ErrorKind::Interrupted {
+                        break;
+                    }
                 }
                 Some(Helper { pid: child })
             }
@@ -435,7 +450,7 @@ extern "C" fn relay_continue(_: libc::c_int) {
 /// A helper's whole life, in the forked child: ignore every signal (a
 /// relay passes SIGCONT on), let go of procrun's stdio, and wait for the
 /// lifeline to end. Only async-signal-safe calls, no allocation.
-fn helper(lifeline: RawFd, role: Role) -> ! {
+fn helper(lifeline: RawFd, role: Role, ready: RawFd) -> ! {
     // SAFETY: plain system calls on descriptors this process owns and on
     // structures on the stack; the handler only reads an atomic and calls
     // async-signal-safe functions.
@@ -465,6 +480,10 @@ fn helper(lifeline: RawFd, role: Role) -> ! {
         libc::prctl(libc::PR_SET_NAME, name.as_ptr(), 0, 0, 0);
         #[cfg(not(target_os = "linux"))]
         let _ = name;
+        // Set up: procrun may go on (`Helper::fork`).
+        let byte = 1u8;
+        libc::write(ready, (&raw const byte).cast(), 1);
+        libc::close(ready);
         // Keep only the lifeline, as descriptor 3: a copy of its write end
         // (or of any pipe procrun holds) would keep it open. And let go of
         // procrun's stdio: `procrun run cmd | head` must see end of file
