@@ -150,9 +150,14 @@ async fn serve(
         tokio::select! {
             _ = stopped.changed() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) if tasks.len() >= most => turn_away(&stream, most),
                 Ok((stream, _)) => {
-                    tasks.spawn(connection(stream, Arc::clone(&ctx), Arc::clone(&samples), stopped.clone()));
+                    // Clients that have left count no more, joined or not.
+                    while tasks.try_join_next().is_some() {}
+                    if tasks.len() >= most {
+                        turn_away(&stream, most);
+                    } else {
+                        tasks.spawn(connection(stream, Arc::clone(&ctx), Arc::clone(&samples), stopped.clone()));
+                    }
                 }
                 Err(e) => {
                     // Out of descriptors, say: wait instead of spinning.

@@ -208,6 +208,36 @@ impl Requests {
     }
 }
 
+/// Answers the requests that come after the app has ended, until the
+/// control server lets go of its end: `start` keeps its socket open a
+/// moment longer (for a dashboard to show the end), and a dashboard's first
+/// `ps` may come after the last instance has ended. `ps` gets the final
+/// statuses, `quit` the exit code, anything else "stopping". On a thread of
+/// its own: the dispatcher's runtime is done.
+pub fn answer_after_end(
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<Request>,
+    machine: &Machine,
+    code: i32,
+) {
+    let keys: Vec<Key> = machine.shown().collect();
+    let last = statuses(machine, &keys);
+    let answering = std::thread::Builder::new()
+        .name("control-end".into())
+        .spawn(move || {
+            while let Some(Request { command, reply, .. }) = requests.blocking_recv() {
+                let answer = match command {
+                    Command::Ps => Ok(Reply::Instances(last.clone())),
+                    Command::Quit => Ok(Reply::Quit(code)),
+                    _ => Err(WireError::new("stopping", "the app is stopping")),
+                };
+                let _ = reply.send(answer);
+            }
+        });
+    if let Err(e) = answering {
+        tracing::debug!("no thread for control requests after the end: {e}");
+    }
+}
+
 fn settled(machine: &Machine, key: Key, until: Until) -> bool {
     let state = machine.state(key);
     match until {

@@ -311,6 +311,9 @@ pub async fn supervise(
     }
     let code = d.machine.exit_code();
     d.requests.finish(&d.machine, code);
+    if let Some(requests) = control.take() {
+        crate::supervisor::control::answer_after_end(requests, &d.machine, code);
+    }
     Ok((code, d.watchdog.take()))
 }
 
