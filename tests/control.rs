@@ -198,6 +198,12 @@ fn scale_starts_the_next_ports_and_stops_the_highest_first() {
     assert!(out.stderr.contains("web, worker"), "{}", out.stderr);
     let out = client(&r, &rt, &["scale", "web=70000"]);
     assert_eq!(out.code(), Some(2), "{}", out.stderr);
+    // The type's own limit is the one named, before the app's total.
+    assert!(
+        out.stderr.contains("at most 1000 per type"),
+        "{}",
+        out.stderr
+    );
     r.signal(Signal::SIGTERM);
     assert_eq!(r.wait_exit(), Some(143));
     r.assert_no_leftovers();

@@ -251,21 +251,6 @@ fn settled(machine: &Machine, key: Key, until: Until) -> bool {
 }
 
 fn check_scale(machine: &Machine, plan: &Plan, counts: &[(String, u32)]) -> Result<(), WireError> {
-    // The formation's cap holds for the running app too.
-    let mut total: u64 = machine
-        .shown()
-        .filter(|&k| !counts.iter().any(|(t, _)| *t == machine.spec(k).type_name))
-        .count() as u64;
-    total += counts.iter().map(|(_, n)| u64::from(*n)).sum::<u64>();
-    if total > crate::formation::MAX_TOTAL_INSTANCES {
-        return Err(WireError::new(
-            "invalid_params",
-            format!(
-                "that makes {total} instances in all: procrun runs at most {}",
-                crate::formation::MAX_TOTAL_INSTANCES
-            ),
-        ));
-    }
     for (name, count) in counts {
         let Some(t) = plan.types.iter().find(|t| t.name == *name) else {
             let known = plan.types.iter().map(|t| t.name.clone()).collect();
@@ -289,6 +274,22 @@ fn check_scale(machine: &Machine, plan: &Plan, counts: &[(String, u32)]) -> Resu
                 ),
             ));
         }
+    }
+    // After each type's own limits, which say more about a count too high.
+    // The formation's cap holds for the running app too.
+    let mut total: u64 = machine
+        .shown()
+        .filter(|&k| !counts.iter().any(|(t, _)| *t == machine.spec(k).type_name))
+        .count() as u64;
+    total += counts.iter().map(|(_, n)| u64::from(*n)).sum::<u64>();
+    if total > crate::formation::MAX_TOTAL_INSTANCES {
+        return Err(WireError::new(
+            "invalid_params",
+            format!(
+                "that makes {total} instances in all: procrun runs at most {}",
+                crate::formation::MAX_TOTAL_INSTANCES
+            ),
+        ));
     }
     Ok(())
 }
