@@ -257,10 +257,23 @@ fn refused(e: wire::WireError) -> Error {
     };
     let mut d = Diagnostic::error(e.message);
     if !e.known.is_empty() {
-        d = d.help(format!("known: {}", e.known.join(", ")));
+        d = d.help(format!("known: {}", known_list(&e.known)));
     }
     Error::with_code(d, code)
 }
+
+/// The names a refusal lists, the first [`KNOWN_SHOWN`] of them: an app
+/// scaled to a thousand instances would otherwise print them all.
+fn known_list(known: &[String]) -> String {
+    let shown = known[..known.len().min(KNOWN_SHOWN)].join(", ");
+    match known.len().checked_sub(KNOWN_SHOWN) {
+        Some(more) if more > 0 => format!("{shown} and {more} more (procrun ps lists them)"),
+        _ => shown,
+    }
+}
+
+/// How many known names a refusal shows.
+const KNOWN_SHOWN: usize = 20;
 
 /// `procrun ps`.
 pub fn ps(client: &mut Client, as_json: bool) -> Result<i32, Error> {
@@ -508,6 +521,19 @@ pub fn quit(client: &mut Client) -> Result<i32, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_list_of_known_names_is_cut_and_says_how_many_more() {
+        let few: Vec<String> = ["web", "web.1", "worker"].map(String::from).to_vec();
+        assert_eq!(known_list(&few), "web, web.1, worker");
+        let many: Vec<String> = (1..=1000).map(|i| format!("web.{i}")).collect();
+        let shown = known_list(&many);
+        assert!(shown.starts_with("web.1, web.2, "), "{shown}");
+        assert!(shown.contains("web.20 and 980 more"), "{shown}");
+        assert!(!shown.contains("web.21"), "{shown}");
+        let exact: Vec<String> = (1..=KNOWN_SHOWN).map(|i| format!("w.{i}")).collect();
+        assert!(!known_list(&exact).contains("more"));
+    }
 
     #[test]
     fn counts_parse_and_refuse_what_is_not_type_equals_n() {
