@@ -8,7 +8,7 @@ use std::io::Write as _;
 use std::os::unix::net::UnixStream;
 
 use nix::sys::signal::Signal;
-use support::wire::{json_frame, send_json};
+use support::wire::{json_bytes, json_frame, send_json};
 use support::{Test, WAIT};
 
 const UP: &str = "web: echo up; exec sleep 60\n";
@@ -138,14 +138,7 @@ fn idle_connections_do_not_take_the_apps_descriptors() {
             .map(|_| {
                 let mut s = UnixStream::connect(&path).expect("connected");
                 // A client turned away may be closed already.
-                let mut hello = br#"{"type":"hello","protocol":1}"#.to_vec();
-                let mut frame = u32::try_from(hello.len())
-                    .expect("short")
-                    .to_be_bytes()
-                    .to_vec();
-                frame.push(0);
-                frame.append(&mut hello);
-                let _ = s.write_all(&frame);
+                let _ = s.write_all(&json_bytes(r#"{"type":"hello","protocol":1}"#));
                 s
             })
             .collect();

@@ -26,13 +26,18 @@ pub fn json_frame(s: &mut UnixStream) -> Value {
     serde_json::from_slice(&payload).expect("JSON")
 }
 
-/// Sends `text` as one JSON frame.
-pub fn send_json(s: &mut UnixStream, text: &str) {
+/// `text` as one JSON frame (kind 0).
+pub fn json_bytes(text: &str) -> Vec<u8> {
     let mut bytes = u32::try_from(text.len())
         .expect("short")
         .to_be_bytes()
         .to_vec();
     bytes.push(0);
     bytes.extend_from_slice(text.as_bytes());
-    s.write_all(&bytes).expect("sent");
+    bytes
+}
+
+/// Sends `text` as one JSON frame.
+pub fn send_json(s: &mut UnixStream, text: &str) {
+    s.write_all(&json_bytes(text)).expect("sent");
 }

@@ -22,46 +22,28 @@ impl Bench {
     /// Every runner of the limit scenarios: the limit runner of each
     /// table, procrun (and the builds compared with it), the raw pipe.
     fn limit_runners(&self, mux: bool) -> Vec<(&'static str, Runner)> {
+        let ours = |name: &'static str, kind: Kind| {
+            (
+                name,
+                Runner {
+                    name,
+                    kind,
+                    exe: self.exe.clone(),
+                },
+            )
+        };
         let mut out = Vec::new();
         if mux {
-            out.push((
-                MUX,
-                Runner {
-                    name: MUX,
-                    kind: Kind::LimitMux,
-                    exe: self.exe.clone(),
-                },
-            ));
+            out.push(ours(MUX, Kind::LimitMux));
         } else {
-            out.push((
-                LAUNCHER,
-                Runner {
-                    name: LAUNCHER,
-                    kind: Kind::Baseline,
-                    exe: self.exe.clone(),
-                },
-            ));
-            out.push((
-                GROUPS,
-                Runner {
-                    name: GROUPS,
-                    kind: Kind::LimitMuxGroups,
-                    exe: self.exe.clone(),
-                },
-            ));
+            out.push(ours(LAUNCHER, Kind::Baseline));
+            out.push(ours(GROUPS, Kind::LimitMuxGroups));
         }
         for r in self.runners.iter().filter(|r| r.kind == Kind::Procrun) {
             out.push((r.name, r.clone()));
         }
         if mux {
-            out.push((
-                RAW,
-                Runner {
-                    name: RAW,
-                    kind: Kind::Baseline,
-                    exe: self.exe.clone(),
-                },
-            ));
+            out.push(ours(RAW, Kind::Baseline));
         }
         out
     }
